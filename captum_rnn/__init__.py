@@ -1,0 +1,23 @@
+"""captum-rnn: explain recurrent and attention sequence models with Captum and Lightning.
+
+Example:
+    >>> import torch, captum_rnn
+    >>> from captum_rnn.models import RNNClassifier
+    >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4)
+    >>> explanations = captum_rnn.explain(model, torch.tensor([[4, 5, 6]]))
+"""
+
+from captum_rnn._explain import explain
+from captum_rnn._grad import GradientContext, gradient_context
+from captum_rnn.explanation import Explanation, Explanations
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Explanation",
+    "Explanations",
+    "GradientContext",
+    "__version__",
+    "explain",
+    "gradient_context",
+]

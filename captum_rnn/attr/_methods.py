@@ -1,0 +1,365 @@
+"""Attribution methods that ``captum_rnn.explain`` can run, registered by subclassing.
+
+Every method works in the space the recurrent layer reads: embedded tokens
+``(batch, time, embedding_dim)`` for token models, raw features
+``(batch, time, features)`` for continuous models. The model's ``forward`` accepts
+that space directly (with ``lengths``), so each method is Captum's own class called on
+the model itself; nothing is re-implemented. What this module adds is what Captum
+leaves to the caller on sequence models: lengths passed as an additional forward
+argument (never interpolated), one feature per time step for the perturbation
+methods, an exact zero on padding, and IG's step count raised until its
+convergence delta is small.
+
+To add a method, subclass :class:`AttributionMethod` with a ``name``; ``explain``
+finds it by that name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from captum.attr import (
+    DeepLift,
+    FeatureAblation,
+    GradientShap,
+    InputXGradient,
+    IntegratedGradients,
+    KernelShap,
+    Lime,
+    Occlusion,
+    Saliency,
+)
+from torch import Tensor, nn
+
+from captum_rnn.attr._linear import WeightedRidge
+
+__all__ = ["AttributionMethod", "MethodResult", "available_methods", "get_method"]
+
+
+@dataclass
+class MethodResult:
+    """What a method returns for a batch.
+
+    Attributes:
+        attributions: ``(batch, time, dim)``; exactly 0 at padded steps.
+        delta: IG's convergence delta per sequence ``(batch,)``, or ``None``.
+        n_steps: integration steps used per sequence ``(batch,)``, or ``None``.
+    """
+
+    attributions: Tensor
+    delta: Tensor | None = None
+    n_steps: Tensor | None = None
+
+
+class AttributionMethod:
+    """Base class: subclass it with a ``name`` to make a method available to ``explain``.
+
+    Args:
+        model: a captum-rnn model whose ``forward(x, lengths)`` accepts the embedded input.
+
+    Subclasses implement :meth:`attribute` over a padded batch.
+    """
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: True when the method needs gradients (it then runs inside ``gradient_context``).
+    uses_gradients: ClassVar[bool] = True
+    _registry: ClassVar[dict[str, type[AttributionMethod]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            for key in (cls.name, *cls.aliases):
+                AttributionMethod._registry[key] = cls
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def attribute(
+        self, inputs: Tensor, baselines: Tensor, target: Tensor, lengths: Tensor, **kwargs: Any
+    ) -> MethodResult:
+        """Attribute ``target`` to every step of ``inputs``.
+
+        Args:
+            inputs: ``(batch, time, dim)`` embedded tokens or features.
+            baselines: same shape: the reference input.
+            target: ``(batch,)`` output index per sequence.
+            lengths: ``(batch,)`` true lengths.
+            kwargs: method options (``n_steps`` and so on).
+
+        Returns:
+            A :class:`MethodResult`.
+        """
+        raise NotImplementedError
+
+
+def available_methods() -> list[str]:
+    """Names of the registered methods (aliases included), sorted."""
+    return sorted(AttributionMethod._registry)
+
+
+def get_method(name: str) -> type[AttributionMethod]:
+    """Return the method class registered as ``name``.
+
+    Raises:
+        ValueError: when no method has that name; the message lists the known ones.
+    """
+    try:
+        return AttributionMethod._registry[name]
+    except KeyError:
+        raise ValueError(f"method must be one of {available_methods()}, got {name!r}") from None
+
+
+@contextlib.contextmanager
+def _seeded(device: torch.device, seed: int = 0) -> Iterator[None]:
+    """Seed the sampling methods without touching the caller's random state."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class IntegratedGradientsMethod(AttributionMethod):
+    """Captum's ``IntegratedGradients`` in embedding space, with adaptive step count.
+
+    Options:
+        n_steps: initial number of steps (default 50).
+        max_steps: upper bound when raising the steps (default 400).
+        rtol, atol: a sequence has converged when
+            ``|delta| <= rtol * |F(x) - F(baseline)| + atol`` (defaults 0.05 and 1e-3).
+        method: Captum's integration rule (default ``"gausslegendre"``).
+        internal_batch_size: passed to Captum to bound memory.
+    """
+
+    name = "integrated_gradients"
+    aliases = ("ig",)
+
+    def attribute(
+        self,
+        inputs: Tensor,
+        baselines: Tensor,
+        target: Tensor,
+        lengths: Tensor,
+        n_steps: int = 50,
+        max_steps: int = 400,
+        rtol: float = 0.05,
+        atol: float = 1e-3,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+    ) -> MethodResult:
+        if n_steps < 2 or max_steps < n_steps:
+            raise ValueError(f"need 2 <= n_steps <= max_steps, got {n_steps} and {max_steps}")
+        ig = IntegratedGradients(self.model)
+        batch = inputs.shape[0]
+        attributions = torch.zeros_like(inputs)
+        delta = torch.zeros(batch, dtype=inputs.dtype, device=inputs.device)
+        used = torch.zeros(batch, dtype=torch.long, device=inputs.device)
+        todo = torch.arange(batch, device=inputs.device)
+        steps = n_steps
+        while True:
+            attr, d = ig.attribute(
+                inputs[todo],
+                baselines=baselines[todo],
+                target=target[todo],
+                additional_forward_args=(lengths[todo],),
+                n_steps=steps,
+                method=method,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
+            )
+            attributions[todo] = attr.detach()
+            delta[todo] = d.detach().to(delta.dtype)
+            used[todo] = steps
+            # Completeness: sum(attr) - delta = F(x) - F(baseline).
+            difference = attr.detach().sum(dim=(1, 2)) - d.detach()
+            converged = d.detach().abs() <= rtol * difference.abs() + atol
+            if bool(converged.all()) or steps >= max_steps:
+                break
+            todo = todo[~converged]
+            steps = min(steps * 2, max_steps)
+        return MethodResult(attributions, delta, used)
+
+
+class SaliencyMethod(AttributionMethod):
+    """Captum's ``Saliency``: absolute gradient per input dimension."""
+
+    name = "saliency"
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        attr = Saliency(self.model).attribute(
+            inputs, target=target, additional_forward_args=(lengths,), abs=True, **kwargs
+        )
+        return MethodResult(attr.detach())
+
+
+class InputXGradientMethod(AttributionMethod):
+    """Captum's ``InputXGradient`` (relative to zero, not to the baseline)."""
+
+    name = "input_x_gradient"
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        attr = InputXGradient(self.model).attribute(
+            inputs, target=target, additional_forward_args=(lengths,), **kwargs
+        )
+        return MethodResult(attr.detach())
+
+
+class DeepLiftMethod(AttributionMethod):
+    """Captum's ``DeepLift``. Inside ``nn.LSTM``/``nn.GRU`` the nonlinearities are not
+    modules, so there DeepLift's rescale rule reduces to gradient x (input - baseline)."""
+
+    name = "deeplift"
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        attr = DeepLift(self.model).attribute(
+            inputs,
+            baselines=baselines,
+            target=target,
+            additional_forward_args=(lengths,),
+            **kwargs,
+        )
+        return MethodResult(attr.detach())
+
+
+class GradientShapMethod(AttributionMethod):
+    """Captum's ``GradientShap`` with the baseline and Gaussian noise around it.
+
+    Options: ``n_samples`` (default 20), ``stdevs`` (default 0.09 of the input's scale).
+    """
+
+    name = "gradient_shap"
+
+    def attribute(self, inputs, baselines, target, lengths, n_samples=20, stdevs=None, **kwargs):
+        if stdevs is None:
+            stdevs = 0.09 * float(inputs.detach().abs().mean().clamp_min(1e-6))
+        with _seeded(inputs.device):
+            attr = GradientShap(self.model).attribute(
+                inputs,
+                baselines=torch.cat([baselines, torch.zeros_like(baselines)]),
+                target=target,
+                additional_forward_args=(lengths,),
+                n_samples=n_samples,
+                stdevs=stdevs,
+                **kwargs,
+            )
+        return MethodResult(attr.detach())
+
+
+class _PerStepPerturbation(AttributionMethod):
+    """Runs a Captum perturbation method one sequence at a time, cut to its length,
+    with one feature per time step: removing a step replaces it by its baseline.
+
+    Captum gives every element of a feature group the group's whole score; we spread
+    it evenly over the step's ``dim`` elements so that summing over them gives the
+    step's score once.
+    """
+
+    uses_gradients = False
+
+    def _one(self, x: Tensor, baseline: Tensor, target: Tensor, length: Tensor, **kwargs) -> Tensor:
+        raise NotImplementedError
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        attributions = torch.zeros_like(inputs)
+        for i in range(inputs.shape[0]):
+            n = int(lengths[i])
+            attributions[i, :n] = self._one(
+                inputs[i : i + 1, :n],
+                baselines[i : i + 1, :n],
+                target[i : i + 1],
+                lengths[i : i + 1],
+                **kwargs,
+            )[0].detach() / inputs.shape[2]
+        return MethodResult(attributions)
+
+    @staticmethod
+    def _feature_mask(x: Tensor) -> Tensor:
+        time, dim = x.shape[1], x.shape[2]
+        return torch.arange(time, device=x.device)[None, :, None].expand(1, time, dim)
+
+
+class FeatureAblationMethod(_PerStepPerturbation):
+    """Captum's ``FeatureAblation``, one feature per time step."""
+
+    name = "feature_ablation"
+
+    def _one(self, x, baseline, target, length, **kwargs):
+        return FeatureAblation(self.model).attribute(
+            x,
+            baselines=baseline,
+            target=target,
+            additional_forward_args=(length,),
+            feature_mask=self._feature_mask(x),
+            perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
+            **kwargs,
+        )
+
+
+class OcclusionMethod(_PerStepPerturbation):
+    """Captum's ``Occlusion`` with a window of ``window`` steps (default 1) and stride 1."""
+
+    name = "occlusion"
+
+    def _one(self, x, baseline, target, length, window: int = 1, **kwargs):
+        window = min(int(window), x.shape[1])
+        return Occlusion(self.model).attribute(
+            x,
+            sliding_window_shapes=(window, x.shape[2]),
+            strides=(1, x.shape[2]),
+            baselines=baseline,
+            target=target,
+            additional_forward_args=(length,),
+            perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
+            **kwargs,
+        )
+
+
+class LimeMethod(_PerStepPerturbation):
+    """Captum's ``Lime`` over time steps, fitted by closed-form weighted ridge regression.
+
+    Options: ``n_samples`` (default 200), ``alpha`` (ridge penalty, default 1e-3).
+    """
+
+    name = "lime"
+
+    def _one(self, x, baseline, target, length, n_samples=200, alpha=1e-3, **kwargs):
+        lime = Lime(self.model, interpretable_model=WeightedRidge(alpha=alpha))
+        with _seeded(x.device):
+            return lime.attribute(
+                x,
+                baselines=baseline,
+                target=target,
+                additional_forward_args=(length,),
+                feature_mask=self._feature_mask(x),
+                n_samples=n_samples,
+                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
+                **kwargs,
+            )
+
+
+class KernelShapMethod(_PerStepPerturbation):
+    """Captum's ``KernelShap`` over time steps, fitted by closed-form weighted least squares.
+
+    Options: ``n_samples`` (default 200).
+    """
+
+    name = "kernel_shap"
+
+    def _one(self, x, baseline, target, length, n_samples=200, **kwargs):
+        shap = KernelShap(self.model)
+        shap.interpretable_model = WeightedRidge(alpha=0.0)
+        with _seeded(x.device):
+            return shap.attribute(
+                x,
+                baselines=baseline,
+                target=target,
+                additional_forward_args=(length,),
+                feature_mask=self._feature_mask(x),
+                n_samples=n_samples,
+                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
+                **kwargs,
+            )

@@ -1,0 +1,61 @@
+"""Vocabulary, tokenizer, padding collate, the SequenceDataModule and data sets.
+
+Batches follow one convention everywhere: ``(inputs, lengths, targets)``.
+
+Example:
+    >>> from captum_rnn.data import SequenceDataModule, Vocabulary, planted_cues
+    >>> data = planted_cues(100)
+    >>> dm = SequenceDataModule(data.to_dataset(), batch_size=16)
+"""
+
+from ._collate import PadCollate, SequenceDataset, pad_collate
+from ._datamodule import SequenceDataModule
+from ._tokenizer import tokenize
+from ._vocabulary import Vocabulary
+from .datasets import (
+    SENTIMENT_SOURCES,
+    TOMITA_DESCRIPTIONS,
+    ChecksumMismatchError,
+    DataUnavailableError,
+    PlantedCues,
+    SentimentSnippets,
+    Snippet,
+    default_cache_dir,
+    fetch_package_file,
+    load_sentiment_snippets,
+    load_valence_lexicon,
+    parse_snippets,
+    parse_valence_lexicon,
+    planted_cues,
+    tomita,
+    tomita_accepts,
+    tomita_dataset,
+    tomita_vocabulary,
+)
+
+__all__ = [
+    "SENTIMENT_SOURCES",
+    "TOMITA_DESCRIPTIONS",
+    "ChecksumMismatchError",
+    "DataUnavailableError",
+    "PadCollate",
+    "PlantedCues",
+    "SentimentSnippets",
+    "SequenceDataModule",
+    "SequenceDataset",
+    "Snippet",
+    "Vocabulary",
+    "default_cache_dir",
+    "fetch_package_file",
+    "load_sentiment_snippets",
+    "load_valence_lexicon",
+    "pad_collate",
+    "parse_snippets",
+    "parse_valence_lexicon",
+    "planted_cues",
+    "tokenize",
+    "tomita",
+    "tomita_accepts",
+    "tomita_dataset",
+    "tomita_vocabulary",
+]

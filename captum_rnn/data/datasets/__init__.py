@@ -1,0 +1,45 @@
+"""Data sets with known ground truth: fetched human ratings and generated languages.
+
+Example:
+    >>> from captum_rnn.data.datasets import tomita, tomita_accepts
+    >>> strings, labels = tomita(4, 10, max_length=8)
+"""
+
+from ._fetch import (
+    ChecksumMismatchError,
+    DataUnavailableError,
+    default_cache_dir,
+    fetch_package_file,
+)
+from ._planted import PlantedCues, planted_cues
+from ._sentiment import (
+    SENTIMENT_SOURCES,
+    SentimentSnippets,
+    Snippet,
+    load_sentiment_snippets,
+    load_valence_lexicon,
+    parse_snippets,
+    parse_valence_lexicon,
+)
+from ._tomita import TOMITA_DESCRIPTIONS, tomita, tomita_accepts, tomita_dataset, tomita_vocabulary
+
+__all__ = [
+    "SENTIMENT_SOURCES",
+    "TOMITA_DESCRIPTIONS",
+    "ChecksumMismatchError",
+    "DataUnavailableError",
+    "PlantedCues",
+    "SentimentSnippets",
+    "Snippet",
+    "default_cache_dir",
+    "fetch_package_file",
+    "load_sentiment_snippets",
+    "load_valence_lexicon",
+    "parse_snippets",
+    "parse_valence_lexicon",
+    "planted_cues",
+    "tomita",
+    "tomita_accepts",
+    "tomita_dataset",
+    "tomita_vocabulary",
+]

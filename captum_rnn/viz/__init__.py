@@ -1,0 +1,12 @@
+"""Figures and HTML for explanations."""
+
+from captum_rnn.viz._figures import plot_time_feature_attributions, plot_token_attributions
+from captum_rnn.viz._html import figure_to_data_uri, html_page, token_spans_html
+
+__all__ = [
+    "figure_to_data_uri",
+    "html_page",
+    "plot_time_feature_attributions",
+    "plot_token_attributions",
+    "token_spans_html",
+]

@@ -1,0 +1,122 @@
+"""Matplotlib figures of attributions: a token heatmap and a time x feature heatmap.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, never
+shown): the caller saves, embeds or displays them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+__all__ = ["plot_token_attributions", "plot_time_feature_attributions"]
+
+
+def _symmetric_norm(values: np.ndarray) -> TwoSlopeNorm:
+    bound = float(np.abs(values).max()) if values.size else 0.0
+    bound = bound if bound > 0 else 1.0
+    return TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
+
+
+def plot_token_attributions(
+    tokens: Sequence[str],
+    scores: Sequence[float],
+    title: str | None = None,
+    ax: Axes | None = None,
+    tokens_per_row: int = 12,
+) -> Figure:
+    """Draw tokens as cells coloured by their score (red negative, blue positive).
+
+    Args:
+        tokens: the tokens, padding already removed.
+        scores: one score per token.
+        title: optional title above the cells.
+        ax: draw into this Axes instead of a new Figure.
+        tokens_per_row: wrap after this many tokens.
+
+    Returns:
+        The Figure drawn into.
+
+    Example:
+        >>> fig = plot_token_attributions(["a", "fine", "film"], [0.0, 0.8, -0.1])
+    """
+    values = np.asarray(scores, dtype=float)
+    if len(tokens) != len(values):
+        raise ValueError(f"tokens and scores differ in length: {len(tokens)} != {len(values)}")
+    rows = max(1, math.ceil(len(tokens) / tokens_per_row))
+    cols = min(max(len(tokens), 1), tokens_per_row)
+    if ax is None:
+        fig = Figure(figsize=(max(4.0, 1.1 * cols), 0.6 * rows + 0.9), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    grid = np.full((rows, cols), np.nan)
+    for i, value in enumerate(values):
+        grid[i // cols, i % cols] = value
+    norm = _symmetric_norm(values)
+    image = ax.imshow(grid, cmap="RdBu", norm=norm, aspect="auto")
+    for i, token in enumerate(tokens):
+        shown = token if len(token) <= 12 else token[:11] + "…"
+        strong = abs(values[i]) > 0.6 * max(abs(norm.vmin), norm.vmax)
+        ax.text(
+            i % cols,
+            i // cols,
+            shown,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if strong else "black",
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
+    return fig
+
+
+def plot_time_feature_attributions(
+    scores: Sequence[Sequence[float]],
+    feature_names: Sequence[str] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Heatmap of attributions over time steps (x) and input features (y).
+
+    Args:
+        scores: ``(time, features)`` attributions.
+        feature_names: optional label per feature.
+        title: optional title.
+        ax: draw into this Axes instead of a new Figure.
+
+    Returns:
+        The Figure drawn into.
+
+    Example:
+        >>> fig = plot_time_feature_attributions([[0.1, -0.2], [0.3, 0.0]])
+    """
+    values = np.asarray(scores, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"scores must be (time, features), got shape {values.shape}")
+    if ax is None:
+        fig = Figure(
+            figsize=(max(4.0, 0.35 * values.shape[0] + 2), 0.3 * values.shape[1] + 1.5),
+            layout="constrained",
+        )
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    image = ax.imshow(values.T, cmap="RdBu", norm=_symmetric_norm(values), aspect="auto")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("feature")
+    if feature_names is not None:
+        ax.set_yticks(range(len(feature_names)), labels=list(feature_names), fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
+    return fig
