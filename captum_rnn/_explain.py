@@ -26,13 +26,13 @@ def _as_sequences(inputs: Any, vocab: Any) -> list[Tensor]:
                 raise TypeError("inputs are strings: pass vocab= to turn them into token ids")
             item = vocab.encode(item)
         seq = torch.as_tensor(item)
+        if seq.numel() == 0:
+            raise ValueError(f"inputs[{i}] is empty: every sequence needs at least one token")
         if seq.dim() != 1 or seq.dtype.is_floating_point:
             raise TypeError(
                 f"inputs[{i}] must be a string or a 1-D sequence of token ids, "
                 f"got shape {tuple(seq.shape)} and dtype {seq.dtype}"
             )
-        if seq.numel() == 0:
-            raise ValueError(f"inputs[{i}] is empty: every sequence needs at least one token")
         sequences.append(seq.long())
     if not sequences:
         raise ValueError("inputs is empty: pass at least one sequence")

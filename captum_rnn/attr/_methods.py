@@ -17,10 +17,12 @@ finds it by that name.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from captum.attr import (
     DeepLift,
@@ -118,9 +120,16 @@ def get_method(name: str) -> type[AttributionMethod]:
 def _seeded(device: torch.device, seed: int = 0) -> Iterator[None]:
     """Seed the sampling methods without touching the caller's random state."""
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)  # Captum's GradientShap draws from numpy
+            random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 class IntegratedGradientsMethod(AttributionMethod):

@@ -268,7 +268,8 @@ class RecurrentModel(pl.LightningModule):
 
         Accepts ``(inputs, lengths, targets)`` (what ``captum_rnn.data.pad_collate``
         returns), ``(inputs, targets)``, a dict with keys ``inputs``, ``lengths``,
-        ``targets``, or a bare input tensor (for prediction).
+        ``targets``, or ``(inputs,)`` / a bare input tensor (for prediction). A pair is
+        always read as ``(inputs, targets)``: pass lengths in a triple or a dict.
         """
         if isinstance(batch, Tensor):
             return batch, None, None
@@ -278,6 +279,8 @@ class RecurrentModel(pl.LightningModule):
             return batch[0], batch[1], batch[2]
         if isinstance(batch, Sequence) and len(batch) == 2:
             return batch[0], None, batch[1]
+        if isinstance(batch, Sequence) and len(batch) == 1:
+            return batch[0], None, None
         raise ValueError(
             "batch must be (inputs, lengths, targets), (inputs, targets), a dict or a tensor"
         )
