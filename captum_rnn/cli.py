@@ -1,0 +1,57 @@
+"""The ``captum-rnn`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from captum_rnn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="captum-rnn", description="Explain recurrent and attention sequence models."
+    )
+    parser.add_argument("--version", action="version", version=f"captum-rnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="train an attention LSTM on movie-review snippets and write an explained report",
+    )
+    demo.add_argument("--out", type=Path, default=Path("captum-rnn-demo"), help="output folder")
+    demo.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--cache-dir", type=Path, default=None, help="data download cache")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``captum-rnn`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from captum_rnn.data import DataUnavailableError
+        from captum_rnn.demo import DemoConfig, run_demo
+
+        config = DemoConfig(
+            out=args.out, quick=args.quick, epochs=args.epochs, seed=args.seed,
+            cache_dir=args.cache_dir, progress=not args.no_progress,
+        )
+        try:
+            metrics = run_demo(config)
+        except DataUnavailableError as error:
+            print(f"captum-rnn demo: the data could not be fetched.\n{error}", file=sys.stderr)
+            return 2
+        print(json.dumps(metrics, indent=2))
+        print(f"report: {(args.out / 'index.html').resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
