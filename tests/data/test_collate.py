@@ -7,7 +7,9 @@ from captum_rnn.data import PadCollate, SequenceDataset, pad_collate
 
 
 def test_dataset_converts_lists_and_arrays():
-    ds = SequenceDataset([[2, 3, 4], np.array([5], dtype=np.int32), torch.tensor([6, 7])], [1, 0, 1])
+    ds = SequenceDataset(
+        [[2, 3, 4], np.array([5], dtype=np.int32), torch.tensor([6, 7])], [1, 0, 1]
+    )
     assert len(ds) == 3
     seq, target = ds[1]
     assert seq.dtype == torch.long and seq.tolist() == [5]
@@ -114,7 +116,10 @@ def test_pad_to_errors():
         ([(torch.zeros(0, dtype=torch.long), 0)], "non-empty"),
         ([(torch.tensor([2]), 0), (torch.ones(1, 3), 1)], "incompatible"),
         ([(torch.ones(2, 3), 0), (torch.ones(2, 4), 1)], "incompatible"),
-        ([(torch.tensor([2]), torch.tensor([1, 2])), (torch.tensor([3]), torch.tensor(0))], "targets"),
+        (
+            [(torch.tensor([2]), torch.tensor([1, 2])), (torch.tensor([3]), torch.tensor(0))],
+            "targets",
+        ),
     ],
 )
 def test_pad_collate_errors(batch, match):

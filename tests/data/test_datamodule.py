@@ -29,7 +29,11 @@ def test_split_sizes_and_disjointness():
     train, val, test = _indices(dm)
     assert (len(train), len(val), len(test)) == (70, 20, 10)
     assert sorted(train + val + test) == list(range(100))
-    assert SequenceDataModule(_dataset(7), val_fraction=0.29, test_fraction=0).split_sizes() == (5, 2, 0)
+    assert SequenceDataModule(_dataset(7), val_fraction=0.29, test_fraction=0).split_sizes() == (
+        5,
+        2,
+        0,
+    )
 
 
 def test_split_is_deterministic_and_seed_dependent():

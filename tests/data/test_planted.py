@@ -12,7 +12,7 @@ def test_structure_and_ground_truth():
     assert isinstance(data.vocab, Vocabulary) and len(data.vocab) == 2 + 2 + 30
     cue_ids = data.cue_ids
     assert cue_ids == {0: data.vocab.index("bad"), 1: data.vocab.index("good")}
-    for seq, label, mask in zip(data.sequences, data.labels, data.masks):
+    for seq, label, mask in zip(data.sequences, data.labels, data.masks, strict=True):
         assert seq.dtype == torch.long and mask.dtype == torch.bool
         assert seq.shape == mask.shape and 8 <= len(seq) <= 20
         assert int(seq.min()) >= 2 and int(seq.max()) < len(data.vocab)
@@ -21,22 +21,23 @@ def test_structure_and_ground_truth():
         # the cues of either class appear nowhere else
         assert not torch.isin(seq[~mask], torch.tensor(list(cue_ids.values()))).any()
         tokens = data.vocab.decode(seq)
-        assert all(t.startswith("w") for t, m in zip(tokens, mask.tolist()) if not m)
+        assert all(t.startswith("w") for t, m in zip(tokens, mask.tolist(), strict=True) if not m)
 
 
 def test_all_fillers_used_and_fixed_length():
     data = planted_cues(200, length=10, vocab_size=5, seed=1)
     assert {len(s) for s in data.sequences} == {10}
-    fillers = torch.cat([s[~m] for s, m in zip(data.sequences, data.masks)])
+    fillers = torch.cat([s[~m] for s, m in zip(data.sequences, data.masks, strict=True)])
     assert set(data.vocab.decode(fillers.unique())) == {f"w{i}" for i in range(5)}
 
 
 def test_deterministic_for_a_seed():
     a, b, c = planted_cues(20, seed=3), planted_cues(20, seed=3), planted_cues(20, seed=4)
-    assert all(torch.equal(x, y) for x, y in zip(a.sequences, b.sequences))
+    assert all(torch.equal(x, y) for x, y in zip(a.sequences, b.sequences, strict=True))
     assert a.labels == b.labels
     assert any(
-        x.shape != y.shape or not torch.equal(x, y) for x, y in zip(a.sequences, c.sequences)
+        x.shape != y.shape or not torch.equal(x, y)
+        for x, y in zip(a.sequences, c.sequences, strict=True)
     )
 
 

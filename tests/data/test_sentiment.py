@@ -87,7 +87,9 @@ def test_neutral_threshold_drops_the_near_neutral_band():
     assert (data.source, data.neutral_threshold) == ("toy", 0.5)
     strict = SentimentSnippets.from_snippets(snippets, neutral_threshold=2.0)
     assert strict.ids == ["1", "2"] and strict.num_dropped == 3
-    everything = SentimentSnippets.from_snippets(snippets + [Snippet("z", 0.0, "x")], neutral_threshold=0)
+    everything = SentimentSnippets.from_snippets(
+        snippets + [Snippet("z", 0.0, "x")], neutral_threshold=0
+    )
     assert len(everything) == 6 and everything.labels[-1] == 0
     with pytest.raises(ValueError, match="neutral_threshold"):
         SentimentSnippets.from_snippets(snippets, neutral_threshold=-0.1)

@@ -33,7 +33,8 @@ def _ref3(s):
 def _ref3_immediately(s):
     blocks = _blocks(s)
     return not any(
-        a == "1" and m % 2 and b == "0" and k % 2 for (a, m), (b, k) in zip(blocks, blocks[1:])
+        a == "1" and m % 2 and b == "0" and k % 2
+        for (a, m), (b, k) in zip(blocks, blocks[1:], strict=False)
     )
 
 
@@ -113,7 +114,7 @@ def test_balanced_sampling(grammar):
     strings, labels = tomita(grammar, 301, min_length=1, max_length=12, seed=5)
     assert len(strings) == len(labels) == 301
     assert sum(labels) == 150
-    assert all(ref(s) == bool(y) for s, y in zip(strings, labels))
+    assert all(ref(s) == bool(y) for s, y in zip(strings, labels, strict=True))
     assert all(1 <= len(s) <= 12 for s in strings)
     # every length where the class has a string is used
     feasible = {1: set(), 0: set()}
@@ -121,7 +122,7 @@ def test_balanced_sampling(grammar):
         if s:
             feasible[int(ref(s))].add(len(s))
     for label in (0, 1):
-        used = {len(s) for s, y in zip(strings, labels) if y == label}
+        used = {len(s) for s, y in zip(strings, labels, strict=True) if y == label}
         assert used == feasible[label]
     assert labels[:20] != sorted(labels[:20])  # classes interleaved, not blocked
     assert tomita(grammar, 301, max_length=12, seed=5) == (strings, labels)
@@ -132,11 +133,13 @@ ALL_UP_TO_12 = list(_all_strings(12))
 
 def test_sparse_languages_use_long_positives():
     strings, labels = tomita(2, 200, min_length=1, max_length=40, seed=0)
-    long_positives = [s for s, y in zip(strings, labels) if y and len(s) >= 30]
+    long_positives = [s for s, y in zip(strings, labels, strict=True) if y and len(s) >= 30]
     assert long_positives and all(s == "10" * (len(s) // 2) for s in long_positives)
     strings, labels = tomita(7, 200, min_length=30, max_length=40, seed=0)
     assert sum(labels) == 100
-    assert len({s for s, y in zip(strings, labels) if y}) > 90  # varied, not one pattern
+    assert (
+        len({s for s, y in zip(strings, labels, strict=True) if y}) > 90
+    )  # varied, not one pattern
 
 
 def test_seeds_differ():
@@ -146,13 +149,13 @@ def test_seeds_differ():
 def test_unbalanced_sampling_is_uniform_and_mostly_negative_for_sparse():
     strings, labels = tomita(1, 400, min_length=5, max_length=20, balanced=False, seed=0)
     assert sum(labels) < 10
-    assert all(REFERENCE[1](s) == bool(y) for s, y in zip(strings, labels))
+    assert all(REFERENCE[1](s) == bool(y) for s, y in zip(strings, labels, strict=True))
     assert tomita(1, 400, min_length=5, max_length=20, balanced=False, seed=0)[0] == strings
 
 
 def test_empty_string_allowed_with_min_length_zero():
     strings, labels = tomita(2, 10, min_length=0, max_length=0 + 2, seed=0)
-    assert all(REFERENCE[2](s) == bool(y) for s, y in zip(strings, labels))
+    assert all(REFERENCE[2](s) == bool(y) for s, y in zip(strings, labels, strict=True))
     assert "" in strings
 
 
@@ -174,7 +177,7 @@ def test_dataset_and_vocabulary():
     ds = tomita_dataset(5, 40, min_length=2, max_length=8, seed=3)
     strings, labels = tomita(5, 40, min_length=2, max_length=8, seed=3)
     assert isinstance(ds, SequenceDataset) and len(ds) == 40
-    for (ids, target), s, y in zip(ds, strings, labels):
+    for (ids, target), s, y in zip(ds, strings, labels, strict=True):
         assert ids.dtype == torch.long and "".join(vocab.decode(ids)) == s
         assert target.item() == y
     with pytest.raises(ValueError, match="min_length"):
@@ -188,7 +191,7 @@ def test_descriptions():
 
 def test_positives_are_uniform_within_a_length():
     strings, labels = tomita(5, 2000, min_length=4, max_length=4, seed=0)
-    positives = [s for s, y in zip(strings, labels) if y]
+    positives = [s for s, y in zip(strings, labels, strict=True) if y]
     members = {s for s in ALL_UP_TO_10 if len(s) == 4 and REFERENCE[5](s)}
     counts = {s: positives.count(s) for s in members}
     assert set(positives) == members and len(members) == 8
