@@ -57,10 +57,19 @@ def main() -> None:
         raise SystemExit("CUDA is not available")
 
     torch.manual_seed(0)
-    model = RNNClassifier(
-        2, vocab_size=5000, embedding_dim=64, hidden_size=args.hidden, cell=args.cell,
-        bidirectional=True, attention="additive",
-    ).to(device).eval()
+    model = (
+        RNNClassifier(
+            2,
+            vocab_size=5000,
+            embedding_dim=64,
+            hidden_size=args.hidden,
+            cell=args.cell,
+            bidirectional=True,
+            attention="additive",
+        )
+        .to(device)
+        .eval()
+    )
     lengths = torch.randint(args.max_len // 2, args.max_len + 1, (args.batch,), device=device)
     lengths[0] = args.max_len
     ids = torch.randint(2, 5000, (args.batch, args.max_len), device=device)

@@ -125,7 +125,9 @@ def _resolve_target(target: Any, model: RecurrentModel, logits: Tensor) -> Tenso
     if target.dim() == 0:
         target = target.expand(batch)
     if target.shape != (batch,):
-        raise ValueError(f"target must be an int or have shape ({batch},), got {tuple(target.shape)}")
+        raise ValueError(
+            f"target must be an int or have shape ({batch},), got {tuple(target.shape)}"
+        )
     if int(target.min()) < 0 or int(target.max()) >= outputs:
         raise ValueError(f"target must be in [0, {outputs}), got {target.tolist()}")
     return target.long()

@@ -40,8 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from captum_rnn.demo import DemoConfig, run_demo
 
         config = DemoConfig(
-            out=args.out, quick=args.quick, epochs=args.epochs, seed=args.seed,
-            cache_dir=args.cache_dir, progress=not args.no_progress,
+            out=args.out,
+            quick=args.quick,
+            epochs=args.epochs,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
         )
         try:
             metrics = run_demo(config)

@@ -56,10 +56,18 @@ class DemoConfig:
 
     def resolved(self) -> DemoConfig:
         epochs = self.epochs if self.epochs is not None else (2 if self.quick else 5)
-        limit = self.max_snippets if self.max_snippets is not None else (3000 if self.quick else None)
+        limit = (
+            self.max_snippets if self.max_snippets is not None else (3000 if self.quick else None)
+        )
         return DemoConfig(
-            Path(self.out), self.quick, epochs, limit, self.num_explained, self.seed,
-            self.cache_dir, self.progress,
+            Path(self.out),
+            self.quick,
+            epochs,
+            limit,
+            self.num_explained,
+            self.seed,
+            self.cache_dir,
+            self.progress,
         )
 
 
@@ -146,7 +154,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 def _encode(texts: list[str], labels: list[int], vocab: Vocabulary):
     from captum_rnn.data import SequenceDataset
 
-    pairs = [(vocab.encode(t), y) for t, y in zip(texts, labels)]
+    pairs = [(vocab.encode(t), y) for t, y in zip(texts, labels, strict=True)]
     pairs = [(ids, y) for ids, y in pairs if ids]
     return SequenceDataset([p[0] for p in pairs], [p[1] for p in pairs])
 
@@ -158,7 +166,7 @@ def _report(metrics: dict[str, Any], explanations: Explanations, figures: list[s
     )
     sentiment = {0: "negative", 1: "positive"}
     sections = []
-    for explanation, figure in zip(explanations, figures):
+    for explanation, figure in zip(explanations, figures, strict=True):
         label = sentiment.get(explanation.label, str(explanation.label))
         predicted = sentiment.get(explanation.predicted, str(explanation.predicted))
         sections.append(

@@ -175,7 +175,7 @@ class Explanations(list):
             raise ValueError("there are no explanations to plot")
         fig = Figure(figsize=(10, 1.6 * len(self) + 0.5), layout="constrained")
         axes = fig.subplots(len(self), 1, squeeze=False)[:, 0]
-        for explanation, ax in zip(self, axes):
+        for explanation, ax in zip(self, axes, strict=True):
             explanation.plot(ax=ax)
         return fig
 

@@ -72,12 +72,20 @@ def cue_task():
     held_out = planted_cues(40, length=(6, 16), vocab_size=30, seed=1)
     torch.manual_seed(0)
     model = RNNClassifier(
-        2, vocab_size=len(data.vocab), embedding_dim=16, hidden_size=16,
-        bidirectional=True, attention="additive", lr=1e-2,
+        2,
+        vocab_size=len(data.vocab),
+        embedding_dim=16,
+        hidden_size=16,
+        bidirectional=True,
+        attention="additive",
+        lr=1e-2,
     )
     dm = SequenceDataModule(data.to_dataset(), batch_size=32, seed=0)
     trainer = pl.Trainer(
-        max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(model, dm)

@@ -61,8 +61,11 @@ def test_gradient_shap_on_embedded_input(any_token_model):
     ids, lengths = padded_batch()
     emb = _embedded(model, ids)
     attr = GradientShap(model).attribute(
-        emb, baselines=torch.zeros(2, *emb.shape[1:]), target=1,
-        additional_forward_args=(lengths,), n_samples=4,
+        emb,
+        baselines=torch.zeros(2, *emb.shape[1:]),
+        target=1,
+        additional_forward_args=(lengths,),
+        n_samples=4,
     )
     assert (attr[ids == 0] == 0).all()
 
@@ -82,7 +85,9 @@ def test_ablation_methods_one_feature_per_token(any_token_model, cls):
         )
     else:
         attr = cls(model).attribute(
-            emb, target=0, additional_forward_args=(lengths,),
+            emb,
+            target=0,
+            additional_forward_args=(lengths,),
             feature_mask=_token_feature_mask(ids, 8),
         )
     assert (attr[ids == 0] == 0).all()
@@ -97,8 +102,11 @@ def test_surrogate_methods_one_feature_per_token(any_token_model, cls):
     method = cls(model)
     method.interpretable_model = WeightedRidge()  # no scikit-learn needed
     attr = method.attribute(
-        emb, target=0, additional_forward_args=(lengths,),
-        feature_mask=_token_feature_mask(ids, 8), n_samples=60,
+        emb,
+        target=0,
+        additional_forward_args=(lengths,),
+        feature_mask=_token_feature_mask(ids, 8),
+        n_samples=60,
     )
     assert attr.shape == emb.shape and torch.isfinite(attr).all()
     assert attr.abs().sum() > 0
@@ -125,5 +133,6 @@ def test_weighted_ridge_recovers_linear_function():
     w = torch.rand(200)
     ridge = WeightedRidge(alpha=0.0)
     ridge.fit(DataLoader(TensorDataset(x, y[:, None], w), batch_size=50))
-    torch.testing.assert_close(ridge.representation().squeeze(), torch.tensor([1.0, -2.0, 0.5]),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        ridge.representation().squeeze(), torch.tensor([1.0, -2.0, 0.5]), atol=1e-4, rtol=0
+    )

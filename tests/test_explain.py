@@ -43,10 +43,13 @@ def _assert_same_state(a, b):
 def test_every_method_gives_one_score_per_real_token(method):
     model = token_model("lstm-bi-additive")
     ids, lengths = padded_batch(batch=3)
-    explanations = explain(model, ids, method=method, n_samples=40) if method in (
-        "lime", "kernel_shap", "gradient_shap") else explain(model, ids, method=method)
+    explanations = (
+        explain(model, ids, method=method, n_samples=40)
+        if method in ("lime", "kernel_shap", "gradient_shap")
+        else explain(model, ids, method=method)
+    )
     assert [len(e) for e in explanations] == lengths.tolist()
-    for e, row, n in zip(explanations, ids, lengths):
+    for e, row, n in zip(explanations, ids, lengths, strict=True):
         assert e.tokens == [str(int(t)) for t in row[:n]]
         assert all(isinstance(s, float) for s in e.scores)
         assert e.method in available_methods()
@@ -65,7 +68,9 @@ def test_padded_positions_are_exactly_zero_in_raw_attributions():
     ids, lengths = padded_batch()
     for method in ("integrated_gradients", "saliency", "deeplift", "occlusion"):
         result = captum_rnn.attr.get_method(method)(model).attribute(
-            model.embedding(ids).detach(), torch.zeros(*ids.shape, 8), torch.zeros(4).long(),
+            model.embedding(ids).detach(),
+            torch.zeros(*ids.shape, 8),
+            torch.zeros(4).long(),
             lengths,
         )
         assert (result.attributions[ids == 0] == 0).all(), method
@@ -97,7 +102,9 @@ def test_completeness_on_trained_model_with_adaptive_steps(cue_task):
         difference = float(out[i, e.target] - base[i, e.target])
         assert sum(e.scores) - difference == pytest.approx(e.delta, abs=1e-4)
         assert abs(e.delta) <= rtol * abs(difference) + atol
-    print(f"steps used: {sorted(raised)}; max |delta| {max(abs(e.delta) for e in explanations):.2e}")
+    print(
+        f"steps used: {sorted(raised)}; max |delta| {max(abs(e.delta) for e in explanations):.2e}"
+    )
 
 
 def test_ig_finds_planted_cues(cue_task):
@@ -158,7 +165,7 @@ def test_explain_inside_inference_mode_on_tensors_made_there():
         explanations = explain(model, ids)
         assert torch.is_inference_mode_enabled()
     reference = explain(model, padded_batch()[0])
-    for a, b in zip(explanations, reference):
+    for a, b in zip(explanations, reference, strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-6)
 
 
@@ -195,8 +202,9 @@ def test_continuous_regression_explanation():
 def test_string_input_with_vocabulary():
     vocab = Vocabulary(["a", "good", "film", "bad"])
     torch.manual_seed(0)
-    model = captum_rnn.models.RNNClassifier(2, vocab_size=len(vocab), embedding_dim=4,
-                                            hidden_size=6)
+    model = captum_rnn.models.RNNClassifier(
+        2, vocab_size=len(vocab), embedding_dim=4, hidden_size=6
+    )
     explanations = explain(model, ["a good film", "bad"], vocab=vocab, labels=[1, 0])
     assert explanations[0].tokens == ["a", "good", "film"]
     assert explanations[1].tokens == ["bad"] and explanations[1].label == 0
@@ -216,10 +224,16 @@ def test_string_input_with_vocabulary():
         (lambda m: explain(m, torch.tensor([[2, 3]]), method="magic"), ValueError, "method must"),
         (lambda m: explain(m, torch.tensor([[2, 3]]), target=5), ValueError, "target must"),
         (lambda m: explain(m, torch.tensor([[2, 3]]), target=0.5), TypeError, "target must"),
-        (lambda m: explain(m, torch.tensor([[2, 3]]), baselines=torch.zeros(1, 5, 8)), ValueError,
-         "baselines must have shape"),
-        (lambda m: explain(m, torch.tensor([[2, 3]]), baselines=torch.zeros(1, 4).long()),
-         ValueError, "baselines of token ids"),
+        (
+            lambda m: explain(m, torch.tensor([[2, 3]]), baselines=torch.zeros(1, 5, 8)),
+            ValueError,
+            "baselines must have shape",
+        ),
+        (
+            lambda m: explain(m, torch.tensor([[2, 3]]), baselines=torch.zeros(1, 4).long()),
+            ValueError,
+            "baselines of token ids",
+        ),
         (lambda m: explain(m, torch.tensor([[2, 3]]), lengths=[3]), ValueError, "lengths"),
         (lambda m: explain(m, torch.tensor([[2, 3]]), n_steps=1), ValueError, "n_steps"),
         (lambda m: explain(torch.nn.Linear(2, 2), torch.ones(1, 2)), TypeError, "model must"),
@@ -269,7 +283,7 @@ def test_explain_on_cuda_in_eval_mode():
     ids, _ = padded_batch()
     cpu = explain(token_model("lstm-bi-additive"), ids)
     gpu = explain(model, ids.cuda())
-    for a, b in zip(cpu, gpu):
+    for a, b in zip(cpu, gpu, strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-4)
     assert not model.training and all(not m.training for m in model.modules())
     assert model.rnn.dropout == 0.0

@@ -14,7 +14,12 @@ def _example():
         tokens=["<script>alert(1)</script>", "good", "&amp;"],
         scores=[0.1, 0.9, -0.4],
         method="integrated_gradients",
-        target=1, predicted=1, probability=0.8, output=1.2, delta=0.001, n_steps=50,
+        target=1,
+        predicted=1,
+        probability=0.8,
+        output=1.2,
+        delta=0.001,
+        n_steps=50,
     )
 
 

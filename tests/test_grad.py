@@ -70,7 +70,9 @@ def test_rnn_backward_mode_is_a_no_op_on_cpu():
 def test_cuda_eval_backward_works_and_modes_are_restored():
     model = UserLSTM().cuda().eval()
     x = torch.randn(2, 4, 3, device="cuda")
-    with pytest.raises(RuntimeError, match="cudnn RNN backward can only be called in training mode"):
+    with pytest.raises(
+        RuntimeError, match="cudnn RNN backward can only be called in training mode"
+    ):
         Saliency(model).attribute(x, target=0)
     with gradient_context(model):
         assert model.lstm.training and model.lstm.dropout == 0.0

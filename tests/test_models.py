@@ -126,7 +126,10 @@ def test_regressor_trains_with_mse_in_lightning(tmp_path):
     with torch.no_grad():
         before = torch.nn.functional.mse_loss(model(x).squeeze(-1), y).item()
     trainer = pl.Trainer(
-        max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=8,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(model, loader, loader)
@@ -146,7 +149,10 @@ def test_classifier_logs_accuracy_and_predicts_probabilities(tmp_path):
     loader = DataLoader(TensorDataset(ids, torch.full((128,), 6), y), batch_size=32)
     model = token_model("lstm-last")
     trainer = pl.Trainer(
-        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(model, loader, loader)

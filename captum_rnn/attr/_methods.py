@@ -276,13 +276,16 @@ class _PerStepPerturbation(AttributionMethod):
         attributions = torch.zeros_like(inputs)
         for i in range(inputs.shape[0]):
             n = int(lengths[i])
-            attributions[i, :n] = self._one(
-                inputs[i : i + 1, :n],
-                baselines[i : i + 1, :n],
-                target[i : i + 1],
-                lengths[i : i + 1],
-                **kwargs,
-            )[0].detach() / inputs.shape[2]
+            attributions[i, :n] = (
+                self._one(
+                    inputs[i : i + 1, :n],
+                    baselines[i : i + 1, :n],
+                    target[i : i + 1],
+                    lengths[i : i + 1],
+                    **kwargs,
+                )[0].detach()
+                / inputs.shape[2]
+            )
         return MethodResult(attributions)
 
     @staticmethod

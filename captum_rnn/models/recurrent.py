@@ -181,7 +181,9 @@ class RecurrentModel(pl.LightningModule):
                     f"got shape {tuple(x.shape)} and dtype {x.dtype}"
                 )
             if x.shape[1] == 0:
-                raise ValueError("x has no time steps (shape (batch, 0)); sequences must be non-empty")
+                raise ValueError(
+                    "x has no time steps (shape (batch, 0)); sequences must be non-empty"
+                )
             low, high = int(x.min()), int(x.max())
             if low < 0 or high >= self.vocab_size:
                 bad = low if low < 0 else high
@@ -307,9 +309,7 @@ class RecurrentModel(pl.LightningModule):
         return self._shared_step(batch, "test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def compute_loss(self, output: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError

@@ -41,7 +41,7 @@ def token_spans_html(tokens: Sequence[str], scores: Sequence[float]) -> str:
         raise ValueError(f"tokens and scores differ in length: {len(tokens)} != {len(scores)}")
     bound = max((abs(float(s)) for s in scores), default=0.0)
     spans = []
-    for token, score in zip(tokens, scores):
+    for token, score in zip(tokens, scores, strict=True):
         spans.append(
             f'<span class="tok" style="background:{_colour(float(score), bound)}" '
             f'title="{html.escape(f"{float(score):+.4f}", quote=True)}">'

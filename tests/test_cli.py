@@ -1,0 +1,54 @@
+import json
+import random
+
+import pytest
+
+from captum_rnn import Explanations, cli, demo
+from captum_rnn.data import DataUnavailableError, SentimentSnippets, Snippet
+
+
+def _fake_snippets(source="movies", neutral_threshold=0.5, cache_dir=None):
+    rng = random.Random(0)
+    good, bad = ["great", "moving", "fine", "<b>lovely</b>"], ["dull", "awful", "flat", "boring"]
+    filler = ["the", "film", "plot", "was", "a", "story", "and", "it"]
+    snippets = []
+    for i in range(300):
+        label = i % 2
+        words = rng.choices(filler, k=rng.randint(3, 8))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(good if label else bad))
+        snippets.append(Snippet(str(i), 2.0 if label else -2.0, " ".join(words)))
+    return SentimentSnippets.from_snippets(snippets, source=source)
+
+
+def test_demo_writes_report_figures_and_metrics(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "load_sentiment_snippets", _fake_snippets)
+    out = tmp_path / "demo"
+    status = cli.main(["demo", "--quick", "--epochs", "3", "--out", str(out), "--no-progress"])
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quick"] is True and metrics["epochs"] == 3
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["mean_abs_convergence_delta"] >= 0.0
+    assert len(list(out.glob("explanation_*.png"))) == 6
+    page = (out / "index.html").read_text()
+    assert "<b>lovely</b>" not in page  # tokens are escaped (the tokenizer splits them too)
+    assert page.count("data:image/png;base64,") == 6
+    explanations = Explanations.load(out / "explanations.json")
+    assert len(explanations) == 6 and all(e.label in (0, 1) for e in explanations)
+
+
+def test_demo_offline_gives_clear_message(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise DataUnavailableError("no network: copy the archive into the cache")
+
+    monkeypatch.setattr(demo, "load_sentiment_snippets", offline)
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "could not be fetched" in err and "copy the archive" in err
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert "captum-rnn" in capsys.readouterr().out
