@@ -22,6 +22,7 @@ from ._sentiment import (
     parse_valence_lexicon,
 )
 from ._tomita import TOMITA_DESCRIPTIONS, tomita, tomita_accepts, tomita_dataset, tomita_vocabulary
+from ._vowels import TimeSeriesSet, load_japanese_vowels, parse_ts
 
 __all__ = [
     "SENTIMENT_SOURCES",
@@ -31,11 +32,14 @@ __all__ = [
     "PlantedCues",
     "SentimentSnippets",
     "Snippet",
+    "TimeSeriesSet",
     "default_cache_dir",
     "fetch_package_file",
+    "load_japanese_vowels",
     "load_sentiment_snippets",
     "load_valence_lexicon",
     "parse_snippets",
+    "parse_ts",
     "parse_valence_lexicon",
     "planted_cues",
     "tomita",
