@@ -173,6 +173,7 @@ def explain(
     baselines: Any = None,
     labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> Explanations:
     """Explain a model's outputs for some sequences with one attribution method.
@@ -198,6 +199,7 @@ def explain(
             embedded space.
         labels: optional true labels, stored on the explanations.
         feature_names: names of continuous input features, for plots.
+        class_names: names of the classes, for titles and reports.
         kwargs: method options, e.g. ``n_steps``, ``max_steps``, ``rtol`` for IG,
             ``n_samples`` for Lime.
 
@@ -268,6 +270,7 @@ def explain(
                 feature_scores=feature_scores,
                 feature_names=list(feature_names) if feature_names is not None else None,
                 label=_plain(labels[i]) if labels is not None else None,
+                class_names=list(class_names) if class_names is not None else None,
             )
         )
     return explanations

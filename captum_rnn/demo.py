@@ -119,7 +119,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     sequences = [test_set[i][0] for i in picked]
     true_labels = [int(test_set[i][1]) for i in picked]
     ids = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
-    explanations = explain(model, ids, vocab=vocab, labels=true_labels)
+    explanations = explain(
+        model, ids, vocab=vocab, labels=true_labels, class_names=["negative", "positive"]
+    )
     explained = time.perf_counter()
 
     config.out.mkdir(parents=True, exist_ok=True)
@@ -164,11 +166,10 @@ def _report(metrics: dict[str, Any], explanations: Explanations, figures: list[s
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
         for k, v in metrics.items()
     )
-    sentiment = {0: "negative", 1: "positive"}
     sections = []
     for explanation, figure in zip(explanations, figures, strict=True):
-        label = sentiment.get(explanation.label, str(explanation.label))
-        predicted = sentiment.get(explanation.predicted, str(explanation.predicted))
+        label = explanation.class_name(explanation.label)
+        predicted = explanation.class_name(explanation.predicted)
         sections.append(
             f"<h3>Human label: {html.escape(label)}; model: {html.escape(predicted)}</h3>"
             + explanation.to_html(figure=False)

@@ -47,6 +47,7 @@ class Explanation:
         feature_scores: ``(time, features)`` attributions for continuous input.
         feature_names: optional names of the features.
         label: the true label when the caller gave one.
+        class_names: optional names of the classes, used in titles.
         extra: free-form JSON-serialisable details.
 
     Example:
@@ -68,6 +69,7 @@ class Explanation:
     feature_scores: list[list[float]] | None = None
     feature_names: list[str] | None = None
     label: Any = None
+    class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,16 +96,23 @@ class Explanation:
         order = sorted(range(len(self.scores)), key=key, reverse=True)[:k]
         return [(self.tokens[i], self.scores[i]) for i in order]
 
+    def class_name(self, index: Any) -> str:
+        """The name of class ``index`` when ``class_names`` are known, else ``str(index)``."""
+        names = self.class_names
+        if names is not None and isinstance(index, int) and 0 <= index < len(names):
+            return names[index]
+        return str(index)
+
     def title(self) -> str:
         """A one-line summary: method, target, prediction, delta."""
-        parts = [self.method, f"target={self.target}"]
+        parts = [self.method, f"target={self.class_name(self.target)}"]
         if self.predicted is not None:
             prob = f" (p={self.probability:.2f})" if self.probability is not None else ""
-            parts.append(f"predicted={self.predicted}{prob}")
+            parts.append(f"predicted={self.class_name(self.predicted)}{prob}")
         elif self.output is not None:
             parts.append(f"output={self.output:.3f}")
         if self.label is not None:
-            parts.append(f"label={self.label}")
+            parts.append(f"label={self.class_name(self.label)}")
         if self.delta is not None:
             parts.append(f"delta={self.delta:.2g}")
         return ", ".join(parts)

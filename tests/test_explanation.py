@@ -71,3 +71,12 @@ def test_real_explanations_plot_and_render(tmp_path):
     assert Explanations.load(tmp_path / "b.json")[0].scores == pytest.approx(batch[0].scores)
     continuous = explain(continuous_model(), torch.randn(1, 5, 3))
     assert "data:image/png;base64," in continuous[0].to_html()
+
+
+def test_class_names_appear_in_titles(tmp_path):
+    e = _example()
+    e.class_names = ["negative", "positive"]
+    e.label = 0
+    assert "predicted=positive (p=0.80)" in e.title() and "label=negative" in e.title()
+    e.save(tmp_path / "e.json")
+    assert Explanation.load(tmp_path / "e.json").class_names == ["negative", "positive"]
