@@ -330,48 +330,52 @@ class OcclusionMethod(_PerStepPerturbation):
         )
 
 
-class LimeMethod(_PerStepPerturbation):
-    """Captum's ``Lime`` over time steps, fitted by closed-form weighted ridge regression.
+class _SurrogateMethod(_PerStepPerturbation):
+    """A Captum surrogate-model method (Lime family) over time steps, fitted by closed-form
+    weighted ridge regression, with seeded sampling."""
+
+    default_alpha: ClassVar[float] = 1e-3
+
+    def _explainer(self, alpha: float) -> Lime:
+        raise NotImplementedError
+
+    def _one(self, x, baseline, target, length, n_samples=200, alpha=None, **kwargs):
+        explainer = self._explainer(self.default_alpha if alpha is None else alpha)
+        with _seeded(x.device):
+            return explainer.attribute(
+                x,
+                baselines=baseline,
+                target=target,
+                additional_forward_args=(length,),
+                feature_mask=self._feature_mask(x),
+                n_samples=n_samples,
+                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
+                **kwargs,
+            )
+
+
+class LimeMethod(_SurrogateMethod):
+    """Captum's ``Lime`` over time steps.
 
     Options: ``n_samples`` (default 200), ``alpha`` (ridge penalty, default 1e-3).
     """
 
     name = "lime"
 
-    def _one(self, x, baseline, target, length, n_samples=200, alpha=1e-3, **kwargs):
-        lime = Lime(self.model, interpretable_model=WeightedRidge(alpha=alpha))
-        with _seeded(x.device):
-            return lime.attribute(
-                x,
-                baselines=baseline,
-                target=target,
-                additional_forward_args=(length,),
-                feature_mask=self._feature_mask(x),
-                n_samples=n_samples,
-                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
-                **kwargs,
-            )
+    def _explainer(self, alpha: float) -> Lime:
+        return Lime(self.model, interpretable_model=WeightedRidge(alpha=alpha))
 
 
-class KernelShapMethod(_PerStepPerturbation):
-    """Captum's ``KernelShap`` over time steps, fitted by closed-form weighted least squares.
+class KernelShapMethod(_SurrogateMethod):
+    """Captum's ``KernelShap`` over time steps (its Shapley kernel, least squares).
 
     Options: ``n_samples`` (default 200).
     """
 
     name = "kernel_shap"
+    default_alpha = 0.0
 
-    def _one(self, x, baseline, target, length, n_samples=200, **kwargs):
+    def _explainer(self, alpha: float) -> Lime:
         shap = KernelShap(self.model)
-        shap.interpretable_model = WeightedRidge(alpha=0.0)
-        with _seeded(x.device):
-            return shap.attribute(
-                x,
-                baselines=baseline,
-                target=target,
-                additional_forward_args=(length,),
-                feature_mask=self._feature_mask(x),
-                n_samples=n_samples,
-                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
-                **kwargs,
-            )
+        shap.interpretable_model = WeightedRidge(alpha=alpha)
+        return shap
