@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_token_attributions", "plot_time_feature_attributions"]
 
@@ -112,6 +113,7 @@ def plot_time_feature_attributions(
     else:
         fig = ax.figure
     image = ax.imshow(values.T, cmap="RdBu", norm=_symmetric_norm(values), aspect="auto")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time step")
     ax.set_ylabel("feature")
     if feature_names is not None:
