@@ -8,6 +8,19 @@ import torch
 from captum_rnn.models import RNNClassifier, RNNRegressor
 
 
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    """One intra-op thread per test: the suite runs many tiny models, and on busy shared
+    cores two spinning threads make each tiny op many times slower. No result depends on
+    it (every comparison happens within one test)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA device")
