@@ -1,0 +1,375 @@
+"""Fidelity of extracted rules: how often they agree with the network, on held-out data.
+
+A fidelity number means little on its own: on a sparse language (Tomita 1, 2, long 7)
+uniform random strings are almost all negative, and an automaton that rejects
+everything agrees with the network on 99.5% of them. So the test sets here are
+class-balanced, agreement is macro-averaged over the network's two classes, and
+lengths inside the training range and longer lengths are reported apart. Where the
+ground truth is known (a reference automaton or membership function), the accuracy
+of the automaton and of the network are reported beside each other: an automaton
+can be more accurate than the network it was extracted from.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from captum_rnn.rules._dfa import DFA, Word
+from captum_rnn.rules._oracle import MembershipOracle, evaluation_mode, make_oracle
+
+__all__ = [
+    "Counterexample",
+    "FidelityReport",
+    "FidelitySplit",
+    "dfa_fidelity",
+    "fidelity",
+]
+
+Indices = tuple[int, ...]
+
+
+def fidelity(rule_predictions: Any, model_predictions: Any, balanced: bool = True) -> float:
+    """Agreement between a rule's predictions and the model's.
+
+    Args:
+        rule_predictions: predicted labels of the rule (any 1-D array-like).
+        model_predictions: the model's labels for the same inputs.
+        balanced: macro-average the agreement over the model's classes, so that a
+            rule predicting only the majority class scores ``1 / num_classes``.
+
+    Returns:
+        A float in ``[0, 1]``.
+
+    Raises:
+        ValueError: on empty or mismatched inputs.
+
+    Example:
+        >>> fidelity([0, 0, 0, 0], [0, 0, 0, 1]), fidelity([0, 0, 0, 0], [0, 0, 0, 1], False)
+        (0.5, 0.75)
+    """
+    rule = np.asarray(_to_numpy(rule_predictions)).reshape(-1)
+    model = np.asarray(_to_numpy(model_predictions)).reshape(-1)
+    if rule.shape != model.shape:
+        raise ValueError(
+            f"rule_predictions has {rule.size} labels but model_predictions has {model.size}"
+        )
+    if rule.size == 0:
+        raise ValueError("rule_predictions and model_predictions are empty")
+    if not balanced:
+        return float((rule == model).mean())
+    return float(np.mean([(rule[model == c] == c).mean() for c in np.unique(model)]))
+
+
+def _to_numpy(x: Any) -> Any:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return x
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A word on which the automaton and the network disagree.
+
+    Attributes:
+        word: the word (a str for one-character symbols).
+        network: the network's label (True: accept).
+        dfa: the automaton's label.
+        truth: the ground truth where a reference was given, else None.
+    """
+
+    word: Word
+    network: bool
+    dfa: bool
+    truth: bool | None = None
+
+    def __str__(self) -> str:
+        truth = "" if self.truth is None else f", truth {int(self.truth)}"
+        return f"{self.word!r}: network {int(self.network)}, dfa {int(self.dfa)}{truth}"
+
+
+@dataclass(frozen=True)
+class FidelitySplit:
+    """Fidelity on one held-out length range.
+
+    Attributes:
+        min_length, max_length: the lengths of the words.
+        n: number of words.
+        fidelity: agreement with the network, macro-averaged over the network's classes.
+        agreement: plain agreement with the network.
+        positive_rate: fraction of the words the network accepts.
+        dfa_accuracy: the automaton's accuracy against the ground truth (or None).
+        network_accuracy: the network's accuracy against the ground truth (or None).
+        disagreements: words on which the automaton and the network disagree.
+    """
+
+    min_length: int
+    max_length: int
+    n: int
+    fidelity: float
+    agreement: float
+    positive_rate: float
+    dfa_accuracy: float | None = None
+    network_accuracy: float | None = None
+    disagreements: int = 0
+
+
+@dataclass
+class FidelityReport:
+    """Fidelity of an automaton to a network, inside and beyond the training lengths.
+
+    Attributes:
+        in_range: the split with lengths inside the training range.
+        longer: the split with longer words (None when not measured).
+        num_states: states of the automaton.
+        reference_states: states of the minimal reference automaton (or None).
+        counterexamples: the shortest disagreements found, shortest first.
+    """
+
+    in_range: FidelitySplit
+    longer: FidelitySplit | None
+    num_states: int
+    reference_states: int | None = None
+    counterexamples: list[Counterexample] = field(default_factory=list)
+
+    @property
+    def fidelity(self) -> float:
+        """Fidelity on the in-range split."""
+        return self.in_range.fidelity
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        out = asdict(self)
+        out["counterexamples"] = [
+            {**asdict(c), "word": c.word if isinstance(c.word, str) else list(c.word)}
+            for c in self.counterexamples
+        ]
+        return out
+
+    def __str__(self) -> str:
+        lines = [
+            f"states {self.num_states}"
+            + (
+                ""
+                if self.reference_states is None
+                else f" (minimal reference {self.reference_states})"
+            )
+        ]
+        for name, split in (("in range", self.in_range), ("longer", self.longer)):
+            if split is None:
+                continue
+            text = (
+                f"{name} (lengths {split.min_length}-{split.max_length}, n={split.n}): "
+                f"fidelity {split.fidelity:.4f}, agreement {split.agreement:.4f}"
+            )
+            if split.dfa_accuracy is not None:
+                text += (
+                    f", dfa accuracy {split.dfa_accuracy:.4f}, "
+                    f"network accuracy {split.network_accuracy:.4f}"
+                )
+            lines.append(text)
+        if self.counterexamples:
+            shown = ", ".join(repr(c.word) for c in self.counterexamples[:5])
+            lines.append(f"counterexamples ({len(self.counterexamples)}): {shown}")
+        return "\n".join(lines)
+
+
+Reference = DFA | Callable[[Any], bool] | None
+
+
+def _reference_labels(reference: Reference, dfa: DFA, words: list[Indices]) -> np.ndarray | None:
+    if reference is None:
+        return None
+    if isinstance(reference, DFA):
+        perm = [reference.encode([s])[0] for s in dfa.alphabet]
+        return reference._accepts_indices([[perm[a] for a in w] for w in words])
+    return np.array([bool(reference(dfa.word(w))) for w in words], dtype=bool)
+
+
+def _held_out_words(
+    dfa: DFA, reference: Reference, lo: int, hi: int, n: int, rng: random.Random
+) -> list[Indices]:
+    """Class-balanced by the reference when there is one, else half balanced by the
+    automaton and half uniform."""
+    if isinstance(reference, DFA):
+        back = [dfa.encode([s])[0] for s in reference.alphabet]
+        words, _ = reference._sample_indices(n, lo, hi, True, rng)
+        return [tuple(back[a] for a in w) for w in words]
+    if reference is None:
+        a, _ = dfa._sample_indices(n // 2, lo, hi, True, rng)
+        b, _ = dfa._sample_indices(n - n // 2, lo, hi, False, rng)
+        return [tuple(w) for w in a + b]
+    a, _ = dfa._sample_indices(2 * n, lo, hi, True, rng)
+    b, _ = dfa._sample_indices(2 * n, lo, hi, False, rng)
+    pool = [tuple(w) for w in a + b]
+    truth = _reference_labels(reference, dfa, pool)
+    pos = [w for w, y in zip(pool, truth, strict=True) if y]  # type: ignore[arg-type]
+    neg = [w for w, y in zip(pool, truth, strict=True) if not y]  # type: ignore[arg-type]
+    take_pos = min(len(pos), max(n // 2, n - len(neg)))
+    return pos[:take_pos] + neg[: n - take_pos]
+
+
+def fidelity_with_oracle(
+    dfa: DFA,
+    oracle: MembershipOracle,
+    reference: Reference,
+    in_range: tuple[int, int],
+    longer: tuple[int, int] | None,
+    n: int,
+    seed: int,
+    max_counterexamples: int = 20,
+) -> FidelityReport:
+    """:func:`dfa_fidelity` over an existing oracle whose alphabet order is the DFA's."""
+    rng = random.Random(seed)
+    splits: list[FidelitySplit | None] = []
+    found: dict[Indices, Counterexample] = {}
+    for lengths in (in_range, longer):
+        if lengths is None:
+            splits.append(None)
+            continue
+        lo, hi = lengths
+        words = _held_out_words(dfa, reference, lo, hi, n, rng)
+        if not words:
+            raise ValueError(f"no held-out words with lengths {lo}-{hi}")
+        network = oracle.labels(words)
+        predicted = dfa._accepts_indices(words)
+        truth = _reference_labels(reference, dfa, words)
+        wrong = np.nonzero(network != predicted)[0]
+        for i in wrong.tolist():
+            found.setdefault(
+                words[i],
+                Counterexample(
+                    dfa.word(words[i]),
+                    bool(network[i]),
+                    bool(predicted[i]),
+                    None if truth is None else bool(truth[i]),
+                ),
+            )
+        splits.append(
+            FidelitySplit(
+                min_length=lo,
+                max_length=hi,
+                n=len(words),
+                fidelity=fidelity(predicted, network),
+                agreement=fidelity(predicted, network, balanced=False),
+                positive_rate=float(network.mean()),
+                dfa_accuracy=None if truth is None else float((predicted == truth).mean()),
+                network_accuracy=None if truth is None else float((network == truth).mean()),
+                disagreements=int(wrong.size),
+            )
+        )
+    ordered = sorted(found, key=lambda w: (len(w), w))[:max_counterexamples]
+    reference_states = reference.minimize().num_states if isinstance(reference, DFA) else None
+    return FidelityReport(
+        in_range=splits[0],  # type: ignore[arg-type]
+        longer=splits[1],
+        num_states=dfa.num_states,
+        reference_states=reference_states,
+        counterexamples=[found[w] for w in ordered],
+    )
+
+
+def _check_reference(reference: Any, dfa: DFA) -> None:
+    if reference is None or callable(reference) and not isinstance(reference, DFA):
+        return
+    if not isinstance(reference, DFA):
+        raise TypeError(
+            f"reference must be a DFA or a callable word -> bool, got {type(reference).__name__}"
+        )
+    if set(reference.alphabet) != set(dfa.alphabet):
+        raise ValueError(
+            f"reference has alphabet {list(reference.alphabet)!r}, the DFA has "
+            f"{list(dfa.alphabet)!r}"
+        )
+
+
+def dfa_fidelity(
+    dfa: DFA,
+    model: Any,
+    alphabet: Sequence[Any] | dict[Any, int] | None = None,
+    *,
+    vocab: Any = None,
+    reference: Reference = None,
+    max_length: int = 20,
+    longer_length: int | None = None,
+    min_length: int = 1,
+    n: int = 1000,
+    empty: bool | str = "auto",
+    seed: int = 0,
+    batch_size: int = 2048,
+) -> FidelityReport:
+    """Measure how faithfully ``dfa`` mimics ``model`` on fresh class-balanced words.
+
+    Two held-out sets of ``n`` words are drawn: lengths ``min_length .. max_length``
+    (the training range) and ``max_length + 1 .. longer_length``. With a
+    ``reference`` (the true language) each set is balanced by the ground truth and
+    the accuracies of automaton and network are reported; without one, half of each
+    set is balanced by the automaton's own labels and half is uniform.
+
+    Args:
+        dfa: the automaton.
+        model: a binary classifier accepted by :func:`~captum_rnn.rules.extract_dfa`
+            (package ``RNNClassifier``, ``nn.Module`` over token ids, or a callable
+            scoring a list of words).
+        alphabet: the symbols, or ``{symbol: token_id}``; defaults to ``dfa.alphabet``.
+        vocab: maps symbols to token ids (a ``Vocabulary`` or a mapping).
+        reference: the true language: a :class:`DFA` or a callable ``word -> bool``.
+        max_length: longest length of the in-range set.
+        longer_length: longest length of the longer set (default ``2 * max_length``;
+            0 skips it).
+        min_length: shortest length of the in-range set.
+        n: words per set.
+        empty: how the network labels the empty word (unused for lengths >= 1).
+        seed: seeds the sampling.
+        batch_size: most words per network call.
+
+    Returns:
+        A :class:`FidelityReport`.
+
+    Raises:
+        ValueError/TypeError: for an alphabet not matching the DFA or the model's
+            vocabulary, a non-binary model, ``n < 1`` or a bad length range.
+
+    Example:
+        >>> from captum_rnn.rules import tomita_dfa
+        >>> from captum_rnn.data import tomita_accepts
+        >>> net = lambda words: [tomita_accepts(4, w) for w in words]
+        >>> dfa_fidelity(tomita_dfa(4), net, reference=tomita_dfa(4)).fidelity
+        1.0
+    """
+    if not isinstance(dfa, DFA):
+        raise TypeError(f"dfa must be a DFA, got {type(dfa).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1 (the held-out set cannot be empty), got {n!r}")
+    if not 0 <= min_length <= max_length:
+        raise ValueError(f"need 0 <= min_length <= max_length, got {min_length}, {max_length}")
+    longer_length = 2 * max_length if longer_length is None else longer_length
+    if longer_length and longer_length <= max_length:
+        raise ValueError(f"longer_length must exceed max_length={max_length}, got {longer_length}")
+    _check_reference(reference, dfa)
+    if alphabet is None:
+        alphabet = dfa.alphabet
+    symbols = tuple(alphabet)
+    if set(symbols) != set(dfa.alphabet):
+        raise ValueError(
+            f"alphabet {list(symbols)!r} does not hold the DFA's symbols {list(dfa.alphabet)!r}"
+        )
+    if isinstance(alphabet, dict):
+        alphabet = {s: alphabet[s] for s in dfa.alphabet}
+    else:
+        alphabet = dfa.alphabet
+    with evaluation_mode(model):
+        oracle = make_oracle(model, alphabet, vocab, empty, batch_size)
+        return fidelity_with_oracle(
+            dfa,
+            oracle,
+            reference,
+            (min_length, max_length),
+            (max_length + 1, longer_length) if longer_length else None,
+            n,
+            seed,
+        )

@@ -1,0 +1,252 @@
+"""Equivalence oracles for L*: the network's own state space, and batched sampling.
+
+:class:`AbstractionEquivalence` is the oracle of Weiss, Goldberg and Yahav (ICML 2018).
+It explores the network's reachable states breadth-first in parallel with the
+hypothesis, under a finite partition of the state space. Two words whose network
+states fall in one part but whose hypothesis states differ are a conflict: a shortest
+suffix that tells the two hypothesis states apart is tried on both words; if the
+network disagrees with the hypothesis on either, that word is a counterexample,
+otherwise the network also tells the states apart and the part is split between them
+(here by the nearest mean of the states each hypothesis state collected in the part,
+where Weiss et al. train an SVM). The partition only ever gets finer and is kept
+across equivalence queries. When the exploration closes without a conflict or a
+misclassified word, the abstraction of the network is the hypothesis.
+
+:class:`SamplingEquivalence` is the black-box oracle: batches of words, half drawn
+class-balanced from the hypothesis (uniform among its accepted, or rejected, words of
+a length) and half uniform, each classified by the network in one call; the batch
+grows (64, 256, 1024 words, ...) until it finds a counterexample or reaches its size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from captum_rnn.rules._dfa import DFA
+from captum_rnn.rules._lstar import Budget
+from captum_rnn.rules._oracle import MembershipOracle, RecurrentOracle
+
+__all__ = ["AbstractionEquivalence", "Partition", "SamplingEquivalence"]
+
+Indices = tuple[int, ...]
+
+
+class Partition:
+    """A finite partition of state space.
+
+    The first level splits on the signs of the first ``initial_split_depth``
+    coordinates (up to ``2 ** depth`` parts, made when first reached), as the initial
+    partition of Weiss et al.; below it, a tree whose internal nodes send a state to
+    the child with the nearest mean. Leaves are the parts.
+    """
+
+    def __init__(self, initial_split_depth: int = 0) -> None:
+        self.depth = initial_split_depth
+        self._nodes: list[tuple[Tensor, list[int]] | None] = []
+        self._roots: dict[int, int] = {}
+
+    @property
+    def num_parts(self) -> int:
+        return sum(node is None for node in self._nodes)
+
+    def _root_codes(self, X: Tensor) -> np.ndarray:
+        depth = min(self.depth, X.shape[1])
+        if depth == 0:
+            return np.zeros(X.shape[0], dtype=np.int64)
+        bits = (X[:, :depth] > 0).long().cpu().numpy()
+        return bits @ (1 << np.arange(depth, dtype=np.int64))
+
+    def assign(self, X: Tensor) -> np.ndarray:
+        """Part (leaf id) of each row of ``X``."""
+        out = np.zeros(X.shape[0], dtype=np.int64)
+        codes = self._root_codes(X)
+        stack = []
+        for code in np.unique(codes).tolist():
+            root = self._roots.get(code)
+            if root is None:
+                root = self._roots[code] = len(self._nodes)
+                self._nodes.append(None)
+            idx = torch.as_tensor(np.nonzero(codes == code)[0], device=X.device)
+            stack.append((root, idx))
+        while stack:
+            node, idx = stack.pop()
+            spec = self._nodes[node]
+            if spec is None:
+                out[idx.cpu().numpy()] = node
+                continue
+            means, children = spec
+            nearest = torch.cdist(X[idx], means).argmin(dim=1)
+            for j, child in enumerate(children):
+                sel = idx[nearest == j]
+                if sel.numel():
+                    stack.append((child, sel))
+        return out
+
+    def split(self, leaf: int, means: Tensor) -> None:
+        first = len(self._nodes)
+        self._nodes.extend([None] * means.shape[0])
+        self._nodes[leaf] = (means, list(range(first, first + means.shape[0])))
+
+
+class AbstractionEquivalence:
+    """Weiss et al.'s equivalence oracle over a white-box recurrent oracle.
+
+    Args:
+        oracle: a :class:`RecurrentOracle` (states of every prefix).
+        budget: the learner's budget (the exploration stops when time runs out).
+        initial_split_depth: the initial partition splits on the signs of this many
+            state coordinates.
+        max_parts: the partition stops being refined past this many parts; the
+            exploration then reports no counterexample of its own.
+        seeds: words checked before every exploration (Weiss et al.'s starting
+            examples, e.g. the training strings): on its own the exploration can
+            accept a hypothesis before it has reached a distant part of the state
+            space, such as the first rejected word of Tomita 7 at length 4.
+    """
+
+    def __init__(
+        self,
+        oracle: RecurrentOracle,
+        budget: Budget,
+        initial_split_depth: int = 10,
+        max_parts: int = 5000,
+        seeds: Sequence[Indices] = (),
+    ) -> None:
+        self.oracle = oracle
+        self.seeds = sorted(set(seeds), key=lambda w: (len(w), w))
+        self.budget = budget
+        self.max_parts = max_parts
+        self.partition = Partition(initial_split_depth)
+        self.refinements = 0
+        self._suffixes: dict[tuple[int, int], Indices] = {}
+
+    def __call__(self, hypothesis: DFA) -> Indices | None:
+        self._suffixes = {}
+        if self.seeds:
+            wrong = np.nonzero(
+                self.oracle.labels(self.seeds) != hypothesis._accepts_indices(self.seeds)
+            )[0]
+            if wrong.size:
+                return self.seeds[int(wrong[0])]
+        while True:
+            self.budget.check()
+            outcome = self._explore(hypothesis)
+            if outcome == "refined":
+                continue
+            return outcome  # type: ignore[return-value]
+
+    def _suffix(self, hypothesis: DFA, p: int, q: int) -> Indices:
+        key = (min(p, q), max(p, q))
+        if key not in self._suffixes:
+            word = hypothesis.distinguishing_suffix(p, q)
+            self._suffixes[key] = tuple(hypothesis.encode(word))  # type: ignore[arg-type]
+        return self._suffixes[key]
+
+    def _explore(self, hypothesis: DFA) -> Indices | None | str:
+        oracle, k = self.oracle, self.oracle.k
+        rows, accepting = hypothesis.transitions, hypothesis.accepting
+        visited: dict[int, tuple[int, int, Indices]] = {}
+        members: dict[int, dict[int, list[int]]] = {}
+        frontier: list[Indices] = [()]
+        frontier_q = [hypothesis.start]
+        while frontier:
+            self.budget.check()
+            nodes = oracle.nodes(frontier)
+            labels = oracle.node_labels(nodes)
+            expected = np.fromiter((q in accepting for q in frontier_q), dtype=bool)
+            wrong = np.nonzero(labels != expected)[0]
+            if wrong.size:
+                return frontier[int(wrong[0])]
+            parts = self.partition.assign(oracle.H[nodes])
+            next_frontier: list[Indices] = []
+            next_q: list[int] = []
+            for word, q, node, part in zip(
+                frontier, frontier_q, nodes.tolist(), parts.tolist(), strict=True
+            ):
+                seen = visited.get(part)
+                if seen is None:
+                    visited[part] = (q, node, word)
+                    members[part] = {q: [node]}
+                    for a in range(k):
+                        next_frontier.append(word + (a,))
+                        next_q.append(rows[q][a])
+                    continue
+                q0, node0, word0 = seen
+                members[part].setdefault(q, []).append(node)
+                if q0 == q:
+                    continue
+                # conflict: one part, two hypothesis states
+                suffix = self._suffix(hypothesis, q0, q)
+                candidates = [word0 + suffix, word + suffix]
+                truth = oracle.labels(candidates)
+                for candidate, label in zip(candidates, truth.tolist(), strict=True):
+                    if label != hypothesis.accepts(hypothesis.word(candidate)):
+                        return candidate
+                if self.partition.num_parts >= self.max_parts:
+                    return None
+                self._refine(part, members[part], node0, node)
+                return "refined"
+            frontier, frontier_q = next_frontier, next_q
+        return None
+
+    def _refine(self, part: int, members: dict[int, list[int]], node_a: int, node_b: int) -> None:
+        H = self.oracle.H
+        means = torch.stack([H[ids].mean(dim=0) for ids in members.values()])
+        pair = H[[node_a, node_b]]
+        nearest = torch.cdist(pair, means).argmin(dim=1)
+        if nearest[0] == nearest[1]:
+            means = pair.clone()
+        self.partition.split(part, means)
+        self.refinements += 1
+
+
+class SamplingEquivalence:
+    """Black-box equivalence by growing batches of hypothesis-balanced and uniform words.
+
+    Args:
+        oracle: any membership oracle.
+        max_length: words have lengths ``1 .. max_length``.
+        n: words tested before a hypothesis is accepted.
+        rng: the random source.
+        extra: words always tested as well (e.g. the training strings).
+    """
+
+    def __init__(
+        self,
+        oracle: MembershipOracle,
+        max_length: int,
+        n: int,
+        rng: random.Random,
+        extra: Sequence[Indices] = (),
+    ) -> None:
+        self.oracle = oracle
+        self.max_length = max_length
+        self.n = n
+        self.rng = rng
+        self.extra = list(extra)
+
+    def __call__(self, hypothesis: DFA) -> Indices | None:
+        # A wrong hypothesis is usually caught by a small batch: grow the batch fourfold
+        # until it reaches ``n`` words before accepting.
+        size, extra = min(64, self.n), self.extra
+        while True:
+            half = size // 2
+            balanced, _ = hypothesis._sample_indices(half, 1, self.max_length, True, self.rng)
+            uniform, _ = hypothesis._sample_indices(
+                size - half, 1, self.max_length, False, self.rng
+            )
+            words = list(dict.fromkeys([tuple(w) for w in balanced + uniform] + extra))
+            words.sort(key=lambda w: (len(w), w))
+            network = self.oracle.labels(words)
+            expected = hypothesis._accepts_indices(words)
+            wrong = np.nonzero(network != expected)[0]
+            if wrong.size:
+                return words[int(wrong[0])]
+            if size >= self.n:
+                return None
+            size, extra = min(4 * size, self.n), []

@@ -1,0 +1,137 @@
+"""RuleExtraction: anchors that hold on held-out perturbations, padding never in a rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _cue_net import cue_net, one_thread  # noqa: F401 (fixture)
+from captum.attr import Attribution
+
+from captum_rnn.attr import Anchor, RuleExtraction
+from captum_rnn.models import RNNClassifier
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def token_model(cell="gru", attention="dot"):
+    # made here, not imported from a conftest: another conftest.py named module can shadow it
+    torch.manual_seed(0)
+    return RNNClassifier(
+        2, vocab_size=30, embedding_dim=8, hidden_size=12, cell=cell, attention=attention
+    ).eval()
+
+
+def pad_to(ids, width):
+    out = torch.zeros(ids.shape[0], width, dtype=torch.long)
+    out[:, : ids.shape[1]] = ids
+    return out
+
+
+def held_out_batch(held, n=10):
+    seqs = held.sequences[:n]
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    return ids
+
+
+def test_anchors_reach_the_requested_precision_on_held_out_perturbations():
+    model, held = cue_net()
+    ids = held_out_batch(held)
+    rules = RuleExtraction(model)
+    assert isinstance(rules, Attribution)
+    mask = rules.attribute(ids, precision=0.9, seed=0)
+    assert mask.shape == ids.shape and set(mask.unique().tolist()) <= {0.0, 1.0}
+    anchors = rules.explain(
+        ids, precision=0.9, seed=0, vocab=held.vocab, class_names=["negative", "positive"]
+    )
+    assert all(a.reached for a in anchors)
+    # fresh perturbations, drawn with another seed than the search
+    precision = rules.evaluate(ids, mask, n_samples=600, seed=123)
+    assert (precision >= 0.85).all(), precision
+    # a rule for a "good" sequence holds the planted cue token
+    cue = held.cue_ids[1]
+    with torch.no_grad():
+        predicted = model(ids).argmax(1)
+    for i, a in enumerate(anchors):
+        assert a.label == int(predicted[i])
+        if a.label == 1 and predicted[i] == held.labels[i]:
+            assert cue in a.token_ids
+            assert str(a).startswith('contains "good"') and "-> positive (precision" in str(a)
+
+
+def test_padding_is_never_in_a_rule_and_does_not_change_it():
+    model, held = cue_net()
+    ids = held_out_batch(held, 4)
+    rules = RuleExtraction(model)
+    short = rules.attribute(ids, precision=0.9)
+    long = rules.attribute(pad_to(ids, ids.shape[1] + 30), precision=0.9)
+    assert torch.equal(long[:, : ids.shape[1]], short)
+    assert long[:, ids.shape[1] :].abs().sum() == 0
+    assert (short[ids == 0] == 0).all()
+    a = rules.explain(ids, precision=0.9)
+    b = rules.explain(pad_to(ids, ids.shape[1] + 7), precision=0.9)
+    assert [x.positions for x in a] == [y.positions for y in b]
+
+
+def test_coverage_on_data_and_rule_objects():
+    model, held = cue_net()
+    ids = held_out_batch(held, 6)
+    corpus = held_out_batch(held, 40)
+    anchors = RuleExtraction(model).explain(ids, precision=0.9, coverage_data=corpus)
+    for a in anchors:
+        assert isinstance(a, Anchor)
+        expected = sum(all(t in set(row.tolist()) for t in a.token_ids) for row in corpus) / 40
+        assert a.coverage == pytest.approx(expected)
+        assert a.to_dict()["precision"] == a.precision
+    empty = Anchor((), (), (), 0, "neg", 1.0, 0.9, 1.0, 64, True)
+    assert str(empty) == "always -> neg (precision 1.00, coverage 1.00)"
+
+
+def test_explaining_changes_nothing_and_is_deterministic():
+    model = token_model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.tensor([[4, 5, 6, 7, 0], [8, 9, 10, 0, 0]])
+    rules = RuleExtraction(model.eval())
+    a = rules.attribute(ids, precision=0.8, seed=3)
+    assert torch.equal(a, rules.attribute(ids, precision=0.8, seed=3))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_target_and_additional_forward_args():
+    calls = []
+
+    def forward(x, lengths):
+        calls.append(lengths.shape[0] == x.shape[0])
+        # class 1 exactly when token 5 is present
+        return torch.stack([(x != 5).all(1).float(), (x == 5).any(1).float()], dim=1)
+
+    ids = torch.tensor([[4, 5, 6, 0], [7, 8, 9, 3]])
+    lengths = torch.tensor([3, 4])
+    rules = RuleExtraction(forward)
+    mask = rules.attribute(ids, additional_forward_args=(lengths,), precision=0.95)
+    assert mask[0].tolist() == [0.0, 1.0, 0.0, 0.0] and all(calls)
+    forced = rules.explain(
+        ids, target=[1, 1], additional_forward_args=(lengths,), precision=0.95, max_samples=2000
+    )
+    assert forced[0].reached and not forced[1].reached  # no token of row 1 makes class 1
+
+
+def test_bad_input_errors():
+    rules = RuleExtraction(token_model("lstm", None))
+    with pytest.raises(TypeError, match="integer token ids"):
+        rules.attribute(torch.rand(2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        rules.attribute(torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="only padding"):
+        rules.attribute(torch.tensor([[4, 5], [0, 0]]))
+    with pytest.raises(ValueError, match="padding id"):
+        rules.attribute(torch.tensor([[4, 5]]), replacement=0)
+    with pytest.raises(ValueError, match="target"):
+        rules.attribute(torch.tensor([[4, 5]]), target=[0, 1])
+    with pytest.raises(ValueError, match="precision"):
+        rules.attribute(torch.tensor([[4, 5]]), precision=1.5)
+    with pytest.raises(ValueError, match="class scores"):
+        RuleExtraction(lambda x: x.sum(1).float()).attribute(torch.tensor([[4, 5]]))
