@@ -1,0 +1,352 @@
+"""``ExplanationLogger``: explain a fixed probe set while a model trains, and log it."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from captum_rnn.callbacks._explainers import check_methods, run_method
+from captum_rnn.callbacks._figure import probe_figure
+from captum_rnn.callbacks._logging_backends import LogPayload, has_media_loggers
+from captum_rnn.callbacks._metrics import call_metric, padded_scores, resolve_metrics
+from captum_rnn.callbacks._probe import Probe, resolve_probe
+from captum_rnn.callbacks._schedule import PeriodicCallback, explained_model, iterate
+from captum_rnn.explanation import Explanations
+
+__all__ = ["ExplanationLogger", "rank_correlation"]
+
+_AUTO_METRICS = ("comprehensiveness", "sufficiency")
+_COLUMNS = [
+    "sample",
+    "method",
+    "target",
+    "predicted",
+    "probability",
+    "label",
+    "delta",
+    "top",
+    "text",
+]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions), 1-based."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two equally long score lists (NaN when undefined).
+
+    Example:
+        >>> rank_correlation([0.1, 0.5, 0.3], [1.0, 3.0, 2.0])
+        1.0
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.size < 2:
+        return float("nan")
+    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = float(np.sqrt((rx**2).sum() * (ry**2).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+
+
+class ExplanationLogger(PeriodicCallback):
+    """Explain a fixed probe set every few epochs and log it to every logger of the trainer.
+
+    At the end of every ``every_n_epochs``-th training epoch (at its validation when it
+    has one; never during the sanity check), and once in ``trainer.validate`` and
+    ``trainer.test``, the probe sequences are explained with each method and logged:
+    a figure per method and a compact table (TensorBoard ``add_figure``/``add_text``,
+    W&B ``log_image``/``log_table``, MLflow ``log_figure``/``log_dict``, PNG and JSON
+    files under the folder of a CSV or any other logger), and scalars that show how
+    explanations move during training:
+
+    * ``explanations/<method>/mean_abs_delta``: integrated gradients' mean |convergence delta|;
+    * ``explanations/<method>/stability``: mean Spearman correlation of each sequence's
+      attributions with the previous log (1 = unchanged ranking);
+    * ``explanations/<method>/<metric>``: faithfulness metrics from ``captum_rnn.metrics``.
+
+    Scalars logged during ``trainer.test`` use the prefix ``explanations_test``.
+
+    The callback does not change training: random streams (torch, CUDA, numpy,
+    Python), module modes, gradients and ``requires_grad`` flags are restored after
+    every run, so weights end bit-identical on CPU. The work runs on global rank zero;
+    the schedule is saved in checkpoints.
+
+    Args:
+        samples: the probe set: sequences (strings need ``vocab``; lists of token ids;
+            ``(time, features)`` tensors), a padded batch, a ``DataLoader``, a
+            ``Dataset``, or indices into the validation set (a ``range`` or a flat list
+            of ints; in ``trainer.test`` they index the test set).
+        methods: method names: any of ``captum_rnn.attr.available_methods()`` and the
+            attention, rule and example methods of ``captum_rnn.attr`` once installed
+            (``"attention_weights"``, ``"attention_rollout"``, ``"attention_flow"``,
+            ``"gradient_attention_rollout"``, ``"rule_extraction"``,
+            ``"nearest_examples"``).
+        every_n_epochs: run every this many training epochs.
+        target: output explained: ``None`` (predicted class), an int, one int per
+            sample, or ``"label"`` (each sample's true label).
+        max_samples: explain at most this many probe sequences.
+        vocab: a ``captum_rnn.data.Vocabulary`` (tokens in figures; encodes strings).
+        class_names: names of the classes for titles and tables.
+        method_kwargs: options per method, e.g. ``{"integrated_gradients": {"n_steps": 32}}``.
+        faithfulness: metric names from ``captum_rnn.metrics`` or callables (see
+            ``captum_rnn.callbacks`` docs for the calling convention); ``"auto"`` uses
+            comprehensiveness and sufficiency when ``captum_rnn.metrics`` provides them;
+            ``None`` logs none.
+        log_figures: log one figure per method.
+        log_table: log the table and the full explanations (JSON where supported).
+        on_validate: run in ``trainer.validate``.
+        on_test: run in ``trainer.test``.
+        background: draw and send figures and tables on a worker thread while training
+            goes on (everything is sent when the trainer call returns).
+        prefix: the tag under which everything is logged.
+
+    Example:
+        >>> import pytorch_lightning as pl
+        >>> logger_cb = ExplanationLogger(samples=range(4), every_n_epochs=2)
+        >>> trainer = pl.Trainer(max_epochs=4, callbacks=[logger_cb])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        samples: Any,
+        methods: str | Sequence[str] = ("integrated_gradients",),
+        every_n_epochs: int = 1,
+        target: Any = None,
+        max_samples: int = 8,
+        *,
+        vocab: Any = None,
+        class_names: Sequence[str] | None = None,
+        method_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        faithfulness: Any = "auto",
+        log_figures: bool = True,
+        log_table: bool = True,
+        on_validate: bool = True,
+        on_test: bool = True,
+        background: bool = True,
+        prefix: str = "explanations",
+    ) -> None:
+        super().__init__(every_n_epochs, on_validate, on_test, background)
+        if samples is None:
+            raise ValueError(
+                "samples is required: the sequences (or validation indices) to explain"
+            )
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
+        if isinstance(methods, str):
+            methods = (methods,)
+        if (
+            not isinstance(methods, Sequence)
+            or not methods
+            or not all(isinstance(m, str) for m in methods)
+        ):
+            raise TypeError(
+                f"methods must be a method name or a non-empty sequence of names, got {methods!r}"
+            )
+        if method_kwargs is not None and not isinstance(method_kwargs, Mapping):
+            raise TypeError("method_kwargs must be a dict {method name: {option: value}}")
+        unknown = set(method_kwargs or {}) - set(methods)
+        if unknown:
+            raise ValueError(
+                f"method_kwargs names methods that are not in methods: {sorted(unknown)}"
+            )
+        if isinstance(target, str) and target != "label":
+            raise ValueError(
+                f"target must be None, an int, ints per sample or 'label', got {target!r}"
+            )
+        self.samples = samples
+        self.methods = tuple(methods)
+        self.target = target
+        self.max_samples = max_samples
+        self.vocab = vocab
+        self.class_names = list(class_names) if class_names is not None else None
+        self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
+        self.faithfulness = faithfulness
+        self.log_figures = bool(log_figures)
+        self.log_table = bool(log_table)
+        self.prefix = prefix
+        self._probes: dict[str, Probe] = {}
+        self._previous: dict[str, list[list[float]]] = {}
+        self._metrics: list[tuple[str, Any]] = []
+        self._metrics_auto = False
+        #: the explanations of the last run, by method.
+        self.last_explanations: dict[str, Explanations] = {}
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            methods=self.methods, every_n_epochs=self.every_n_epochs, prefix=self.prefix
+        )
+
+    # ------------------------------------------------------------------ schedule hooks
+    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check_methods(self.methods)
+        if self.faithfulness == "auto":
+            try:
+                self._metrics = resolve_metrics(list(_AUTO_METRICS), "faithfulness")
+            except ValueError:
+                self._metrics = []
+            self._metrics_auto = True
+        else:
+            self._metrics = resolve_metrics(self.faithfulness, "faithfulness")
+            self._metrics_auto = False
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"previous": {k: [list(s) for s in v] for k, v in self._previous.items()}}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self._previous = {k: [list(s) for s in v] for k, v in state.get("previous", {}).items()}
+
+    # ------------------------------------------------------------------ the work
+    def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
+        if stage not in self._probes:
+            self._probes[stage] = resolve_probe(
+                self.samples,
+                max_samples=self.max_samples,
+                padding_idx=int(getattr(model, "padding_idx", 0) or 0),
+                vocab=self.vocab,
+                trainer=trainer,
+                stage=stage,
+            )
+        return self._probes[stage]
+
+    def _targets(self, probe: Probe) -> Any:
+        if self.target == "label":
+            if probe.labels is None:
+                raise ValueError("target='label' needs samples with labels")
+            return torch.as_tensor(probe.labels).long().view(-1)
+        if isinstance(self.target, Sequence):
+            return torch.as_tensor(list(self.target)[: len(probe)]).long()
+        return self.target
+
+    def _work(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> LogPayload:
+        model = explained_model(pl_module)
+        probe = self._probe(trainer, model, stage)
+        payload = self._payload(trainer, self.prefix, stage)
+        target = self._targets(probe)
+        # Figures and tables cost more than the explanations of a small probe: make
+        # them only when a logger will receive them.
+        media = has_media_loggers(trainer)
+        rows: list[list[Any]] = []
+        for method in iterate(
+            trainer, self.methods, len(self.methods), f"Explaining ({self.prefix})"
+        ):
+            output = run_method(
+                model,
+                method,
+                probe.inputs,
+                probe.lengths,
+                target=target,
+                vocab=self.vocab,
+                labels=probe.labels,
+                class_names=self.class_names,
+                kwargs=self.method_kwargs.get(method),
+            )
+            if output.rows and media:
+                columns = list(output.rows[0])
+                payload.tables[f"{method}_examples"] = (
+                    columns,
+                    [[r[c] for c in columns] for r in output.rows],
+                )
+            explanations = output.explanations
+            if explanations is None:
+                continue
+            self.last_explanations[method] = explanations
+            self._scalars(payload, model, probe, method, explanations, stage)
+            if media and self.log_figures:
+                title = f"{method} ({stage}, epoch {trainer.current_epoch}, step {payload.step})"
+                payload.figures[method] = functools.partial(probe_figure, explanations, title)
+            if media and self.log_table:
+                rows.extend(_row(i, e) for i, e in enumerate(explanations))
+                payload.documents[method] = {
+                    "format": "captum_rnn.ExplanationLog/1",
+                    "method": method,
+                    "stage": stage,
+                    "epoch": trainer.current_epoch,
+                    "step": payload.step,
+                    "indices": probe.indices,
+                    "explanations": [e.to_dict() for e in explanations],
+                }
+        if rows:
+            payload.tables["table"] = (list(_COLUMNS), rows)
+        return payload
+
+    def _scalars(
+        self,
+        payload: LogPayload,
+        model: Any,
+        probe: Probe,
+        method: str,
+        explanations: Explanations,
+        stage: str,
+    ) -> None:
+        base = f"{payload.tag}/{method}"
+        deltas = [abs(e.delta) for e in explanations if e.delta is not None]
+        if deltas:
+            payload.scalars[f"{base}/mean_abs_delta"] = float(np.mean(deltas))
+        scores = [list(e.scores) for e in explanations]
+        if stage == "validate":
+            previous = self._previous.get(method)
+            if previous is not None and len(previous) == len(scores):
+                values = [rank_correlation(a, b) for a, b in zip(previous, scores, strict=True)]
+                values = [v for v in values if not np.isnan(v)]
+                if values:
+                    payload.scalars[f"{base}/stability"] = float(np.mean(values))
+            self._previous[method] = scores
+        if not self._metrics:
+            return
+        device = next(model.parameters()).device
+        attributions = padded_scores(explanations, probe.inputs.shape[1], device)
+        target = torch.tensor([e.target for e in explanations], device=device)
+        for name, fn in list(self._metrics):
+            try:
+                result = call_metric(
+                    fn,
+                    model=model,
+                    inputs=probe.inputs.to(device),
+                    attributions=attributions,
+                    target=target,
+                    lengths=probe.lengths.to(device),
+                )
+            except Exception as err:
+                if not self._metrics_auto:
+                    raise
+                warnings.warn(
+                    f"ExplanationLogger: faithfulness metric {name!r} failed ({err}); "
+                    "it is skipped from now on",
+                    stacklevel=2,
+                )
+                self._metrics.remove((name, fn))
+                continue
+            for suffix, value in result.items():
+                payload.scalars[f"{base}/{name}" + (f"_{suffix}" if suffix else "")] = value
+
+
+def _row(index: int, e: Any) -> list[Any]:
+    top = ", ".join(f"{tok} ({score:+.3g})" for tok, score in e.top(3, absolute=True))
+    text = " ".join(e.tokens)
+    return [
+        index,
+        e.method,
+        e.class_name(e.target),
+        "" if e.predicted is None else e.class_name(e.predicted),
+        "" if e.probability is None else round(float(e.probability), 4),
+        "" if e.label is None else e.class_name(e.label),
+        "" if e.delta is None else round(float(e.delta), 5),
+        top,
+        text if len(text) <= 200 else text[:197] + "...",
+    ]
