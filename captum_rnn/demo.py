@@ -2,8 +2,10 @@
 
 ``captum-rnn demo --out DIR`` runs :func:`run_demo`. It writes into ``DIR``:
 
-* ``index.html``: the report (accuracy, every explained review with shaded tokens and
-  its figure embedded; every token escaped; opens with nothing else);
+* ``index.html``: the report (accuracy; every explained review shaded by integrated
+  gradients, attention and LIME side by side, with its figure embedded; the explainer
+  benchmark and its recommendation; agreement with the human valence lexicon; the
+  parameter-randomisation sanity checks; every token escaped; opens with nothing else);
 * ``explanation_<i>.png``: one figure per explained review;
 * ``explanations.json``: the explanations (``captum_rnn.Explanations.load`` reads it);
 * ``metrics.json``: accuracy, IG's convergence delta, sizes and timings.
@@ -11,7 +13,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from dataclasses import dataclass
@@ -21,11 +22,20 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from captum_rnn._benchmark import BenchmarkResult, benchmark
 from captum_rnn._explain import explain
-from captum_rnn.data import SequenceDataModule, Vocabulary, load_sentiment_snippets
+from captum_rnn.data import (
+    DataUnavailableError,
+    SequenceDataModule,
+    Vocabulary,
+    load_sentiment_snippets,
+    load_valence_lexicon,
+)
 from captum_rnn.explanation import Explanations
+from captum_rnn.metrics import model_randomization_test
 from captum_rnn.models import RNNClassifier
-from captum_rnn.viz import figure_to_data_uri, html_page
+from captum_rnn.report import Report
+from captum_rnn.viz import figure_to_data_uri
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -146,11 +156,70 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "train_seconds": round(trained - started, 2),
         "explain_seconds": round(explained - trained, 2),
     }
+    quality = _explanation_quality(model, test_set, vocab, ids, config)
+    metrics["recommended_method"] = quality["benchmark"].recommendation
+    metrics["quality_seconds"] = round(time.perf_counter() - explained, 2)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (config.out / "index.html").write_text(
-        _report(metrics, explanations, figures), encoding="utf-8"
+        _report(metrics, explanations, figures, quality), encoding="utf-8"
     )
     return metrics
+
+
+#: Methods compared in the report; LIME and IG bounded to keep the demo quick.
+_DEMO_METHODS = [
+    "integrated_gradients",
+    "saliency",
+    "input_x_gradient",
+    "attention_weights",
+    "lime",
+]
+_DEMO_METHOD_KWARGS = {"lime": {"n_samples": 64}, "integrated_gradients": {"max_steps": 100}}
+
+
+def _explanation_quality(
+    model: RNNClassifier, test_set: Any, vocab: Vocabulary, ids: torch.Tensor, config: DemoConfig
+) -> dict[str, Any]:
+    """Side-by-side methods for the explained reviews, the benchmark (with agreement
+    with the human valence lexicon when it can be loaded) and the randomisation checks."""
+    names = ["negative", "positive"]
+    side_by_side = {
+        method: explain(model, ids, method=method, vocab=vocab, class_names=names, **kwargs)
+        for method, kwargs in (("attention_weights", {}), ("lime", _DEMO_METHOD_KWARGS["lime"]))
+    }
+    count = min(16 if config.quick else 64, len(test_set))
+    reviews = torch.nn.utils.rnn.pad_sequence(
+        [test_set[i][0] for i in range(count)], batch_first=True
+    )
+    try:
+        lexicon = load_valence_lexicon(cache_dir=config.cache_dir)
+    except DataUnavailableError:
+        lexicon = None
+    result = benchmark(
+        model,
+        reviews,
+        methods=_DEMO_METHODS,
+        lexicon=lexicon,
+        vocab=vocab,
+        method_kwargs=_DEMO_METHOD_KWARGS,
+        progress=config.progress,
+        seed=config.seed,
+    )
+    # Rank similarity needs no converged integral: a fixed, small step count keeps the
+    # layer-by-layer check (one explanation per randomised layer) quick.
+    sanity = [
+        model_randomization_test(model, reviews[:12], method, seed=config.seed, method_kwargs=kw)
+        for method, kw in (
+            ("integrated_gradients", {"n_steps": 20, "max_steps": 20}),
+            ("attention_weights", {}),
+        )
+    ]
+    return {
+        "side_by_side": side_by_side,
+        "benchmark": result,
+        "lexicon": result.lexicon,
+        "sanity": sanity,
+    }
 
 
 def _encode(texts: list[str], labels: list[int], vocab: Vocabulary):
@@ -161,28 +230,34 @@ def _encode(texts: list[str], labels: list[int], vocab: Vocabulary):
     return SequenceDataset([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def _report(metrics: dict[str, Any], explanations: Explanations, figures: list[str]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-        for k, v in metrics.items()
+def _report(
+    metrics: dict[str, Any],
+    explanations: Explanations,
+    figures: list[str],
+    quality: dict[str, Any],
+) -> str:
+    report = Report(
+        "captum-rnn demo: movie review sentiment",
+        "A bidirectional LSTM with additive attention, trained on human-rated movie review "
+        "snippets (Hutto and Gilbert, ICWSM 2014), explained toward the predicted class. "
+        "Blue tokens push toward the prediction, red ones against it.",
     )
-    sections = []
-    for explanation, figure in zip(explanations, figures, strict=True):
+    report.add_heading("Metrics")
+    report.add_metrics({k: _fmt(v) for k, v in metrics.items()})
+    report.add_heading("Held-out reviews")
+    for i, (explanation, figure) in enumerate(zip(explanations, figures, strict=True)):
         label = explanation.class_name(explanation.label)
         predicted = explanation.class_name(explanation.predicted)
-        sections.append(
-            f"<h3>Human label: {html.escape(label)}; model: {html.escape(predicted)}</h3>"
-            + explanation.to_html(figure=False)
-            + f'<img alt="integrated gradients" src="{figure}">'
-        )
-    body = (
-        "<p>A bidirectional LSTM with additive attention, trained on human-rated movie "
-        "review snippets (Hutto and Gilbert, ICWSM 2014), explained with integrated "
-        "gradients on the token embeddings toward the predicted class. Blue tokens push "
-        "toward the prediction, red ones against it.</p>"
-        f"<h2>Metrics</h2><table>{rows}</table><h2>Held-out reviews</h2>" + "".join(sections)
-    )
-    return html_page("captum-rnn demo: movie review sentiment", body)
+        rows = {"integrated gradients": explanation}
+        rows.update({m: e[i] for m, e in quality["side_by_side"].items()})
+        report.add_example(rows, f"Human label: {label}; model: {predicted}")
+        report.add_figure(figure, "integrated gradients")
+    result: BenchmarkResult = quality["benchmark"]
+    report.add_benchmark(result, "Which explanation method? Benchmark", plot=False)
+    if quality["lexicon"]:
+        report.add_lexicon(quality["lexicon"], "Plausibility against human word ratings")
+    report.add_sanity(quality["sanity"], "Sanity checks: model-parameter randomisation")
+    return report.to_html()
 
 
 def _fmt(value: Any) -> str:

@@ -1,0 +1,781 @@
+"""``captum_rnn.benchmark``: which attribution method should I use for this model?
+
+Runs every applicable attribution method on the same sequences, times it, scores it
+with faithfulness, plausibility and sanity metrics, and recommends the fastest method
+whose faithfulness is within a tolerance of the best. A random attribution is scored
+alongside as the chance reference.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from captum_rnn.metrics._base import (
+    _as_scores,
+    _Batch,
+    _call_explainer,
+    _device,
+    _method_explainer,
+    _nanmean,
+    _prepare,
+    _resolve_target,
+    _seeded,
+    get_metric,
+)
+from captum_rnn.metrics._faithfulness import (
+    comprehensiveness_sufficiency,
+    deletion_auc,
+    infidelity,
+    insertion_auc,
+    leave_one_out,
+    loo_kendall,
+    sensitivity_max,
+)
+from captum_rnn.metrics._plausibility import auprc, lexicon_agreement, token_f1, token_iou
+from captum_rnn.metrics._sanity import (
+    _copy_model,
+    explanation_similarity,
+    label_randomized_copy,
+    randomize_parameters,
+)
+
+__all__ = ["BenchmarkResult", "applicable_methods", "benchmark"]
+
+FAITHFULNESS = (
+    "comprehensiveness",
+    "sufficiency",
+    "deletion_auc",
+    "insertion_auc",
+    "loo_kendall",
+    "infidelity",
+)
+PLAUSIBILITY = ("auprc", "token_f1", "token_iou")
+#: Metrics computed when ``metrics=None`` (plausibility ones need a rationale or a
+#: lexicon; ``sensitivity_max`` and ``data_randomization`` are opt-in: they cost
+#: ten more explanations per method and a training run).
+DEFAULT_METRICS = (*FAITHFULNESS, "randomization")
+_KNOWN = (
+    *FAITHFULNESS,
+    "sensitivity_max",
+    *PLAUSIBILITY,
+    "lexicon_spearman",
+    "randomization",
+    "data_randomization",
+)
+RANDOM = "random"
+
+
+def applicable_methods(model: nn.Module) -> list[str]:
+    """Registered attribution methods (aliases left out) that declare themselves
+    applicable to ``model``. Methods without such a declaration are listed; the
+    benchmark then tries them and skips, with the reason, those that fail.
+
+    Returns:
+        Method names, sorted.
+    """
+    from captum_rnn.attr import available_methods, get_method
+
+    names = []
+    for name in available_methods():
+        cls = get_method(name)
+        if cls.name != name:  # an alias such as "ig"
+            continue
+        check = getattr(cls, "applies_to", None) or getattr(cls, "is_applicable", None)
+        if callable(check):
+            try:
+                if not check(model):
+                    continue
+            except Exception:  # noqa: BLE001 - a failing check means "not applicable"
+                continue
+        names.append(name)
+    return names
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and (abs(value) >= 10 ** (digits + 1) or abs(value) < 10**-(digits)):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+class BenchmarkResult(list):
+    """The benchmark table: a list of rows, one dict per method, plus the verdict.
+
+    Each row has ``method``, ``seconds`` (attribution time for all sequences),
+    ``ms_per_sequence``, ``reference`` (True for the random attribution) and one entry
+    per metric (mean over sequences; NaN where undefined).
+
+    Attributes:
+        metrics: the metric columns, in order.
+        recommendation: the recommended method's name, or ``None``.
+        reason: why it is recommended (or why none is).
+        primary: the faithfulness column used to rank methods.
+        tolerance: share of the best method's gain over random a method may lose.
+        skipped: method -> why it was not benchmarked.
+        attributions: method -> per-token scores ``(batch, time)`` on CPU.
+        n_sequences: how many sequences were scored.
+        lexicon: method -> ``LexiconAgreement`` (words, counts) when a lexicon was given.
+        details: settings used (sanity threshold, removal).
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[dict[str, Any]] = (),
+        *,
+        metrics: Sequence[str] = (),
+        recommendation: str | None = None,
+        reason: str = "",
+        primary: str = "faithfulness",
+        tolerance: float = 0.1,
+        skipped: Mapping[str, str] | None = None,
+        attributions: Mapping[str, Tensor] | None = None,
+        n_sequences: int = 0,
+        details: Mapping[str, Any] | None = None,
+        lexicon: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(rows)
+        self.metrics = list(metrics)
+        self.recommendation = recommendation
+        self.reason = reason
+        self.primary = primary
+        self.tolerance = tolerance
+        self.skipped = dict(skipped or {})
+        self.attributions = dict(attributions or {})
+        self.n_sequences = n_sequences
+        self.details = dict(details or {})
+        self.lexicon = dict(lexicon or {})
+
+    def row(self, method: str) -> dict[str, Any]:
+        """The row of ``method``."""
+        for r in self:
+            if r["method"] == method:
+                return r
+        raise KeyError(f"no row for method {method!r}; rows: {[r['method'] for r in self]}")
+
+    @property
+    def methods(self) -> list[str]:
+        """Benchmarked methods, the random reference excluded."""
+        return [r["method"] for r in self if not r.get("reference")]
+
+    def _columns(self) -> list[tuple[str, str]]:
+        cols = [("method", "method"), ("ms_per_sequence", "ms / sequence")]
+        for name in self.metrics:
+            cols.append((name, f"{name} {get_metric(name).arrow()}"))
+        return cols
+
+    def _cells(self, row: dict[str, Any]) -> list[str]:
+        name = row["method"] + (" (chance)" if row.get("reference") else "")
+        if row["method"] == self.recommendation:
+            name += " (recommended)"
+        out = [name, _fmt(row.get("ms_per_sequence"), 2) if not row.get("reference") else "-"]
+        out += [_fmt(row.get(m)) for m in self.metrics]
+        return out
+
+    def to_markdown(self, include_recommendation: bool = True) -> str:
+        """The table in Markdown (arrows say which direction is better), then the
+        recommendation and its reason."""
+        cols = self._columns()
+        lines = [
+            "| " + " | ".join(title for _, title in cols) + " |",
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|",
+        ]
+        for row in self:
+            cells = [c.replace("|", "\\|") for c in self._cells(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+        text = "\n".join(lines)
+        if include_recommendation:
+            text += "\n\n" + (
+                f"**Recommendation: {self.recommendation}.** {self.reason}"
+                if self.recommendation
+                else f"**No recommendation.** {self.reason}"
+            )
+            if self.skipped:
+                text += "\n\nSkipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items())
+        return text
+
+    def to_html(self) -> str:
+        """The table and the recommendation as an escaped HTML fragment."""
+        cols = self._columns()
+        head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
+        body = []
+        for row in self:
+            style = ' style="font-weight:bold"' if row["method"] == self.recommendation else ""
+            cells = "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(row))
+            body.append(f"<tr{style}>{cells}</tr>")
+        verdict = (
+            f"<p><strong>Recommendation: {html.escape(self.recommendation)}.</strong> "
+            f"{html.escape(self.reason)}</p>"
+            if self.recommendation
+            else f"<p><strong>No recommendation.</strong> {html.escape(self.reason)}</p>"
+        )
+        skipped = ""
+        if self.skipped:
+            items = "".join(
+                f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in self.skipped.items()
+            )
+            skipped = f"<p>Skipped methods:</p><ul>{items}</ul>"
+        return (
+            '<div style="overflow-x:auto"><table class="benchmark">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"{verdict}{skipped}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable rows, recommendation and reason (NaN becomes ``None``)."""
+
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return {
+            "rows": [{k: clean(v) for k, v in r.items()} for r in self],
+            "metrics": self.metrics,
+            "recommendation": self.recommendation,
+            "reason": self.reason,
+            "primary": self.primary,
+            "tolerance": self.tolerance,
+            "skipped": self.skipped,
+            "n_sequences": self.n_sequences,
+        }
+
+    def plot(self) -> Figure:
+        """One bar chart per metric (and the time per sequence); returns the Figure.
+
+        The recommended method is drawn in a darker colour, the random reference in grey;
+        each title's arrow says which direction is better.
+        """
+        columns = ["ms_per_sequence", *self.metrics]
+        ncols = min(4, len(columns))
+        nrows = math.ceil(len(columns) / ncols)
+        height = 0.35 * max(len(self), 2) + 1.2
+        fig = Figure(figsize=(3.4 * ncols, height * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        names = [r["method"] for r in self]
+        colours = [
+            "#9e9e9e"
+            if r.get("reference")
+            else ("#1f4e9c" if r["method"] == self.recommendation else "#7aa6e0")
+            for r in self
+        ]
+        for index, (ax, column) in enumerate(zip(axes, columns, strict=False)):
+            values = [float("nan") if r.get(column) is None else float(r.get(column)) for r in self]
+            if column == "ms_per_sequence":
+                values = [
+                    math.nan if r.get("reference") else v for r, v in zip(self, values, strict=True)
+                ]
+                title = "ms / sequence \u2193"
+            else:
+                title = f"{column} {get_metric(column).arrow()}"
+            ax.barh(range(len(names)), [0.0 if math.isnan(v) else v for v in values], color=colours)
+            ax.set_yticks(range(len(names)), names if index % ncols == 0 else [""] * len(names))
+            ax.invert_yaxis()
+            ax.set_title(title, fontsize="medium")
+            ax.axvline(0, color="black", linewidth=0.6)
+            ax.tick_params(labelsize="small")
+        for ax in axes[len(columns) :]:
+            ax.set_visible(False)
+        fig.suptitle(
+            f"Explainer benchmark on {self.n_sequences} sequences"
+            + (f": {self.recommendation} recommended" if self.recommendation else "")
+        )
+        return fig
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return (
+            f"BenchmarkResult({len(self)} rows, metrics={self.metrics}, "
+            f"recommendation={self.recommendation!r})"
+        )
+
+
+# ---------------------------------------------------------------------- data
+def _unpack_data(data: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """-> (inputs, lengths, labels, rationale, vocab)."""
+    if hasattr(data, "masks") and hasattr(data, "sequences"):  # PlantedCues
+        return list(data.sequences), None, list(data.labels), list(data.masks), data.vocab
+    if hasattr(data, "sequences") and hasattr(data, "targets"):  # SequenceDataset
+        return list(data.sequences), None, data.targets, None, None
+    if isinstance(data, Tensor):
+        return data, None, None, None, None
+    if isinstance(data, tuple) and len(data) in (2, 3) and isinstance(data[0], Tensor):
+        if len(data) == 3:
+            return data[0], data[1], data[2], None, None
+        return data[0], data[1], None, None, None
+    if isinstance(data, dict):
+        return data["inputs"], data.get("lengths"), data.get("targets"), data.get("rationale"), None
+    if isinstance(data, Sequence) and data and not isinstance(data, str):
+        return list(data), None, None, None, None
+    raise TypeError(
+        "data must be token ids or continuous input (a tensor), (inputs, lengths[, targets]), "
+        "a list of sequences, a SequenceDataset or PlantedCues; "
+        f"got {type(data).__name__}"
+    )
+
+
+def _rationale_mask(rationale: Any, batch: _Batch) -> Tensor:
+    mask = torch.zeros(batch.size, batch.time, dtype=torch.bool)
+    if isinstance(rationale, Tensor):
+        r = rationale.bool().cpu()
+        if r.dim() != 2 or r.shape[0] != batch.size or r.shape[1] < int(batch.lengths.max()):
+            raise ValueError(
+                f"rationale must be (batch, time) like the inputs, got {tuple(r.shape)}"
+            )
+        width = min(r.shape[1], batch.time)
+        mask[:, :width] = r[:, :width]
+    else:
+        rows = list(rationale)
+        if len(rows) != batch.size:
+            raise ValueError(f"rationale must have {batch.size} masks, got {len(rows)}")
+        for i, row in enumerate(rows):
+            row = torch.as_tensor(row).bool().reshape(-1)
+            if len(row) != int(batch.lengths[i]):
+                raise ValueError(
+                    f"rationale[{i}] has {len(row)} entries for a sequence of {int(batch.lengths[i])}"
+                )
+            mask[i, : len(row)] = row
+    return mask & batch.mask.cpu()
+
+
+# ---------------------------------------------------------------------- the benchmark
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _explain_in_chunks(
+    explainer: Callable, model: nn.Module, batch: _Batch, target: Tensor, chunk: int
+) -> Tensor:
+    parts = []
+    for s in range(0, batch.size, chunk):
+        part = _Batch(
+            batch.x[s : s + chunk],
+            batch.lengths[s : s + chunk],
+            batch.mask[s : s + chunk],
+            batch.is_token,
+            batch.padding_idx,
+        )
+        parts.append(_call_explainer(explainer, model, part, target[s : s + chunk]))
+    return torch.cat(parts)
+
+
+def _random_explainer(seed: int) -> Callable:
+    def random(model: nn.Module, x: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        scores = torch.rand(x.shape[0], x.shape[1], generator=g, dtype=torch.float64)
+        mask = torch.arange(x.shape[1])[None, :] < lengths.cpu()[:, None]
+        return (scores * mask).to(x.device)
+
+    random.__name__ = RANDOM
+    return random
+
+
+def _resolve_methods(
+    model: nn.Module, methods: Any, method_kwargs: Mapping[str, dict[str, Any]]
+) -> list[tuple[str, Callable]]:
+    from captum_rnn.attr import get_method
+
+    if methods is None:
+        names: list[Any] = applicable_methods(model)
+    elif isinstance(methods, str) or callable(methods):
+        names = [methods]
+    else:
+        names = list(methods)
+    if not names:
+        raise ValueError("methods is empty: pass at least one method")
+    resolved = []
+    for item in names:
+        if isinstance(item, str):
+            if item == RANDOM:
+                raise ValueError("'random' is always benchmarked as the chance reference")
+            get_method(item)  # raises a clear ValueError for an unknown name
+            resolved.append((item, _method_explainer(item, **method_kwargs.get(item, {}))))
+        elif callable(item):
+            resolved.append((getattr(item, "__name__", repr(item)), item))
+        else:
+            raise TypeError(f"methods must hold method names or callables, got {item!r}")
+    return resolved
+
+
+def _resolve_metrics(
+    metrics: Any, has_rationale: bool, has_lexicon: bool, has_train: bool
+) -> list[str]:
+    if metrics is None:
+        chosen = list(DEFAULT_METRICS)
+        if has_rationale:
+            chosen += list(PLAUSIBILITY)
+        if has_lexicon:
+            chosen.append("lexicon_spearman")
+        if has_train:
+            chosen.append("data_randomization")
+    else:
+        chosen = [metrics] if isinstance(metrics, str) else list(metrics)
+    for name in chosen:
+        if name not in _KNOWN:
+            raise ValueError(f"metrics must be taken from {list(_KNOWN)}, got {name!r}")
+        if name in PLAUSIBILITY and not has_rationale:
+            raise ValueError(
+                f"metric {name!r} needs a rationale: pass rationale= or PlantedCues data"
+            )
+        if name == "lexicon_spearman" and not has_lexicon:
+            raise ValueError("metric 'lexicon_spearman' needs lexicon= and vocab= (a token model)")
+        if name == "data_randomization" and not has_train:
+            raise ValueError("metric 'data_randomization' needs train_data=")
+    ordered = [m for m in _KNOWN if m in chosen]
+    if "comprehensiveness" in ordered and "sufficiency" in ordered:
+        ordered.insert(0, "faithfulness")
+    return ordered
+
+
+def benchmark(
+    model: nn.Module,
+    data: Any,
+    methods: Sequence[Any] | None = None,
+    metrics: Sequence[str] | None = None,
+    *,
+    target: Any = None,
+    rationale: Any = None,
+    lexicon: Mapping[str, float] | None = None,
+    vocab: Any = None,
+    positive_class: int = 1,
+    train_data: Any = None,
+    method_kwargs: Mapping[str, dict[str, Any]] | None = None,
+    tolerance: float = 0.1,
+    sanity_threshold: float = 0.5,
+    removal: str = "delete",
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Benchmark attribution methods on a model: speed, faithfulness, plausibility, sanity.
+
+    Every method is run on the same sequences (explaining ``target``, by default the
+    predicted class), timed, and scored with each metric (mean over sequences). A
+    random attribution is scored as the chance reference. The recommendation is the
+    fastest method whose faithfulness (comprehensiveness minus sufficiency) is within
+    ``tolerance`` of the best method's gain over random, among methods that pass the
+    parameter-randomisation check (when it is computed).
+
+    Args:
+        model: a captum-rnn model (or any module with ``forward(x, lengths)``,
+            ``embedding``, ``padding_idx``).
+        data: token ids ``(batch, time)``, continuous input ``(batch, time, features)``,
+            ``(inputs, lengths[, targets])``, a list of sequences, a
+            ``SequenceDataset`` or ``PlantedCues`` (whose masks are used as rationale).
+        methods: names from ``captum_rnn.attr.available_methods()`` or callables
+            ``(model, inputs, lengths, target) -> scores``; ``None`` discovers every
+            registered method applicable to the model (aliases left out).
+        metrics: metric names (see ``captum_rnn.metrics.METRICS``); ``None`` gives the
+            faithfulness metrics and the randomisation check, plus the plausibility
+            metrics when a rationale or lexicon is given and the data-label check
+            when ``train_data`` is given. ``sensitivity_max`` is opt-in.
+        target: output explained: int, one per sequence, or ``None`` (predicted class).
+        rationale: 0/1 masks of the tokens that should matter (plausibility).
+        lexicon: word -> human valence, for ``lexicon_spearman`` (with ``vocab``).
+        vocab: a ``Vocabulary`` turning ids into words (taken from ``PlantedCues``).
+        positive_class: the class the lexicon's positive valence corresponds to.
+        train_data: training data for the data-label randomisation check.
+        method_kwargs: per-method options, e.g. ``{"lime": {"n_samples": 100}}``.
+        tolerance: a method is "as faithful" when it keeps at least ``1 - tolerance``
+            of the best method's faithfulness gain over the random attribution.
+        sanity_threshold: randomisation similarity below which a method passes.
+        removal: ``"delete"`` or ``"replace"`` for the perturbation metrics.
+        batch_size: sequences explained per call (bounds memory for IG, LIME ...).
+        seed: seeds sampling methods, noise and the random reference.
+        progress: show a progress bar (tqdm) while it runs.
+
+    Returns:
+        A :class:`BenchmarkResult` (a list of rows with ``to_markdown()``, ``plot()``,
+        ``recommendation`` and ``reason``).
+
+    Example:
+        >>> from captum_rnn.data import planted_cues
+        >>> from captum_rnn.models import RNNClassifier
+        >>> data = planted_cues(16, length=(5, 8), vocab_size=10)
+        >>> model = RNNClassifier(2, vocab_size=len(data.vocab), hidden_size=8)  # doctest: +SKIP
+        >>> result = benchmark(model, data, methods=["saliency", "integrated_gradients"])  # doctest: +SKIP
+        >>> print(result.to_markdown())  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    method_kwargs = dict(method_kwargs or {})
+    inputs, lengths, _labels, data_rationale, data_vocab = _unpack_data(data)
+    rationale = data_rationale if rationale is None else rationale
+    vocab = data_vocab if vocab is None else vocab
+    batch = _prepare(model, inputs, lengths)
+    device = _device(model)
+    target = _resolve_target(model, batch, target, 256)
+    rationale_mask = None if rationale is None else _rationale_mask(rationale, batch)
+    has_lexicon = lexicon is not None and vocab is not None and batch.is_token
+    chosen = _resolve_metrics(
+        metrics, rationale_mask is not None, has_lexicon, train_data is not None
+    )
+    explainers = _resolve_methods(model, methods, method_kwargs)
+
+    per_method = len(chosen) + 1
+    bar = tqdm(
+        total=len(explainers) * per_method + 2 + per_method,
+        desc="benchmark",
+        disable=not progress,
+        leave=False,
+    )
+    skipped: dict[str, str] = {}
+    attributions: dict[str, Tensor] = {}
+    seconds: dict[str, float] = {}
+    lexicon_details: dict[str, Any] = {}
+    try:
+        # Shared work: leave-one-out drops and randomised copies serve every method.
+        bar.set_postfix_str("leave-one-out")
+        drops = (
+            leave_one_out(model, batch.x, target, lengths=batch.lengths, removal=removal)
+            if "loo_kendall" in chosen
+            else None
+        )
+        bar.update(1)
+        randomized = None
+        if "randomization" in chosen:
+            randomized = _copy_model(model)
+            with _seeded(seed, device):
+                randomize_parameters(randomized)
+        shuffled = None
+        if "data_randomization" in chosen:
+            bar.set_postfix_str("training on shuffled labels")
+            shuffled, _ = label_randomized_copy(model, train_data, seed=seed)
+        bar.update(1)
+
+        rows = []
+        all_explainers = [*explainers, (RANDOM, _random_explainer(seed))]
+        for name, explainer in all_explainers:
+            bar.set_postfix_str(f"{name}: attributions")
+            try:
+                _sync(device)
+                start = time.perf_counter()
+                with _seeded(seed, device):
+                    scores = _explain_in_chunks(explainer, model, batch, target, batch_size)
+                _sync(device)
+                seconds[name] = time.perf_counter() - start
+            except Exception as error:  # noqa: BLE001 - a method that fails is reported, not fatal
+                if name == RANDOM:
+                    raise
+                skipped[name] = f"{type(error).__name__}: {error}"
+                bar.update(per_method)
+                continue
+            bar.update(1)
+            attributions[name] = scores.cpu()
+            row: dict[str, Any] = {
+                "method": name,
+                "reference": name == RANDOM,
+                "seconds": seconds[name],
+                "ms_per_sequence": 1e3 * seconds[name] / batch.size,
+            }
+            for metric in chosen:
+                bar.set_postfix_str(f"{name}: {metric}")
+                if metric != "faithfulness":
+                    row.update(
+                        _score(
+                            metric,
+                            model,
+                            batch,
+                            scores,
+                            target,
+                            explainer,
+                            drops=drops,
+                            randomized=randomized,
+                            shuffled=shuffled,
+                            rationale=rationale_mask,
+                            lexicon=lexicon,
+                            vocab=vocab,
+                            positive_class=positive_class,
+                            removal=removal,
+                            batch_size=batch_size,
+                            seed=seed,
+                            row=row,
+                        )
+                    )
+                bar.update(1)
+            if "faithfulness" in chosen:
+                row["faithfulness"] = row["comprehensiveness"] - row["sufficiency"]
+            if "_lexicon" in row:
+                lexicon_details[name] = row.pop("_lexicon")
+            rows.append(row)
+    finally:
+        bar.close()
+
+    primary = next((m for m in ("faithfulness", *FAITHFULNESS) if m in chosen), None)
+    recommendation, reason = _recommend(rows, primary, tolerance, sanity_threshold)
+    return BenchmarkResult(
+        rows,
+        metrics=chosen,
+        recommendation=recommendation,
+        reason=reason,
+        primary=primary or "",
+        tolerance=tolerance,
+        skipped=skipped,
+        attributions=attributions,
+        n_sequences=batch.size,
+        details={"sanity_threshold": sanity_threshold, "removal": removal},
+        lexicon=lexicon_details,
+    )
+
+
+def _score(
+    metric: str,
+    model: nn.Module,
+    batch: _Batch,
+    scores: Tensor,
+    target: Tensor,
+    explainer: Callable,
+    *,
+    drops: Tensor | None,
+    randomized: nn.Module | None,
+    shuffled: nn.Module | None,
+    rationale: Tensor | None,
+    lexicon: Mapping[str, float] | None,
+    vocab: Any,
+    positive_class: int,
+    removal: str,
+    batch_size: int,
+    seed: int,
+    row: dict[str, Any],
+) -> dict[str, float]:
+    x, lengths = batch.x, batch.lengths
+    common = dict(lengths=lengths, removal=removal)
+    if metric == "comprehensiveness" or (
+        metric == "sufficiency" and "comprehensiveness" not in row
+    ):
+        comp, suff = comprehensiveness_sufficiency(model, x, scores, target, **common)
+        return {"comprehensiveness": _nanmean(comp), "sufficiency": _nanmean(suff)}
+    if metric == "sufficiency":
+        return {}
+    if metric == "deletion_auc":
+        return {metric: _nanmean(deletion_auc(model, x, scores, target, **common))}
+    if metric == "insertion_auc":
+        return {metric: _nanmean(insertion_auc(model, x, scores, target, **common))}
+    if metric == "loo_kendall":
+        return {
+            metric: _nanmean(loo_kendall(model, x, scores, target, lengths=lengths, drops=drops))
+        }
+    if metric == "infidelity":
+        return {metric: _nanmean(infidelity(model, x, scores, target, lengths=lengths, seed=seed))}
+    if metric == "sensitivity_max":
+        values = sensitivity_max(
+            model, x, explainer, target, lengths=lengths, seed=seed, n_perturb_samples=5
+        )
+        return {metric: _nanmean(values)}
+    if metric in ("auprc", "token_f1", "token_iou"):
+        fn = {"auprc": auprc, "token_f1": token_f1, "token_iou": token_iou}[metric]
+        return {metric: _nanmean(fn(scores.cpu(), rationale, lengths=lengths.cpu()))}
+    if metric == "lexicon_spearman":
+        return {
+            metric: _lexicon_score(
+                model, batch, explainer, lexicon, vocab, positive_class, seed, row
+            )
+        }
+    if metric in ("randomization", "data_randomization"):
+        other = randomized if metric == "randomization" else shuffled
+        with _seeded(seed, _device(model)):
+            after = _call_explainer(explainer, other, batch, target)
+        similarity = explanation_similarity(scores, after, batch.mask)
+        return {metric: _nanmean(similarity)}
+    raise ValueError(f"unknown metric {metric!r}")  # pragma: no cover - checked earlier
+
+
+def _lexicon_score(model, batch, explainer, lexicon, vocab, positive_class, seed, row) -> float:
+    from captum_rnn.explanation import Explanation
+
+    target = torch.full((batch.size,), positive_class, dtype=torch.long, device=batch.x.device)
+    with _seeded(seed, _device(model)):
+        scores = _as_scores(explainer(model, batch.x, batch.lengths, target), batch)
+    explanations = []
+    for i in range(batch.size):
+        n = int(batch.lengths[i])
+        words = vocab.decode(batch.x[i, :n].tolist())
+        explanations.append(
+            Explanation(list(words), scores[i, :n].tolist(), "m", target=positive_class)
+        )
+    agreement = lexicon_agreement(explanations, lexicon, positive_class=positive_class)
+    row["_lexicon"] = agreement  # moved to BenchmarkResult.lexicon, not a table column
+    return agreement.spearman
+
+
+def _recommend(
+    rows: list[dict[str, Any]], primary: str | None, tolerance: float, threshold: float
+) -> tuple[str | None, str]:
+    methods = [r for r in rows if not r["reference"]]
+    if not methods:
+        return None, "no method could be benchmarked"
+    if primary is None:
+        fastest = min(methods, key=lambda r: r["seconds"])
+        return fastest["method"], (
+            f"{fastest['method']} is the fastest method; no faithfulness metric was computed, "
+            "so faithfulness was not compared"
+        )
+    metric = get_metric(primary)
+    sign = 1.0 if metric.higher_is_better else -1.0
+    valued = [r for r in methods if not math.isnan(r.get(primary, math.nan))]
+    if not valued:
+        return None, f"{primary} is undefined for every method"
+    best = max(valued, key=lambda r: sign * r[primary])
+    reference = next((r for r in rows if r["reference"]), None)
+    chance = reference[primary] if reference is not None else math.nan
+    gain = sign * (best[primary] - chance) if not math.isnan(chance) else abs(best[primary])
+    label = "comprehensiveness - sufficiency" if primary == "faithfulness" else primary
+    if gain <= 0:
+        return None, (
+            f"no method beats a random attribution on {primary} ({label}): best "
+            f"{best['method']} {best[primary]:.3f}, random {chance:.3f}"
+        )
+    floor = sign * best[primary] - tolerance * gain
+    sane = [
+        r
+        for r in valued
+        if r.get("randomization") is None
+        or (not math.isnan(r["randomization"]) and r["randomization"] < threshold)
+    ]
+    failing = sorted({r["method"] for r in valued} - {r["method"] for r in sane})
+    close = [r for r in sane if sign * r[primary] >= floor - 1e-12]
+    if not close:
+        return None, (
+            f"the methods within {tolerance:.0%} of the best {primary} ({best['method']}) fail "
+            f"the parameter-randomisation check ({', '.join(failing)})"
+        )
+    chosen = min(close, key=lambda r: r["seconds"])
+    parts = [
+        f"{chosen['method']} is the fastest method "
+        f"({chosen['ms_per_sequence']:.2f} ms per sequence) whose faithfulness "
+        f"({label} = {chosen[primary]:.3f}) is within {tolerance:.0%} of the best method's "
+        f"gain over a random attribution"
+    ]
+    if chosen is best:
+        parts.append(f"it is also the most faithful (random: {chance:.3f})")
+    else:
+        speedup = best["seconds"] / max(chosen["seconds"], 1e-12)
+        parts.append(
+            f"the most faithful, {best['method']} ({best[primary]:.3f}; random {chance:.3f}), "
+            f"is {speedup:.1f}x slower"
+        )
+    if chosen.get("randomization") is not None:
+        parts.append(
+            f"it passes the parameter-randomisation check (similarity "
+            f"{chosen['randomization']:.2f} < {threshold:.2f})"
+        )
+    if failing:
+        parts.append(f"excluded for failing that check: {', '.join(failing)}")
+    return chosen["method"], "; ".join(parts) + "."

@@ -1,0 +1,96 @@
+"""How good is an explanation? Faithfulness, plausibility and sanity metrics.
+
+Every metric has a :class:`Metric` description (``get_metric(name)``) that says whether
+higher or lower is better and its range. Metrics take a model with
+``forward(x, lengths)``, the inputs and the attributions (a tensor or ``Explanations``)
+and return one value per sequence.
+
+Example:
+    >>> import torch, captum_rnn
+    >>> from captum_rnn.models import RNNClassifier
+    >>> from captum_rnn.metrics import comprehensiveness_sufficiency
+    >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+    >>> ids = torch.tensor([[4, 5, 6, 7]])
+    >>> explanations = captum_rnn.explain(model, ids)
+    >>> comp, suff = comprehensiveness_sufficiency(model, ids, explanations)
+"""
+
+from captum_rnn.metrics._base import METRICS, Metric, get_metric
+from captum_rnn.metrics._faithfulness import (
+    DEFAULT_FRACTIONS,
+    PerturbationCurve,
+    comprehensiveness,
+    comprehensiveness_sufficiency,
+    deletion_auc,
+    deletion_curve,
+    infidelity,
+    insertion_auc,
+    insertion_curve,
+    kendall_tau,
+    leave_one_out,
+    loo_kendall,
+    sensitivity_max,
+    sufficiency,
+)
+from captum_rnn.metrics._fidelity import (
+    Counterexample,
+    FidelityReport,
+    FidelitySplit,
+    dfa_fidelity,
+    fidelity,
+)
+from captum_rnn.metrics._plausibility import (
+    LexiconAgreement,
+    auprc,
+    lexicon_agreement,
+    spearman,
+    token_f1,
+    token_iou,
+    top_k_mask,
+)
+from captum_rnn.metrics._sanity import (
+    RandomizationResult,
+    data_randomization_test,
+    explanation_similarity,
+    label_randomized_copy,
+    model_randomization_test,
+    randomize_parameters,
+)
+
+__all__ = [
+    "Counterexample",
+    "DEFAULT_FRACTIONS",
+    "FidelityReport",
+    "FidelitySplit",
+    "LexiconAgreement",
+    "METRICS",
+    "Metric",
+    "PerturbationCurve",
+    "RandomizationResult",
+    "auprc",
+    "comprehensiveness",
+    "comprehensiveness_sufficiency",
+    "data_randomization_test",
+    "deletion_auc",
+    "deletion_curve",
+    "dfa_fidelity",
+    "explanation_similarity",
+    "fidelity",
+    "get_metric",
+    "infidelity",
+    "insertion_auc",
+    "insertion_curve",
+    "kendall_tau",
+    "label_randomized_copy",
+    "leave_one_out",
+    "lexicon_agreement",
+    "loo_kendall",
+    "model_randomization_test",
+    "randomize_parameters",
+    "sensitivity_max",
+    "spearman",
+    "sufficiency",
+    "token_f1",
+    "token_iou",
+    "top_k_mask",
+]

@@ -1,0 +1,880 @@
+"""Faithfulness: does an explanation rank the tokens the way the model actually uses them?
+
+Every metric here perturbs the input guided by the attribution and watches the model's
+output for the explained target: a probability for classifiers (``output="auto"``), the
+raw output for regressors. Tokens are removed either by deletion (the sequence gets
+shorter: the kept tokens are re-packed and the new lengths passed to the model) or by
+replacement with a baseline token (the padding id by default, whose embedding is zero;
+zeros for continuous input). A sequence with every token deleted is represented by one
+baseline token, since an RNN cannot read an empty sequence.
+
+Padding is never ranked, removed or counted; perturbed sequences are evaluated in
+batches of ``batch_size`` on the model's device. All functions return one value per
+sequence, a float64 tensor ``(batch,)``; average it (``nanmean`` for Kendall tau, which
+is undefined for one-token sequences) to summarise a data set.
+
+References: DeYoung et al. 2020 (ERASER: comprehensiveness and sufficiency as AOPC),
+Petsiuk et al. 2018 (deletion and insertion curves), Yeh et al. 2019 (infidelity and
+sensitivity, as implemented in ``captum.metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from captum.metrics import infidelity as captum_infidelity
+from captum.metrics import sensitivity_max as captum_sensitivity_max
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from captum_rnn.metrics._base import (
+    _as_scores,
+    _Batch,
+    _check_batch_size,
+    _device,
+    _eval_mode,
+    _forward,
+    _model_outputs,
+    _output_kind,
+    _prepare,
+    _ranks,
+    _resolve_explainer,
+    _resolve_target,
+    _seeded,
+    _select,
+)
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "PerturbationCurve",
+    "comprehensiveness",
+    "comprehensiveness_sufficiency",
+    "deletion_auc",
+    "deletion_curve",
+    "infidelity",
+    "insertion_auc",
+    "insertion_curve",
+    "kendall_tau",
+    "leave_one_out",
+    "loo_kendall",
+    "sensitivity_max",
+    "sufficiency",
+]
+
+#: The fractions of tokens removed (or kept) for comprehensiveness and sufficiency.
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+# ---------------------------------------------------------------------- perturbation
+class _Perturber:
+    """Builds perturbed copies of rows of a batch from masks of the positions to keep."""
+
+    def __init__(self, model: nn.Module, batch: _Batch, removal: str, baseline: Any) -> None:
+        if removal not in ("delete", "replace"):
+            raise ValueError(f"removal must be 'delete' or 'replace', got {removal!r}")
+        self.batch = batch
+        self.removal = removal
+        if batch.is_token:
+            if baseline is None:
+                baseline = batch.padding_idx
+            if isinstance(baseline, bool) or not isinstance(baseline, int):
+                raise TypeError(
+                    f"baseline must be a token id (int) for token input, got {baseline!r}"
+                )
+            vocab = getattr(model, "vocab_size", None)
+            if baseline < 0 or (vocab is not None and baseline >= vocab):
+                raise ValueError(f"baseline token id {baseline} is outside the vocabulary")
+            self.fill: Tensor | int = baseline
+        else:
+            features = batch.x.shape[2]
+            fill = torch.as_tensor(0.0 if baseline is None else baseline, dtype=batch.x.dtype)
+            if fill.dim() == 0:
+                fill = fill.expand(features)
+            if fill.shape != (features,):
+                raise ValueError(
+                    f"baseline must be a number or have shape ({features},) for continuous "
+                    f"input, got {tuple(fill.shape)}"
+                )
+            self.fill = fill.to(batch.x.device)
+
+    def make(self, rows: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """Rows ``rows`` of the batch keeping only the real positions where ``keep``."""
+        batch = self.batch
+        x, real = batch.x[rows], batch.mask[rows]
+        keep = keep & real
+        if self.removal == "replace":
+            cond = keep | ~real
+            if batch.is_token:
+                x = torch.where(cond, x, torch.full_like(x, self.fill))
+            else:
+                x = torch.where(cond[..., None], x, self.fill)
+            return x, batch.lengths[rows]
+        new_lengths = keep.sum(dim=1)
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+        if batch.is_token:
+            x = x.gather(1, order)
+        else:
+            x = x.gather(1, order[..., None].expand_as(x))
+        pad = torch.arange(x.shape[1], device=x.device)[None, :] >= new_lengths[:, None]
+        empty = new_lengths == 0
+        if batch.is_token:
+            x = x.masked_fill(pad, batch.padding_idx)
+            x[:, 0] = torch.where(empty, torch.full_like(x[:, 0], self.fill), x[:, 0])
+        else:
+            x = x.masked_fill(pad[..., None], 0.0)
+            x[:, 0] = torch.where(empty[:, None], self.fill, x[:, 0])
+        return x, new_lengths.clamp_min(1)
+
+
+def _evaluate(
+    model: nn.Module,
+    perturber: _Perturber,
+    target: Tensor,
+    kind: str,
+    count: int,
+    spec: Callable[[slice], tuple[Tensor, Tensor]],
+    batch_size: int,
+) -> Tensor:
+    """Run ``count`` perturbed sequences through the model, ``batch_size`` at a time.
+
+    ``spec(slice)`` returns the rows and keep-masks of that slice of perturbations,
+    so that the masks are built one chunk at a time.
+    """
+    values = []
+    for start in range(0, count, batch_size):
+        rows, keep = spec(slice(start, min(start + batch_size, count)))
+        x, lengths = perturber.make(rows, keep)
+        values.append(_forward(model, x, lengths, target[rows], kind, batch_size))
+    if not values:
+        return torch.zeros(0, dtype=torch.float64, device=target.device)
+    return torch.cat(values)
+
+
+def _counts(fractions: Sequence[float], lengths: Tensor) -> Tensor:
+    """Tokens per fraction and sequence ``(B, F)``: round-half-up of ``f * n``, in [1, n]."""
+    fr = torch.as_tensor(list(fractions), dtype=torch.float64, device=lengths.device)
+    if fr.dim() != 1 or fr.numel() == 0 or bool(((fr <= 0) | (fr > 1)).any()):
+        raise ValueError(f"fractions must be a non-empty list of values in (0, 1], got {fractions}")
+    n = lengths.double()[:, None]
+    k = torch.floor(fr[None, :] * n + 0.5 + 1e-9).long()
+    return torch.minimum(k.clamp_min(1), lengths[:, None])
+
+
+class _Setup:
+    """What all perturbation metrics compute first."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: Any,
+        attributions: Any,
+        target: Any,
+        lengths: Any,
+        removal: str,
+        baseline: Any,
+        output: str,
+        absolute: bool,
+        batch_size: int,
+    ) -> None:
+        self.batch_size = _check_batch_size(batch_size)
+        self.batch = _prepare(model, inputs, lengths)
+        self.scores = None if attributions is None else _as_scores(attributions, self.batch)
+        self.kind = _output_kind(model, output)
+        self.perturber = _Perturber(model, self.batch, removal, baseline)
+        # One forward pass of the unperturbed batch gives both the target and m(x).
+        outputs = _model_outputs(model, self.batch, self.batch_size)
+        self.target = _resolve_target(model, self.batch, target, self.batch_size, outputs)
+        self.ranks = None if self.scores is None else _ranks(self.scores, self.batch.mask, absolute)
+        self.full = _select(outputs, self.target, self.kind)
+
+    def top_k_spec(self, rows: Tensor, ks: Tensor, keep_top: bool):
+        ranks = self.ranks
+
+        def spec(part: slice) -> tuple[Tensor, Tensor]:
+            r, k = rows[part], ks[part]
+            top = ranks[r] < k[:, None]
+            return r, top if keep_top else ~top
+
+        return spec
+
+
+# ---------------------------------------------------------------------- ERASER AOPC
+def comprehensiveness_sufficiency(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    removal: str = "delete",
+    baseline: Any = None,
+    output: str = "auto",
+    absolute: bool = False,
+    batch_size: int = 256,
+) -> tuple[Tensor, Tensor]:
+    """Comprehensiveness and sufficiency (ERASER) in one batched pass.
+
+    For each fraction ``f`` the top ``k = round(f * n)`` real tokens (at least 1) by
+    attribution are removed (comprehensiveness: ``m(x) - m(x without them)``, higher is
+    better) or kept alone (sufficiency: ``m(x) - m(them only)``, lower is better), where
+    ``m`` is the target's probability. Each is averaged over the fractions (the area
+    over the perturbation curve, AOPC). Identical perturbations (short sequences round
+    several fractions to the same ``k``) run once, so the pair costs at most
+    ``1 + 2 * len(fractions)`` forward passes per sequence.
+
+    Args:
+        model: a module with ``forward(x, lengths)`` (e.g. ``RNNClassifier``).
+        inputs: token ids ``(batch, time)`` or continuous input ``(batch, time, features)``.
+        attributions: scores ``(batch, time)`` or ``(batch, time, dim)`` (summed over
+            ``dim``), or ``Explanations``.
+        target: output explained: an int, one per sequence, or ``None`` (predicted class).
+        lengths: true lengths; inferred from ``model.padding_idx`` for token ids.
+        fractions: fractions of each sequence's tokens, each in ``(0, 1]``.
+        removal: ``"delete"`` (shorten the sequence) or ``"replace"`` (with ``baseline``).
+        baseline: token id (default ``model.padding_idx``) or, for continuous input, a
+            value or per-feature vector (default 0) used by ``"replace"``.
+        output: ``"auto"`` (probability for classifiers, raw output otherwise),
+            ``"probability"`` or ``"raw"``.
+        absolute: rank by ``|attribution|`` instead of signed attribution.
+        batch_size: perturbed sequences per forward pass.
+
+    Returns:
+        ``(comprehensiveness, sufficiency)``, each float64 ``(batch,)``.
+
+    Example:
+        >>> from captum_rnn.models import RNNClassifier
+        >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+        >>> ids = torch.tensor([[4, 5, 6, 7, 0]])
+        >>> comp, suff = comprehensiveness_sufficiency(model, ids, torch.rand(1, 5))
+        >>> comp.shape, suff.shape
+        (torch.Size([1]), torch.Size([1]))
+    """
+    setup = _Setup(
+        model,
+        inputs,
+        attributions,
+        target,
+        lengths,
+        removal,
+        baseline,
+        output,
+        absolute,
+        batch_size,
+    )
+    return _aopc(model, setup, fractions, comprehensive=True), _aopc(
+        model, setup, fractions, comprehensive=False
+    )
+
+
+def _aopc(
+    model: nn.Module, setup: _Setup, fractions: Sequence[float], comprehensive: bool
+) -> Tensor:
+    batch = setup.batch
+    ks = _counts(fractions, batch.lengths)  # (B, F)
+    rows = torch.arange(batch.size, device=ks.device)[:, None].expand_as(ks)
+    key = rows * (batch.time + 1) + ks
+    unique, inverse = torch.unique(key.reshape(-1), return_inverse=True)
+    u_rows, u_ks = unique // (batch.time + 1), unique % (batch.time + 1)
+    values = setup.full[u_rows].clone()
+    # Keeping every token (sufficiency at k = n) is the original input: no forward needed.
+    todo = (
+        torch.ones_like(u_ks, dtype=torch.bool) if comprehensive else u_ks < batch.lengths[u_rows]
+    )
+    t_rows, t_ks = u_rows[todo], u_ks[todo]
+    spec = setup.top_k_spec(t_rows, t_ks, keep_top=not comprehensive)
+    values[todo] = _evaluate(
+        model,
+        setup.perturber,
+        setup.target,
+        setup.kind,
+        int(t_rows.numel()),
+        spec,
+        setup.batch_size,
+    )
+    perturbed = values[inverse].view_as(ks)
+    return (setup.full[:, None] - perturbed).mean(dim=1)
+
+
+def comprehensiveness(
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """ERASER comprehensiveness as AOPC (higher is better); see
+    :func:`comprehensiveness_sufficiency` for the arguments.
+
+    Returns:
+        float64 ``(batch,)``: mean over fractions of ``m(x) - m(x without top-k)``.
+    """
+    setup = _setup_from_kwargs(model, inputs, attributions, target, kwargs)
+    return _aopc(model, setup, kwargs.get("fractions", DEFAULT_FRACTIONS), comprehensive=True)
+
+
+def sufficiency(
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """ERASER sufficiency as AOPC (lower is better); see
+    :func:`comprehensiveness_sufficiency` for the arguments.
+
+    Returns:
+        float64 ``(batch,)``: mean over fractions of ``m(x) - m(top-k only)``.
+    """
+    setup = _setup_from_kwargs(model, inputs, attributions, target, kwargs)
+    return _aopc(model, setup, kwargs.get("fractions", DEFAULT_FRACTIONS), comprehensive=False)
+
+
+_SETUP_KEYS = ("lengths", "removal", "baseline", "output", "absolute", "batch_size")
+
+
+def _setup_from_kwargs(model, inputs, attributions, target, kwargs) -> _Setup:
+    unknown = set(kwargs) - set(_SETUP_KEYS) - {"fractions"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+    return _Setup(
+        model,
+        inputs,
+        attributions,
+        target,
+        kwargs.get("lengths"),
+        kwargs.get("removal", "delete"),
+        kwargs.get("baseline"),
+        kwargs.get("output", "auto"),
+        kwargs.get("absolute", False),
+        kwargs.get("batch_size", 256),
+    )
+
+
+# ---------------------------------------------------------------------- curves
+@dataclass
+class PerturbationCurve:
+    """Deletion or insertion curves, one per sequence, with their areas.
+
+    Attributes:
+        kind: ``"deletion"`` or ``"insertion"``.
+        fractions: per sequence, the fractions of its tokens removed (deletion) or
+            inserted (insertion), from 0 to 1.
+        values: per sequence, the model's target output at those fractions.
+        area: float64 ``(batch,)``, the trapezoidal area under each curve over ``[0, 1]``.
+    """
+
+    kind: str
+    fractions: list[Tensor]
+    values: list[Tensor]
+    area: Tensor
+
+    def mean_curve(self, points: int = 101) -> tuple[np.ndarray, np.ndarray]:
+        """The curves interpolated on a common grid of ``points`` fractions and averaged."""
+        grid = np.linspace(0.0, 1.0, points)
+        curves = [
+            np.interp(grid, f.cpu().numpy(), v.cpu().numpy())
+            for f, v in zip(self.fractions, self.values, strict=True)
+        ]
+        return grid, np.mean(curves, axis=0)
+
+    def plot(self, ax: Axes | None = None, label: str | None = None) -> Figure:
+        """Draw the mean curve (its mean area in the legend); returns the Figure."""
+        if ax is None:
+            fig = Figure(figsize=(5, 3.5), layout="constrained")
+            ax = fig.add_subplot()
+        else:
+            fig = ax.figure
+        grid, mean = self.mean_curve()
+        name = label or self.kind
+        ax.plot(grid, mean, label=f"{name} (AUC {float(self.area.mean()):.3f})")
+        verb = "removed" if self.kind == "deletion" else "inserted"
+        ax.set_xlabel(f"fraction of tokens {verb}, most important first")
+        ax.set_ylabel("target output")
+        ax.set_title(f"{self.kind} curve")
+        ax.legend(loc="best", fontsize="small")
+        return fig
+
+
+def _curve(
+    kind: str,
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any,
+    lengths: Any,
+    steps: int | None,
+    removal: str,
+    baseline: Any,
+    output: str,
+    absolute: bool,
+    batch_size: int,
+) -> PerturbationCurve:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be None (every token) or an int >= 1, got {steps!r}")
+    setup = _Setup(
+        model,
+        inputs,
+        attributions,
+        target,
+        lengths,
+        removal,
+        baseline,
+        output,
+        absolute,
+        batch_size,
+    )
+    batch = setup.batch
+    per_row: list[Tensor] = []
+    for n in batch.lengths.tolist():
+        if steps is None:
+            ks = torch.arange(n + 1)
+        else:
+            ks = torch.unique(
+                torch.floor(
+                    torch.linspace(0, 1, steps + 1, dtype=torch.float64) * n + 0.5 + 1e-9
+                ).long()
+            )
+        per_row.append(ks)
+    rows = torch.cat([torch.full((len(k),), i) for i, k in enumerate(per_row)]).to(batch.x.device)
+    ks = torch.cat(per_row).to(batch.x.device)
+    n_of = batch.lengths[rows]
+    # Deletion at k = 0 and insertion at k = n are the original input.
+    unchanged = ks == 0 if kind == "deletion" else ks == n_of
+    values = setup.full[rows].clone()
+    todo = ~unchanged
+    spec = setup.top_k_spec(rows[todo], ks[todo], keep_top=kind == "insertion")
+    values[todo] = _evaluate(
+        model, setup.perturber, setup.target, setup.kind, int(todo.sum()), spec, setup.batch_size
+    )
+    fractions, curves, areas = [], [], []
+    start = 0
+    for i, k in enumerate(per_row):
+        f = k.double() / int(batch.lengths[i])
+        v = values[start : start + len(k)].cpu()
+        start += len(k)
+        fractions.append(f)
+        curves.append(v)
+        areas.append(torch.trapezoid(v, f))
+    return PerturbationCurve(kind, fractions, curves, torch.stack(areas).to(torch.float64))
+
+
+def deletion_curve(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    steps: int | None = 10,
+    removal: str = "delete",
+    baseline: Any = None,
+    output: str = "auto",
+    absolute: bool = False,
+    batch_size: int = 256,
+) -> PerturbationCurve:
+    """Deletion curves: remove the most important tokens first and follow the output.
+
+    A faithful ranking makes the target output fall fast: a small area is better.
+
+    Args:
+        steps: points per curve beyond the first: the tokens removed at fraction
+            ``j / steps`` (rounded, duplicates dropped); ``None`` removes one token at a
+            time (``n + 1`` points, ``n`` forward passes per sequence).
+        Other arguments: as :func:`comprehensiveness_sufficiency`.
+
+    Returns:
+        A :class:`PerturbationCurve`; ``.area`` is float64 ``(batch,)``.
+
+    Example:
+        >>> from captum_rnn.models import RNNClassifier
+        >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+        >>> curve = deletion_curve(model, torch.tensor([[4, 5, 6]]), torch.rand(1, 3))
+        >>> curve.fractions[0].tolist()
+        [0.0, 0.3333333333333333, 0.6666666666666666, 1.0]
+    """
+    return _curve(
+        "deletion",
+        model,
+        inputs,
+        attributions,
+        target,
+        lengths,
+        steps,
+        removal,
+        baseline,
+        output,
+        absolute,
+        batch_size,
+    )
+
+
+def insertion_curve(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    steps: int | None = 10,
+    removal: str = "delete",
+    baseline: Any = None,
+    output: str = "auto",
+    absolute: bool = False,
+    batch_size: int = 256,
+) -> PerturbationCurve:
+    """Insertion curves: start from the empty (or all-baseline) sequence and insert the
+    most important tokens first. A faithful ranking makes the output rise fast: a large
+    area is better. Arguments as :func:`deletion_curve`.
+
+    Returns:
+        A :class:`PerturbationCurve`; ``.area`` is float64 ``(batch,)``.
+    """
+    return _curve(
+        "insertion",
+        model,
+        inputs,
+        attributions,
+        target,
+        lengths,
+        steps,
+        removal,
+        baseline,
+        output,
+        absolute,
+        batch_size,
+    )
+
+
+def deletion_auc(
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """Area under :func:`deletion_curve` per sequence (lower is better)."""
+    return deletion_curve(model, inputs, attributions, target, **kwargs).area
+
+
+def insertion_auc(
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """Area under :func:`insertion_curve` per sequence (higher is better)."""
+    return insertion_curve(model, inputs, attributions, target, **kwargs).area
+
+
+# ---------------------------------------------------------------------- leave one out
+def leave_one_out(
+    model: nn.Module,
+    inputs: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    removal: str = "delete",
+    baseline: Any = None,
+    output: str = "auto",
+    batch_size: int = 256,
+) -> Tensor:
+    """The output drop ``m(x) - m(x without token t)`` for every real position ``t``.
+
+    Costs one forward pass per token, batched. It does not depend on any explanation,
+    so compute it once and pass it as ``drops=`` to :func:`loo_kendall` for every method.
+
+    Returns:
+        float64 ``(batch, time)``, exactly 0 at padded positions.
+
+    Example:
+        >>> from captum_rnn.models import RNNClassifier
+        >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+        >>> leave_one_out(model, torch.tensor([[4, 5, 0]])).shape
+        torch.Size([1, 3])
+    """
+    setup = _Setup(
+        model, inputs, None, target, lengths, removal, baseline, output, False, batch_size
+    )
+    batch = setup.batch
+    rows = torch.repeat_interleave(torch.arange(batch.size, device=batch.x.device), batch.lengths)
+    positions = torch.arange(batch.time, device=batch.x.device)[None, :].expand(batch.size, -1)[
+        batch.mask
+    ]
+    steps = torch.arange(batch.time, device=batch.x.device)
+
+    def spec(part: slice) -> tuple[Tensor, Tensor]:
+        return rows[part], steps[None, :] != positions[part][:, None]
+
+    values = _evaluate(
+        model, setup.perturber, setup.target, setup.kind, int(rows.numel()), spec, setup.batch_size
+    )
+    drops = torch.zeros(batch.size, batch.time, dtype=torch.float64, device=batch.x.device)
+    drops[batch.mask] = setup.full[rows] - values
+    return drops
+
+
+def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Kendall's tau-b between rows of ``a`` and ``b`` over the positions in ``mask``.
+
+    Ties count as in tau-b; a row with fewer than two positions, or constant in ``a``
+    or ``b``, gives NaN.
+
+    Args:
+        a, b: ``(batch, n)`` tensors (or 1-D for one row).
+        mask: boolean ``(batch, n)``; all positions when ``None``.
+
+    Returns:
+        float64 ``(batch,)`` (a 0-d tensor for 1-D input).
+
+    Example:
+        >>> kendall_tau(torch.tensor([1.0, 2, 3]), torch.tensor([1.0, 3, 2]))
+        tensor(0.3333, dtype=torch.float64)
+    """
+    squeeze = a.dim() == 1
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if squeeze:
+        a, b = a[None], b[None]
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(
+            f"a and b must have the same (batch, n) shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    mask = torch.ones_like(a, dtype=torch.bool) if mask is None else mask.to(a.device).bool()
+    b = b.to(a.device)
+    n = a.shape[1]
+    upper = torch.ones(n, n, dtype=torch.bool, device=a.device).triu(1)
+    out = []
+    # Chunk the batch so the (batch, n, n) pair tensors stay small.
+    step = max(1, 2**22 // max(n * n, 1))
+    for s in range(0, a.shape[0], step):
+        ca, cb, cm = a[s : s + step], b[s : s + step], mask[s : s + step]
+        pairs = cm[:, :, None] & cm[:, None, :] & upper
+        da = torch.sign(ca[:, :, None] - ca[:, None, :]) * pairs
+        db = torch.sign(cb[:, :, None] - cb[:, None, :]) * pairs
+        concord = (da * db).sum(dim=(1, 2))
+        untied_a = (da != 0).sum(dim=(1, 2)).double()
+        untied_b = (db != 0).sum(dim=(1, 2)).double()
+        denom = torch.sqrt(untied_a * untied_b)
+        out.append(torch.where(denom > 0, concord / denom.clamp_min(1e-300), torch.nan))
+    tau = torch.cat(out)
+    return tau[0] if squeeze else tau
+
+
+def loo_kendall(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    drops: Tensor | None = None,
+    removal: str = "delete",
+    baseline: Any = None,
+    output: str = "auto",
+    batch_size: int = 256,
+) -> Tensor:
+    """Kendall tau-b between the attributions and the leave-one-out output drops.
+
+    1 means the explanation orders the tokens exactly as removing each alone does;
+    a random attribution scores about 0.
+
+    Args:
+        drops: precomputed :func:`leave_one_out` drops ``(batch, time)``; computed when
+            ``None``. Other arguments: as :func:`comprehensiveness_sufficiency`.
+
+    Returns:
+        float64 ``(batch,)``; NaN for one-token sequences or constant attributions.
+    """
+    batch = _prepare(model, inputs, lengths)
+    scores = _as_scores(attributions, batch)
+    if drops is None:
+        drops = leave_one_out(
+            model,
+            batch.x,
+            target,
+            lengths=batch.lengths,
+            removal=removal,
+            baseline=baseline,
+            output=output,
+            batch_size=batch_size,
+        )
+    drops = torch.as_tensor(drops, device=scores.device, dtype=torch.float64)
+    if drops.shape != scores.shape:
+        raise ValueError(f"drops must have shape {tuple(scores.shape)}, got {tuple(drops.shape)}")
+    return kendall_tau(scores, drops, batch.mask)
+
+
+# ---------------------------------------------------------------------- Captum metrics
+def _input_space(model: nn.Module, batch: _Batch, baseline: Any) -> tuple[Tensor, Tensor]:
+    """The input in the space the RNN reads and its reference (padding embedding / 0)."""
+    if batch.is_token:
+        embedding = model.embedding
+        with torch.no_grad():
+            embedded = embedding(batch.x).detach()
+            ids = batch.padding_idx if baseline is None else int(baseline)
+            reference = embedding(torch.full_like(batch.x, ids)).detach()
+        return embedded, reference
+    reference = torch.as_tensor(
+        0.0 if baseline is None else baseline, dtype=batch.x.dtype, device=batch.x.device
+    )
+    return batch.x, reference.expand_as(batch.x).clone()
+
+
+def infidelity(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Any,
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    baseline: Any = None,
+    noise: str = "subset",
+    scale: float | None = None,
+    n_perturb_samples: int = 10,
+    normalize: bool = True,
+    output: str = "raw",
+    seed: int = 0,
+    max_examples_per_batch: int | None = None,
+) -> Tensor:
+    """Captum's ``infidelity`` for per-token attributions, perturbing in embedding space.
+
+    Each token ``t`` gets a presence ``z_t`` (1 = as is, 0 = its baseline embedding);
+    the model reads ``baseline + z * (embedding - baseline)``. A perturbation ``I``
+    lowers presences at real positions and infidelity is
+    ``E[(sum_t I_t * a_t - (f(x) - f(x with z = 1 - I)))^2]``: how well the attributions
+    predict the output change when tokens (partly) disappear. Padded positions are
+    never perturbed.
+
+    Args:
+        baseline: token id whose embedding is the reference (default the padding id,
+            as integrated gradients uses), or a value/vector for continuous input.
+        noise: ``"subset"``: each real token is removed with probability ``scale``
+            (default 0.25), the perturbation attributions are meant to predict;
+            ``"gaussian"``: ``I_t ~ N(0, scale^2)`` (default ``scale`` 0.2).
+        n_perturb_samples: perturbations per sequence.
+        normalize: rescale the attributions by the least-squares optimal factor first
+            (Captum's ``normalize``), so methods in different units compare fairly.
+        output: ``"raw"`` (default: the logit, the function gradient methods explain),
+            ``"probability"`` or ``"auto"``.
+        seed: seeds the perturbations (the caller's random state is untouched).
+        Other arguments: as :func:`comprehensiveness_sufficiency`.
+
+    Returns:
+        float64 ``(batch,)``, lower is better.
+    """
+    if noise not in ("subset", "gaussian"):
+        raise ValueError(f"noise must be 'subset' or 'gaussian', got {noise!r}")
+    if scale is None:
+        scale = 0.25 if noise == "subset" else 0.2
+    if not scale > 0 or (noise == "subset" and scale > 1):
+        raise ValueError(
+            f"scale must be in (0, 1] for subset noise and > 0 for gaussian, got {scale}"
+        )
+    if n_perturb_samples < 1:
+        raise ValueError(f"n_perturb_samples must be >= 1, got {n_perturb_samples}")
+    batch = _prepare(model, inputs, lengths)
+    scores = _as_scores(attributions, batch)
+    kind = _output_kind(model, output)
+    target = _resolve_target(model, batch, target, 256)
+    embedded, reference = _input_space(model, batch, baseline)
+    presence = batch.mask.to(embedded.dtype)
+
+    def forward(z: Tensor, emb: Tensor, ref: Tensor, lens: Tensor) -> Tensor:
+        x = ref + z[..., None] * (emb - ref)
+        out = model(x, lens)
+        return torch.softmax(out, dim=-1) if kind == "probability" else out
+
+    longest = int(batch.lengths.max())
+
+    def perturb(z: Tensor) -> tuple[Tensor, Tensor]:
+        # Draw over the longest real length only, so extra padding changes no draw.
+        shape = (z.shape[0], longest)
+        if noise == "subset":
+            drawn = (torch.rand(shape, device=z.device) < scale).to(z.dtype)
+        else:
+            drawn = torch.randn(shape, device=z.device, dtype=z.dtype) * scale
+        drop = torch.zeros_like(z)
+        drop[:, :longest] = drawn
+        drop = drop * (z > 0).to(z.dtype)
+        return drop, z - drop
+
+    with _eval_mode(model), _seeded(seed, _device(model)):
+        values = captum_infidelity(
+            forward,
+            perturb,
+            presence,
+            scores.to(presence.dtype),
+            additional_forward_args=(embedded, reference, batch.lengths),
+            target=target,
+            n_perturb_samples=n_perturb_samples,
+            max_examples_per_batch=max_examples_per_batch,
+            normalize=normalize,
+        )
+    # The normalised form can round to tiny negatives; infidelity is a mean of squares.
+    return values.detach().double().clamp_min(0.0)
+
+
+def sensitivity_max(
+    model: nn.Module,
+    inputs: Any,
+    method: Any = "integrated_gradients",
+    target: Any = None,
+    *,
+    lengths: Any = None,
+    radius: float = 0.05,
+    n_perturb_samples: int = 10,
+    norm_ord: str = "fro",
+    seed: int = 0,
+    method_kwargs: dict[str, Any] | None = None,
+    max_examples_per_batch: int | None = None,
+) -> Tensor:
+    """Captum's ``sensitivity_max`` for token models: noise in embedding space.
+
+    Adds uniform noise in an L-infinity ball to the embeddings (or continuous features)
+    of real positions only and reports the largest relative change of the per-token
+    explanation, ``max ||a(x + d) - a(x)|| / ||a(x)||``, over ``n_perturb_samples``
+    draws. The target stays the one explained at ``x``.
+
+    Args:
+        method: a name from ``captum_rnn.attr.available_methods()`` or a callable
+            ``(model, inputs, lengths, target) -> scores (batch, time)`` that accepts
+            embedded input.
+        radius: the ball's radius as a fraction of the standard deviation of the real
+            positions' embedding entries (Captum's absolute 0.02 means nothing for an
+            embedding of arbitrary scale).
+        n_perturb_samples: noise draws per sequence (each costs one explanation).
+        norm_ord: the norm, as in Captum.
+        seed: seeds the noise (and sampling methods).
+        method_kwargs: options for the method (``n_steps`` ...).
+        Other arguments: as :func:`comprehensiveness_sufficiency`.
+
+    Returns:
+        float64 ``(batch,)``, lower is better.
+    """
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    explainer = _resolve_explainer(method, method_kwargs)
+    batch = _prepare(model, inputs, lengths)
+    target = _resolve_target(model, batch, target, 256)
+    embedded, _ = _input_space(model, batch, None)
+    size = batch.size
+    absolute = float(radius * embedded[batch.mask].std().clamp_min(1e-12))
+
+    longest = int(batch.lengths.max())
+
+    def perturb(x: Tensor) -> Tensor:
+        mask = batch.mask.repeat_interleave(x.shape[0] // size, dim=0)[..., None]
+        # Draw over the longest real length only, so extra padding changes no draw.
+        noise = torch.zeros_like(x)
+        noise[:, :longest].uniform_(-absolute, absolute)
+        return x + noise * mask
+
+    def explanation(x: Tensor, additional_forward_args: tuple[Tensor, Tensor]) -> Tensor:
+        if isinstance(x, tuple):  # Captum passes the unperturbed input as a 1-tuple
+            (x,) = x
+        lens, tgt = additional_forward_args
+        scores = torch.as_tensor(explainer(model, x, lens, tgt), dtype=torch.float64)
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
+        return (scores.to(x.device) * mask,)  # Captum iterates over a tuple of tensors
+
+    with _seeded(seed, _device(model)):
+        values = captum_sensitivity_max(
+            explanation,
+            embedded,
+            perturb_func=perturb,
+            n_perturb_samples=n_perturb_samples,
+            norm_ord=norm_ord,
+            max_examples_per_batch=max_examples_per_batch,
+            additional_forward_args=(batch.lengths, target),
+        )
+    return values.detach().double()
