@@ -7,6 +7,7 @@ Example:
     >>> explanations = captum_rnn.explain(model, torch.tensor([[4, 5, 6]]))
 """
 
+from captum_rnn._benchmark import BenchmarkResult, benchmark
 from captum_rnn._explain import explain
 from captum_rnn._grad import GradientContext, gradient_context
 from captum_rnn.explanation import Explanation, Explanations
@@ -14,10 +15,12 @@ from captum_rnn.explanation import Explanation, Explanations
 __version__ = "0.1.0"
 
 __all__ = [
+    "BenchmarkResult",
     "Explanation",
     "Explanations",
     "GradientContext",
     "__version__",
+    "benchmark",
     "explain",
     "gradient_context",
 ]

@@ -13,16 +13,21 @@ from ._datamodule import SequenceDataModule
 from ._tokenizer import tokenize
 from ._vocabulary import Vocabulary
 from .datasets import (
+    DATE_FIELDS,
+    DATE_FORMATS,
     SENTIMENT_SOURCES,
     TOMITA_DESCRIPTIONS,
     ChecksumMismatchError,
     DataUnavailableError,
+    DatePairs,
     PlantedCues,
     SentimentSnippets,
     Snippet,
     TimeSeriesSet,
+    date_pairs,
     default_cache_dir,
     fetch_package_file,
+    format_date,
     load_japanese_vowels,
     load_sentiment_snippets,
     load_valence_lexicon,
@@ -37,6 +42,11 @@ from .datasets import (
 )
 
 __all__ = [
+    "DATE_FIELDS",
+    "DATE_FORMATS",
+    "DatePairs",
+    "date_pairs",
+    "format_date",
     "SENTIMENT_SOURCES",
     "TOMITA_DESCRIPTIONS",
     "ChecksumMismatchError",

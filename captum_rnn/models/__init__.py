@@ -2,12 +2,17 @@
 
 from captum_rnn.models.attention import AdditiveAttention, DotAttention, masked_softmax
 from captum_rnn.models.recurrent import RecurrentModel, RNNClassifier, RNNRegressor
+from captum_rnn.models.seq2seq import Seq2SeqAttention
+from captum_rnn.models.transformer import AttentionTap, TransformerClassifier
 
 __all__ = [
     "AdditiveAttention",
+    "AttentionTap",
     "DotAttention",
     "RNNClassifier",
     "RNNRegressor",
     "RecurrentModel",
+    "Seq2SeqAttention",
+    "TransformerClassifier",
     "masked_softmax",
 ]

@@ -5,6 +5,7 @@ Example:
     >>> strings, labels = tomita(4, 10, max_length=8)
 """
 
+from ._dates import DATE_FIELDS, DATE_FORMATS, DatePairs, date_pairs, format_date
 from ._fetch import (
     ChecksumMismatchError,
     DataUnavailableError,
@@ -25,6 +26,11 @@ from ._tomita import TOMITA_DESCRIPTIONS, tomita, tomita_accepts, tomita_dataset
 from ._vowels import TimeSeriesSet, load_japanese_vowels, parse_ts
 
 __all__ = [
+    "DATE_FIELDS",
+    "DATE_FORMATS",
+    "DatePairs",
+    "date_pairs",
+    "format_date",
     "SENTIMENT_SOURCES",
     "TOMITA_DESCRIPTIONS",
     "ChecksumMismatchError",
