@@ -24,6 +24,7 @@ import torch
 
 from captum_rnn._benchmark import BenchmarkResult, benchmark
 from captum_rnn._explain import explain
+from captum_rnn.attr import NearestExamples, RuleExtraction
 from captum_rnn.data import (
     DataUnavailableError,
     SequenceDataModule,
@@ -97,7 +98,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         keep = order[: config.max_snippets].tolist()
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     vocab = Vocabulary.build(texts, min_freq=2)
-    dataset = _encode(texts, labels, vocab)
+    dataset, texts = _encode(texts, labels, vocab)
     datamodule = SequenceDataModule(dataset, batch_size=64, seed=config.seed)
 
     model = RNNClassifier(
@@ -157,7 +158,10 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "explain_seconds": round(explained - trained, 2),
     }
     quality = _explanation_quality(model, test_set, vocab, ids, config)
+    quality.update(_rules_and_neighbours(model, datamodule, vocab, ids, texts))
+    quality["texts"] = [texts[test_set.indices[i]] for i in picked]
     metrics["recommended_method"] = quality["benchmark"].recommendation
+    metrics["neighbour_label_agreement"] = quality["neighbour_agreement"]
     metrics["quality_seconds"] = round(time.perf_counter() - explained, 2)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (config.out / "index.html").write_text(
@@ -222,12 +226,55 @@ def _explanation_quality(
     }
 
 
+def _rules_and_neighbours(
+    model: RNNClassifier,
+    datamodule: SequenceDataModule,
+    vocab: Vocabulary,
+    ids: torch.Tensor,
+    texts: list[str],
+) -> dict[str, Any]:
+    """For each explained review: its anchor (a local rule) and its nearest training
+    reviews in the model's pooled representation, with their human labels."""
+    names = ["negative", "positive"]
+    train_set = datamodule.train_set
+    corpus = torch.nn.utils.rnn.pad_sequence(
+        [train_set[i][0] for i in range(min(2000, len(train_set)))], batch_first=True
+    )
+    anchors = RuleExtraction(model).explain(
+        ids,
+        vocab=vocab,
+        class_names=names,
+        coverage_data=corpus,
+        pad_index=vocab.pad_index,
+        replacement=vocab.unk_index,
+        max_anchor_size=3,
+        max_samples=2000,
+    )
+    nearest = NearestExamples(model, train_set, batch_size=256)
+    found = nearest.neighbors(ids, top_k=3)
+    neighbours = []
+    for row, scores in zip(found.indices.tolist(), found.scores.tolist(), strict=True):
+        neighbours.append(
+            [
+                f"[{names[int(train_set[i][1])]}, cosine {score:.2f}] {texts[train_set.indices[i]]}"
+                for i, score in zip(row, scores, strict=True)
+            ]
+        )
+    return {
+        "anchors": [str(anchor) for anchor in anchors],
+        "neighbours": neighbours,
+        "neighbour_agreement": float(found.agreement.mean()),
+    }
+
+
 def _encode(texts: list[str], labels: list[int], vocab: Vocabulary):
     from captum_rnn.data import SequenceDataset
 
-    pairs = [(vocab.encode(t), y) for t, y in zip(texts, labels, strict=True)]
-    pairs = [(ids, y) for ids, y in pairs if ids]
-    return SequenceDataset([p[0] for p in pairs], [p[1] for p in pairs])
+    """The data set of token ids, and the texts kept (those with at least one token)."""
+    triples = [(vocab.encode(t), y, t) for t, y in zip(texts, labels, strict=True)]
+    triples = [triple for triple in triples if triple[0]]
+    dataset = SequenceDataset([t[0] for t in triples], [t[1] for t in triples])
+    return dataset, [t[2] for t in triples]
 
 
 def _report(
@@ -250,7 +297,13 @@ def _report(
         predicted = explanation.class_name(explanation.predicted)
         rows = {"integrated gradients": explanation}
         rows.update({m: e[i] for m, e in quality["side_by_side"].items()})
-        report.add_example(rows, f"Human label: {label}; model: {predicted}")
+        report.add_example(
+            rows,
+            f"Human label: {label}; model: {predicted}",
+            text=quality["texts"][i],
+            rule=quality["anchors"][i],
+            neighbours=quality["neighbours"][i],
+        )
         report.add_figure(figure, "integrated gradients")
     result: BenchmarkResult = quality["benchmark"]
     report.add_benchmark(result, "Which explanation method? Benchmark", plot=False)

@@ -33,6 +33,9 @@ def test_demo_writes_report_figures_and_metrics(tmp_path, monkeypatch):
     page = (out / "index.html").read_text()
     assert "<b>lovely</b>" not in page  # tokens are escaped (the tokenizer splits them too)
     assert page.count("data:image/png;base64,") == 6
+    # every explained review carries its local rule and its nearest training reviews
+    assert page.count("Local rule:") == 6 and page.count("Nearest training examples:") == 6
+    assert 0.0 <= metrics["neighbour_label_agreement"] <= 1.0
     explanations = Explanations.load(out / "explanations.json")
     assert len(explanations) == 6 and all(e.label in (0, 1) for e in explanations)
 

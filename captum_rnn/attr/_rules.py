@@ -64,10 +64,12 @@ class Anchor:
         condition = (
             "contains " + " and ".join(_quote(t) for t in self.tokens) if self.tokens else "always"
         )
-        return (
+        text = (
             f"{condition} -> {self.label_name} "
             f"(precision {self.precision:.2f}, coverage {_share(self.coverage)})"
         )
+        # a best effort that missed the target must not read like a rule that holds
+        return text if self.reached else f"{text}, precision target not reached"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
