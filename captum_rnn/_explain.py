@@ -12,6 +12,10 @@ from captum_rnn._grad import gradient_context, prepare_tensors
 from captum_rnn.attr._methods import get_method
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.recurrent import RecurrentModel
+from captum_rnn.models.transformer import TransformerClassifier
+
+# Models whose forward takes ids, embeddings or continuous input with lengths.
+_EXPLAINABLE = (RecurrentModel, TransformerClassifier)
 
 __all__ = ["explain", "prepare_inputs"]
 
@@ -183,7 +187,8 @@ def explain(
     The model is put in eval mode for the call and left exactly as it was.
 
     Args:
-        model: a captum-rnn recurrent model (``RNNClassifier`` or ``RNNRegressor``).
+        model: a captum-rnn model: ``RNNClassifier``, ``RNNRegressor`` or
+            ``TransformerClassifier``.
         inputs: token ids ``(batch, time)`` or ``(time,)``, strings (with ``vocab``),
             lists of ids, or continuous input ``(batch, time, features)``.
         method: ``"integrated_gradients"`` (default), ``"saliency"``,
@@ -214,9 +219,10 @@ def explain(
         >>> len(e.scores)
         3
     """
-    if not isinstance(model, RecurrentModel):
+    if not isinstance(model, _EXPLAINABLE):
         raise TypeError(
-            f"model must be a captum_rnn recurrent model, got {type(model).__name__}; "
+            "model must be a captum_rnn recurrent model or TransformerClassifier, got "
+            f"{type(model).__name__}; "
             "for other models call Captum inside captum_rnn.gradient_context(model)"
         )
     method_cls = get_method(method)

@@ -287,3 +287,22 @@ def test_explain_on_cuda_in_eval_mode():
         assert a.scores == pytest.approx(b.scores, abs=1e-4)
     assert not model.training and all(not m.training for m in model.modules())
     assert model.rnn.dropout == 0.0
+
+
+@pytest.mark.parametrize(
+    "method", ["integrated_gradients", "attention_rollout", "gradient_attention_rollout"]
+)
+def test_transformer_explains_like_the_recurrent_models(method):
+    from captum_rnn.models import TransformerClassifier
+
+    torch.manual_seed(0)
+    model = TransformerClassifier(2, vocab_size=20, num_layers=2, num_heads=2).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    padded = captum_rnn.explain(model, torch.tensor([[3, 4, 5, 0, 0], [3, 4, 5, 6, 7]]), method)
+    alone = captum_rnn.explain(model, torch.tensor([[3, 4, 5]]), method)
+    assert len(padded[0].scores) == 3  # padding stripped
+    assert padded[0].scores == pytest.approx(alone[0].scores, abs=1e-5)
+    assert any(abs(s) > 0 for s in padded[1].scores)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    if method == "integrated_gradients":
+        assert abs(padded[0].delta) < 0.05
