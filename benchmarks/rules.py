@@ -186,13 +186,19 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    ratios: dict[str, list[float]] = {"white-box": [], "black-box": []}
+    ratios: dict[str, list[float]] = {"white-box": [], "black-box": [], "bb-prefix": []}
     for grammar in args.grammars:
         model, accuracy, _, _ = train(grammar, args.hidden, device)
 
         def score(words: list[str], model: RNNClassifier = model) -> torch.Tensor:
             with torch.no_grad():
                 return model(encode_fast(words, device)).softmax(-1)[:, 1]
+
+        def prefix_score(words: list[str], model: RNNClassifier = model) -> torch.Tensor:
+            # every prefix in one unpacked forward: (n, T) acceptance probabilities
+            with torch.no_grad():
+                out, _ = model.rnn(model.embedding(encode_fast(words, device)))
+                return model.head(out).softmax(-1)[..., 1]
 
         def fid(dfa: DFA, model: RNNClassifier = model, grammar: int = grammar) -> str:
             rep = dfa_fidelity(
@@ -230,7 +236,19 @@ def main() -> None:
             )
             for r in range(args.repeats)
         ]
-        for name, runs in (("white-box", runs_w), ("black-box", runs_b)):
+        runs_p = [
+            extract_dfa(
+                prefix_score,
+                "01",
+                max_length=15,
+                seed=r,
+                falsify=0,
+                prefix_scores=True,
+                samples_per_round=args.samples_per_round,
+            )
+            for r in range(args.repeats)
+        ]
+        for name, runs in (("white-box", runs_w), ("black-box", runs_b), ("bb-prefix", runs_p)):
             seconds = statistics.median(d.report.seconds for d in runs)
             rows.append((name, seconds, runs[-1].report.queries, runs[-1]))
         aalpy_seconds = []

@@ -124,6 +124,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     trainer.fit(model, datamodule)
     trained = time.perf_counter()
     [test_metrics] = trainer.test(model, datamodule, verbose=False)
+    model.eval()  # Lightning leaves it in train mode; the black-box explainers need eval
 
     test_set = datamodule.test_set
     picked = list(range(min(config.num_explained, len(test_set))))

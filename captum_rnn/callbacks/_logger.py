@@ -100,8 +100,10 @@ class ExplanationLogger(PeriodicCallback):
         target: output explained: ``None`` (predicted class), an int, one int per
             sample, or ``"label"`` (each sample's true label).
         max_samples: explain at most this many probe sequences.
-        vocab: a ``captum_rnn.data.Vocabulary`` (tokens in figures; encodes strings).
-        class_names: names of the classes for titles and tables.
+        vocab: a ``captum_rnn.data.Vocabulary`` (tokens in figures; encodes strings);
+            default: the ``vocab`` of the trainer's data module, if it has one.
+        class_names: names of the classes for titles and tables; default: the
+            ``class_names`` of the trainer's data module, if it has them.
         method_kwargs: options per method, e.g. ``{"integrated_gradients": {"n_steps": 32}}``.
         faithfulness: metric names from ``captum_rnn.metrics`` or callables (see
             ``captum_rnn.callbacks`` docs for the calling convention); ``"auto"`` uses
@@ -218,11 +220,19 @@ class ExplanationLogger(PeriodicCallback):
                 self.samples,
                 max_samples=self.max_samples,
                 padding_idx=int(getattr(model, "padding_idx", 0) or 0),
-                vocab=self.vocab,
+                vocab=self._from_datamodule(trainer, "vocab"),
                 trainer=trainer,
                 stage=stage,
             )
         return self._probes[stage]
+
+    def _from_datamodule(self, trainer: pl.Trainer, name: str) -> Any:
+        """``vocab`` or ``class_names`` as given, else the trainer's data module's (so a
+        LightningCLI config, which cannot pass a vocabulary, still shows tokens)."""
+        value = getattr(self, name)
+        if value is None:
+            value = getattr(getattr(trainer, "datamodule", None), name, None)
+        return value
 
     def _targets(self, probe: Probe) -> Any:
         if self.target == "label":
@@ -251,9 +261,9 @@ class ExplanationLogger(PeriodicCallback):
                 probe.inputs,
                 probe.lengths,
                 target=target,
-                vocab=self.vocab,
+                vocab=self._from_datamodule(trainer, "vocab"),
                 labels=probe.labels,
-                class_names=self.class_names,
+                class_names=self._from_datamodule(trainer, "class_names"),
                 kwargs=self.method_kwargs.get(method),
             )
             if output.rows and media:

@@ -10,6 +10,7 @@ Example:
 
 from ._collate import PadCollate, SequenceDataset, pad_collate
 from ._datamodule import SequenceDataModule
+from ._sentiment_datamodule import PlantedCuesDataModule, SentimentDataModule, TomitaDataModule
 from ._tokenizer import tokenize
 from ._vocabulary import Vocabulary
 from .datasets import (
@@ -55,6 +56,9 @@ __all__ = [
     "PlantedCues",
     "SentimentSnippets",
     "SequenceDataModule",
+    "SentimentDataModule",
+    "TomitaDataModule",
+    "PlantedCuesDataModule",
     "SequenceDataset",
     "Snippet",
     "TimeSeriesSet",

@@ -15,7 +15,23 @@ Example:
     >>> comp, suff = comprehensiveness_sufficiency(model, ids, explanations)
 """
 
+from captum_rnn.metrics._attention_sanity import (
+    AttentionSanityReport,
+    attention_intervention,
+    attention_sanity,
+)
 from captum_rnn.metrics._base import METRICS, Metric, get_metric
+from captum_rnn.metrics._examples import (
+    MislabelDetection,
+    checkpoint_loss_scores,
+    flip_labels,
+    flips_found,
+    knn_fidelity,
+    knn_majority,
+    mislabel_detection,
+    neighbor_label_agreement,
+    tracin_self_influence,
+)
 from captum_rnn.metrics._faithfulness import (
     DEFAULT_FRACTIONS,
     PerturbationCurve,
@@ -58,6 +74,19 @@ from captum_rnn.metrics._sanity import (
 )
 
 __all__ = [
+    "AttentionSanityReport",
+    "attention_intervention",
+    "attention_sanity",
+    # example-based explanations (issue 5)
+    "MislabelDetection",
+    "checkpoint_loss_scores",
+    "flip_labels",
+    "flips_found",
+    "knn_fidelity",
+    "knn_majority",
+    "mislabel_detection",
+    "neighbor_label_agreement",
+    "tracin_self_influence",
     "Counterexample",
     "DEFAULT_FRACTIONS",
     "FidelityReport",

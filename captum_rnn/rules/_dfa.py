@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -135,6 +136,8 @@ class DFA:
             self._names = None
         #: the extraction report, set by :func:`~captum_rnn.rules.extract_dfa`
         self.report: Any = None
+        # word counts per (max_length, accepted), for sampling (the DFA is immutable)
+        self._counts: dict[tuple[int, bool], list[list[int]]] = {}
 
     # ------------------------------------------------------------------ structure
     @property
@@ -256,8 +259,11 @@ class DFA:
         lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=n)
         width = int(lengths.max())
         sym = np.zeros((n, max(width, 1)), dtype=np.int64)
-        for i, e in enumerate(encoded):
-            sym[i, : len(e)] = e
+        if width:
+            flat = np.fromiter(
+                itertools.chain.from_iterable(encoded), dtype=np.int64, count=int(lengths.sum())
+            )
+            sym[np.arange(sym.shape[1])[None, :] < lengths[:, None]] = flat
         state = np.full(n, self._start, dtype=np.int64)
         for t in range(width):
             alive = lengths > t
@@ -350,11 +356,26 @@ class DFA:
     def count_words(self, max_length: int, accepted: bool = True) -> list[list[int]]:
         """``counts[L][q]``: words of length ``L`` leading from ``q`` to an accepting
         (``accepted=True``) or rejecting state, for ``L`` in ``0 .. max_length``."""
+        return [list(row) for row in self._count_words(max_length, accepted)]
+
+    def _count_words(self, max_length: int, accepted: bool) -> list[list[int]]:
+        key = (max_length, bool(accepted))
+        cached = self._counts.get(key)
+        if cached is not None:
+            return cached
         target = [(q in self._accepting) == accepted for q in self.states]
-        counts = [[int(t) for t in target]]
-        for _ in range(max_length):
-            prev = counts[-1]
-            counts.append([sum(prev[r] for r in row) for row in self._rows])
+        if len(self._alphabet) ** max_length < 2**62:  # every count fits in int64
+            C = np.zeros((max_length + 1, self.num_states), dtype=np.int64)
+            C[0] = target
+            for L in range(1, max_length + 1):
+                C[L] = C[L - 1][self._table].sum(axis=1)
+            counts = C.tolist()
+        else:
+            counts = [[int(t) for t in target]]
+            for _ in range(max_length):
+                prev = counts[-1]
+                counts.append([sum(prev[r] for r in row) for row in self._rows])
+        self._counts[key] = counts
         return counts
 
     def sample(
@@ -398,7 +419,13 @@ class DFA:
         return [self.word(w) for w in words], labels
 
     def _sample_indices(
-        self, n: int, min_length: int, max_length: int, balanced: bool, rng: random.Random
+        self,
+        n: int,
+        min_length: int,
+        max_length: int,
+        balanced: bool,
+        rng: random.Random,
+        labels: bool = True,
     ) -> tuple[list[list[int]], list[int]]:
         k = len(self._alphabet)
         gen = np.random.default_rng(rng.getrandbits(63))
@@ -408,10 +435,10 @@ class DFA:
             out = [
                 row[:length].tolist() for row, length in zip(symbols, lengths.tolist(), strict=True)
             ]
-            return out, [int(y) for y in self._accepts_indices(out)]
+            return out, ([int(y) for y in self._accepts_indices(out)] if labels else [])
         pools = []
         for label in (1, 0):
-            counts = self.count_words(max_length, accepted=bool(label))
+            counts = self._count_words(max_length, bool(label))
             lengths = [L for L in range(min_length, max_length + 1) if counts[L][self._start] > 0]
             pools.append((label, counts, lengths))
         wanted = {1: n // 2, 0: n - n // 2}

@@ -20,6 +20,7 @@ grows (64, 256, 1024 words, ...) until it finds a counterexample or reaches its 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
@@ -232,21 +233,31 @@ class SamplingEquivalence:
 
     def __call__(self, hypothesis: DFA) -> Indices | None:
         # A wrong hypothesis is usually caught by a small batch: grow the batch fourfold
-        # until it reaches ``n`` words before accepting.
-        size, extra = min(64, self.n), self.extra
+        # until it reaches ``n`` tests before accepting. When the oracle labels every
+        # prefix of a word for free (a recurrent network read left to right), every
+        # prefix is a test: far fewer words are sent, and the shortest wrong prefix is
+        # the counterexample.
+        prefixes = self.oracle.prefix_free
+        per_word = (1 + self.max_length) / 2 if prefixes else 1.0
+        # a batch that labels every prefix is cheap: test the full size at once
+        size, extra = (self.n if prefixes else min(64, self.n)), self.extra
         while True:
-            half = size // 2
+            count = max(2, math.ceil(size / per_word))
+            half = count // 2
             balanced, _ = hypothesis._sample_indices(half, 1, self.max_length, True, self.rng)
             uniform, _ = hypothesis._sample_indices(
-                size - half, 1, self.max_length, False, self.rng
+                count - half, 1, self.max_length, False, self.rng, labels=False
             )
             words = list(dict.fromkeys([tuple(w) for w in balanced + uniform] + extra))
-            words.sort(key=lambda w: (len(w), w))
             network = self.oracle.labels(words)
+            if prefixes:
+                tested = list({w[:t] for w in words for t in range(1, len(w) + 1)})
+                network = self.oracle.labels(tested)  # cached by the call above
+                words = tested
             expected = hypothesis._accepts_indices(words)
             wrong = np.nonzero(network != expected)[0]
             if wrong.size:
-                return words[int(wrong[0])]
+                return min((words[i] for i in wrong.tolist()), key=lambda w: (len(w), w))
             if size >= self.n:
                 return None
             size, extra = min(4 * size, self.n), []

@@ -148,6 +148,7 @@ def extract_dfa(
     falsify: int = 2000,
     longer_length: int | None = None,
     batch_size: int = 2048,
+    prefix_scores: bool = False,
     seed: int = 0,
 ) -> DFA:
     """Extract a deterministic finite automaton from a binary sequence classifier.
@@ -187,7 +188,10 @@ def extract_dfa(
         samples: optional words from the task (e.g. the training strings): tested at
             every sampling equivalence query, and the words quantisation clusters
             over (default: 1000 uniform random words).
-        samples_per_round: sampled words per equivalence query.
+        samples_per_round: words tested per sampling equivalence query; when the
+            network answers every prefix of a word with it (a package recurrent model
+            read left to right, or ``prefix_scores=True``), every prefix counts as a
+            test, so about ``2 * samples_per_round / (max_length + 1)`` words are sent.
         n_clusters: quantize: a number of clusters or candidates to choose from.
         clustering: quantize: ``"kmeans"`` or ``"interval"``.
         empty: the label of the empty word, which package models cannot read:
@@ -200,6 +204,11 @@ def extract_dfa(
         longer_length: longest length of the longer falsification words
             (default ``2 * max_length``).
         batch_size: most words per network call.
+        prefix_scores: ``model`` is a callable that returns the score of every prefix
+            of every word: ``(n, T)`` acceptance probabilities (column ``t`` for the
+            first ``t + 1`` symbols; ``T`` at least the longest word) or ``(n, T, 2)``
+            class scores, as one forward of a recurrent network gives. Membership and
+            sampled equivalence queries then cost far fewer words.
         seed: seeds all sampling; the result is deterministic for a seed on CPU.
 
     Returns:
@@ -239,7 +248,9 @@ def extract_dfa(
         )
 
     with evaluation_mode(model):
-        oracle = make_oracle(model, alphabet, vocab, empty, batch_size)
+        oracle = make_oracle(
+            model, alphabet, vocab, empty, batch_size, prefix_scores=prefix_scores
+        )
         symbols = oracle.alphabet
         if isinstance(reference, DFA) and set(reference.alphabet) != set(symbols):
             raise ValueError(

@@ -56,6 +56,9 @@ class ObservationTable:
         self._E_set = {()}
         self.T: dict[Indices, bool] = {}
 
+    #: most words a fill asks ahead for the rows one symbol further (see :meth:`fill`)
+    lookahead = 256
+
     def fill(self) -> None:
         T, E, k = self.T, self.E, self.k
         need = []
@@ -66,6 +69,19 @@ class ObservationTable:
                     if w not in T:
                         need.append(w)
         if need:
+            # Closing the table promotes rows s + a into S, whose own successors then
+            # need a fresh network call. While the table is small, ask for them in the
+            # same call: one batched call costs little more than a tiny one.
+            ahead = [
+                s + (a, b) + e
+                for s in self.S
+                for a in range(k)
+                for b in range(k)
+                for e in E
+                if s + (a, b) + e not in T
+            ]
+            if len(need) + len(ahead) <= self.lookahead:
+                need.extend(ahead)
             need = list(dict.fromkeys(need))
             T.update(zip(need, self.oracle.labels(need).tolist(), strict=True))
 

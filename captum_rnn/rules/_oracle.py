@@ -56,6 +56,8 @@ class MembershipOracle:
     """
 
     has_states = False
+    #: answering a word also labels all its prefixes at no extra cost
+    prefix_free = False
 
     def __init__(self, alphabet: Sequence[Any], empty_label: bool) -> None:
         self.alphabet = tuple(alphabet)
@@ -109,8 +111,34 @@ def _binary_from_scores(scores: Any, n: int, name: str) -> np.ndarray:
     )
 
 
+def _binary_from_prefix_scores(scores: Any, lengths: list[int]) -> list[np.ndarray]:
+    """Turn a model's per-prefix scores ``(n, T)`` / ``(n, T, 2)`` into accept/reject rows."""
+    if isinstance(scores, Tensor):
+        scores = scores.detach().cpu().numpy()
+    scores = np.asarray(scores)
+    n, longest = len(lengths), max(lengths)
+    if scores.ndim == 3 and scores.shape[2] == 2:
+        scores = scores.argmax(axis=2) == 1
+    elif scores.ndim == 3 and scores.shape[2] == 1:
+        scores = scores[:, :, 0]
+    if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] < longest:
+        raise ValueError(
+            f"with prefix_scores=True the model must return, for {n} sequences of up to "
+            f"{longest} symbols, ({n}, {longest}) acceptance probabilities of every prefix "
+            f"or ({n}, {longest}, 2) class scores; it returned shape {scores.shape}"
+        )
+    accept = scores if scores.dtype == bool else scores.astype(np.float64) > 0.5
+    return [accept[i, :length] for i, length in enumerate(lengths)]
+
+
 class CallableOracle(MembershipOracle):
-    """Black-box: ``fn(words)`` scores a list of words (str for one-character symbols)."""
+    """Black-box: ``fn(words)`` scores a list of words (str for one-character symbols).
+
+    With ``prefix_scores=True``, ``fn`` returns the score of every prefix of every word
+    (``(n, T)`` or ``(n, T, 2)``, column ``t`` for the first ``t + 1`` symbols), as a
+    recurrent network does in one forward: a batch of words then answers every prefix
+    too, and a word that is a prefix of another one asked with it is not sent.
+    """
 
     def __init__(
         self,
@@ -118,9 +146,11 @@ class CallableOracle(MembershipOracle):
         alphabet: Sequence[Any],
         empty: bool | str,
         batch_size: int,
+        prefix_scores: bool = False,
     ) -> None:
         self.fn = fn
         self.batch_size = batch_size
+        self.prefix_free = bool(prefix_scores)
         chars = all(isinstance(s, str) and len(s) == 1 for s in alphabet)
         self._format = (
             (lambda w: "".join(alphabet[a] for a in w))
@@ -128,6 +158,11 @@ class CallableOracle(MembershipOracle):
             else (lambda w: tuple(alphabet[a] for a in w))
         )
         if empty == "network":
+            if self.prefix_free:
+                raise ValueError(
+                    "empty='network' cannot be asked with prefix_scores=True (a prefix score "
+                    "has at least one symbol): pass empty=True, empty=False or empty='auto'"
+                )
             self.calls = 0
             label = bool(self._call([()])[0])
         else:
@@ -145,6 +180,34 @@ class CallableOracle(MembershipOracle):
 
     def _score(self, words: list[Indices]) -> np.ndarray:
         return self._call(words)
+
+    def labels(self, words: Sequence[Indices]) -> np.ndarray:
+        if not self.prefix_free:
+            return super().labels(words)
+        cache = self._cache
+        missing = [w for w in dict.fromkeys(words) if w not in cache]
+        if missing:
+            # longest first: a word that is a prefix of one already asked comes free
+            missing.sort(key=len, reverse=True)
+            covered: set[Indices] = set()
+            asked = []
+            for w in missing:
+                if w in covered:
+                    continue
+                asked.append(w)
+                covered.update(w[:t] for t in range(1, len(w)))
+            for i in range(0, len(asked), self.batch_size):
+                chunk = asked[i : i + self.batch_size]
+                scores = self.fn([self._format(w) for w in chunk])
+                self.calls += 1
+                rows = _binary_from_prefix_scores(scores, [len(w) for w in chunk])
+                for w, row in zip(chunk, rows, strict=True):
+                    for t, y in enumerate(row.tolist(), 1):
+                        p = w[:t]
+                        if p not in cache:
+                            cache[p] = y
+                            self.queries += 1
+        return np.fromiter((cache[w] for w in words), dtype=bool, count=len(words))
 
 
 class TokenModelOracle(MembershipOracle):
@@ -203,6 +266,7 @@ class RecurrentOracle(MembershipOracle):
     """
 
     has_states = True
+    prefix_free = True
 
     def __init__(
         self,
@@ -430,6 +494,7 @@ def make_oracle(
     empty: bool | str = "auto",
     batch_size: int = 2048,
     white_box: bool = True,
+    prefix_scores: bool = False,
 ) -> MembershipOracle:
     """Build the membership oracle for ``model`` (see the module docstring).
 
@@ -443,6 +508,8 @@ def make_oracle(
             network), or ``"auto"`` (a provisional label; see ``extract_dfa``).
         batch_size: most words per network call.
         white_box: use the recurrent state when the model allows it.
+        prefix_scores: the callable scores every prefix of every word (see
+            :class:`CallableOracle`); callables only.
 
     Raises:
         ValueError/TypeError naming ``model``, ``alphabet`` or ``vocab``.
@@ -451,6 +518,13 @@ def make_oracle(
         raise ValueError(f"empty must be True, False, 'auto' or 'network', got {empty!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not isinstance(prefix_scores, bool):
+        raise TypeError(f"prefix_scores must be True or False, got {prefix_scores!r}")
+    if prefix_scores and (isinstance(model, nn.Module) or not callable(model)):
+        raise ValueError(
+            "prefix_scores=True is for a callable that returns the score of every prefix "
+            "of every word; a package RNNClassifier is already read prefix by prefix"
+        )
     if isinstance(model, nn.Module):
         if _is_package_recurrent(model):
             if not model.is_token_model:
@@ -484,7 +558,7 @@ def make_oracle(
         return cls(model, symbols, ids, empty, batch_size)  # type: ignore[arg-type]
     if callable(model):
         symbols, _ = resolve_alphabet(alphabet, None, needs_ids=False)
-        return CallableOracle(model, symbols, empty, batch_size)
+        return CallableOracle(model, symbols, empty, batch_size, prefix_scores)
     raise TypeError(
         f"model must be a binary sequence classifier (nn.Module) or a callable scoring a "
         f"list of sequences, got {type(model).__name__}"

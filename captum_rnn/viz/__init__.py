@@ -1,5 +1,10 @@
 """Figures and HTML for explanations."""
 
+from captum_rnn.viz._attention import (
+    plot_attention_matrix,
+    plot_attention_tokens,
+    plot_rollout_layers,
+)
 from captum_rnn.viz._examples import (
     plot_examples,
     plot_gate_activations,
@@ -11,6 +16,9 @@ from captum_rnn.viz._figures import plot_time_feature_attributions, plot_token_a
 from captum_rnn.viz._html import figure_to_data_uri, html_page, token_spans_html
 
 __all__ = [
+    "plot_attention_matrix",
+    "plot_attention_tokens",
+    "plot_rollout_layers",
     "plot_examples",
     "plot_gate_activations",
     "plot_neighbors",
