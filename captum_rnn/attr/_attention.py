@@ -59,7 +59,7 @@ from captum_rnn.attr._rollout import (
     fuse_attention,
 )
 from captum_rnn.models.recurrent import RecurrentModel
-from captum_rnn.models.transformer import AttentionTap
+from captum_rnn.models.transformer import AttentionTap, TransformerClassifier
 
 __all__ = [
     "AttentionFlow",
@@ -817,7 +817,9 @@ class _ExplainAttention(AttributionMethod):
 
     @staticmethod
     def applies_to(model: nn.Module) -> bool:
-        """``explain`` takes captum-rnn recurrent models; these need their attention."""
+        """A TransformerClassifier, or a recurrent model with an attention layer."""
+        if isinstance(model, TransformerClassifier):
+            return True
         return isinstance(model, RecurrentModel) and model.attention is not None
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
