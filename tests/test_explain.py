@@ -306,3 +306,23 @@ def test_transformer_explains_like_the_recurrent_models(method):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     if method == "integrated_gradients":
         assert abs(padded[0].delta) < 0.05
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "occlusion", "lime"])
+def test_perturbation_methods_score_single_cells_of_continuous_input(method):
+    model = continuous_model(seed=1)
+    x = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([6, 4])
+    kwargs = {"n_samples": 60} if method == "lime" else {}
+    step = explain(model, x, method, lengths=lengths, **kwargs)
+    cell = explain(model, x, method, lengths=lengths, features="cell", **kwargs)
+    step_grid = torch.tensor(step[0].feature_scores)
+    cell_grid = torch.tensor(cell[1].feature_scores)
+    # per step: every feature of a step shares its score; per cell: they differ
+    assert torch.allclose(step_grid, step_grid[:, :1].expand_as(step_grid))
+    assert cell_grid.shape == (4, 3)
+    assert not torch.allclose(cell_grid, cell_grid[:, :1].expand_as(cell_grid))
+    with pytest.raises(ValueError, match="features"):
+        explain(model, x, method, lengths=lengths, features="token")
+    with pytest.raises(TypeError, match="feature_mask"):
+        explain(model, x, method, lengths=lengths, feature_mask=torch.zeros(1, 6, 3))

@@ -259,20 +259,33 @@ class GradientShapMethod(AttributionMethod):
 
 
 class _PerStepPerturbation(AttributionMethod):
-    """Runs a Captum perturbation method one sequence at a time, cut to its length,
-    with one feature per time step: removing a step replaces it by its baseline.
+    """Runs a Captum perturbation method one sequence at a time, cut to its length.
 
-    Captum gives every element of a feature group the group's whole score; we spread
-    it evenly over the step's ``dim`` elements so that summing over them gives the
-    step's score once.
+    Option ``features``: ``"step"`` (default) makes one feature per time step (removing a
+    step replaces it by its baseline); ``"cell"`` makes one feature per time step and
+    input feature, for continuous input where single channels matter. Captum gives every
+    element of a feature group the group's whole score; with ``"step"`` we spread it
+    evenly over the step's ``dim`` elements so that summing over them gives the step's
+    score once.
     """
 
     uses_gradients = False
 
-    def _one(self, x: Tensor, baseline: Tensor, target: Tensor, length: Tensor, **kwargs) -> Tensor:
+    def _one(
+        self, x: Tensor, baseline: Tensor, target: Tensor, length: Tensor, per_cell: bool, **kwargs
+    ) -> Tensor:
         raise NotImplementedError
 
-    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+    def attribute(self, inputs, baselines, target, lengths, features="step", **kwargs):
+        if features not in ("step", "cell"):
+            raise ValueError(f"features must be 'step' or 'cell', got {features!r}")
+        if "feature_mask" in kwargs:
+            raise TypeError(
+                "feature_mask is built by captum-rnn: pass features='step' (one feature per "
+                "time step) or features='cell' (one per time step and input feature)"
+            )
+        per_cell = features == "cell"
+        spread = 1 if per_cell else inputs.shape[2]
         attributions = torch.zeros_like(inputs)
         for i in range(inputs.shape[0]):
             n = int(lengths[i])
@@ -282,30 +295,34 @@ class _PerStepPerturbation(AttributionMethod):
                     baselines[i : i + 1, :n],
                     target[i : i + 1],
                     lengths[i : i + 1],
+                    per_cell,
                     **kwargs,
                 )[0].detach()
-                / inputs.shape[2]
+                / spread
             )
         return MethodResult(attributions)
 
     @staticmethod
-    def _feature_mask(x: Tensor) -> Tensor:
+    def _feature_mask(x: Tensor, per_cell: bool = False) -> Tensor:
         time, dim = x.shape[1], x.shape[2]
+        if per_cell:
+            return torch.arange(time * dim, device=x.device).reshape(1, time, dim)
         return torch.arange(time, device=x.device)[None, :, None].expand(1, time, dim)
 
 
 class FeatureAblationMethod(_PerStepPerturbation):
-    """Captum's ``FeatureAblation``, one feature per time step."""
+    """Captum's ``FeatureAblation``, one feature per time step (or per cell with
+    ``features="cell"``)."""
 
     name = "feature_ablation"
 
-    def _one(self, x, baseline, target, length, **kwargs):
+    def _one(self, x, baseline, target, length, per_cell, **kwargs):
         return FeatureAblation(self.model).attribute(
             x,
             baselines=baseline,
             target=target,
             additional_forward_args=(length,),
-            feature_mask=self._feature_mask(x),
+            feature_mask=self._feature_mask(x, per_cell),
             perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
             **kwargs,
         )
@@ -316,12 +333,13 @@ class OcclusionMethod(_PerStepPerturbation):
 
     name = "occlusion"
 
-    def _one(self, x, baseline, target, length, window: int = 1, **kwargs):
+    def _one(self, x, baseline, target, length, per_cell, window: int = 1, **kwargs):
         window = min(int(window), x.shape[1])
+        width = 1 if per_cell else x.shape[2]
         return Occlusion(self.model).attribute(
             x,
-            sliding_window_shapes=(window, x.shape[2]),
-            strides=(1, x.shape[2]),
+            sliding_window_shapes=(window, width),
+            strides=(1, width),
             baselines=baseline,
             target=target,
             additional_forward_args=(length,),
@@ -339,7 +357,7 @@ class _SurrogateMethod(_PerStepPerturbation):
     def _explainer(self, alpha: float) -> Lime:
         raise NotImplementedError
 
-    def _one(self, x, baseline, target, length, n_samples=200, alpha=None, **kwargs):
+    def _one(self, x, baseline, target, length, per_cell, n_samples=200, alpha=None, **kwargs):
         explainer = self._explainer(self.default_alpha if alpha is None else alpha)
         with _seeded(x.device):
             return explainer.attribute(
@@ -347,7 +365,7 @@ class _SurrogateMethod(_PerStepPerturbation):
                 baselines=baseline,
                 target=target,
                 additional_forward_args=(length,),
-                feature_mask=self._feature_mask(x),
+                feature_mask=self._feature_mask(x, per_cell),
                 n_samples=n_samples,
                 perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
                 **kwargs,
