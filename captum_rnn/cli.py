@@ -10,6 +10,9 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+#: Subcommands handed whole to LightningCLI (``captum_rnn._fit``).
+_LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
 
 def _parser() -> argparse.ArgumentParser:
     from captum_rnn import __version__
@@ -29,12 +32,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--cache-dir", type=Path, default=None, help="data download cache")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for name in _LIGHTNING_COMMANDS:
+        # listed for --help only: main() hands these to LightningCLI before argparse runs
+        commands.add_parser(
+            name,
+            add_help=False,
+            help=f"LightningCLI {name} from a YAML config "
+            f"(captum-rnn {name} --help; needs captum-rnn[cli])",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``captum-rnn`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw and raw[0] in _LIGHTNING_COMMANDS:
+        from captum_rnn._fit import main_fit
+
+        return main_fit(raw)  # reads sys.argv itself when raw is sys.argv[1:] (DDP)
+    args = _parser().parse_args(raw)
     if args.command == "demo":
         from captum_rnn.data import DataUnavailableError
         from captum_rnn.demo import DemoConfig, run_demo

@@ -33,7 +33,7 @@ from captum_rnn.data import (
     load_valence_lexicon,
 )
 from captum_rnn.explanation import Explanations
-from captum_rnn.metrics import model_randomization_test
+from captum_rnn.metrics import dataset_attribution_summary, model_randomization_test
 from captum_rnn.models import RNNClassifier
 from captum_rnn.report import Report
 from captum_rnn.viz import figure_to_data_uri
@@ -163,6 +163,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     quality["texts"] = [texts[test_set.indices[i]] for i in picked]
     metrics["recommended_method"] = quality["benchmark"].recommendation
     metrics["neighbour_label_agreement"] = quality["neighbour_agreement"]
+    metrics["flagged_tokens"] = [row["token"] for row in quality["dataset_view"].flagged]
     metrics["quality_seconds"] = round(time.perf_counter() - explained, 2)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (config.out / "index.html").write_text(
@@ -219,7 +220,19 @@ def _explanation_quality(
             ("attention_weights", {}),
         )
     ]
+    # The data-set view: IG over many held-out reviews, aggregated per token and class.
+    view_count = min(60 if config.quick else 300, len(test_set))
+    view_ids = torch.nn.utils.rnn.pad_sequence(
+        [test_set[i][0] for i in range(view_count)], batch_first=True
+    )
+    view_explanations = explain(
+        model, view_ids, vocab=vocab, class_names=names, n_steps=32, max_steps=32
+    )
+    dataset_view = dataset_attribution_summary(
+        view_explanations, model=model, vocab=vocab, class_names=names, min_count=5
+    )
     return {
+        "dataset_view": dataset_view,
         "side_by_side": side_by_side,
         "benchmark": result,
         "lexicon": result.lexicon,
@@ -311,6 +324,14 @@ def _report(
     if quality["lexicon"]:
         report.add_lexicon(quality["lexicon"], "Plausibility against human word ratings")
     report.add_sanity(quality["sanity"], "Sanity checks: model-parameter randomisation")
+    view = quality["dataset_view"]
+    report.add_heading("Data-set view: shortcuts and bias")
+    report.add_paragraph(
+        f"Integrated gradients over {view.n_sequences} held-out reviews, aggregated per "
+        "token and predicted class.",
+        note=True,
+    )
+    report.add_fragment(view.to_html(top=20, figure=True))  # escaped by the summary
     return report.to_html()
 
 

@@ -32,7 +32,8 @@ def test_demo_writes_report_figures_and_metrics(tmp_path, monkeypatch):
     assert len(list(out.glob("explanation_*.png"))) == 6
     page = (out / "index.html").read_text()
     assert "<b>lovely</b>" not in page  # tokens are escaped (the tokenizer splits them too)
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 7  # 6 reviews + the data-set view
+    assert "Data-set view" in page and isinstance(metrics["flagged_tokens"], list)
     # every explained review carries its local rule and its nearest training reviews
     assert page.count("Local rule:") == 6 and page.count("Nearest training examples:") == 6
     assert 0.0 <= metrics["neighbour_label_agreement"] <= 1.0
@@ -55,3 +56,23 @@ def test_version_flag(capsys):
         cli.main(["--version"])
     assert exit_info.value.code == 0
     assert "captum-rnn" in capsys.readouterr().out
+
+
+def test_lightning_subcommands_go_to_lightning_cli(monkeypatch):
+    import captum_rnn._fit as fit
+
+    seen = []
+    monkeypatch.setattr(fit, "main_fit", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["fit", "--config", "examples/config_sentiment.yaml"]) == 0
+    assert cli.main(["test", "--ckpt_path", "x.ckpt"]) == 0
+    assert seen == [
+        ["fit", "--config", "examples/config_sentiment.yaml"],
+        ["test", "--ckpt_path", "x.ckpt"],
+    ]
+
+
+def test_help_lists_the_lightning_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("demo", "fit", "validate", "test", "predict"))

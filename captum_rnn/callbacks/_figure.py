@@ -10,17 +10,34 @@ gets a plain time-step heatmap.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["probe_figure"]
 
 _FONT = "DejaVu Sans Mono"  # ships with matplotlib; every glyph advances 1233/2048 em
-_ADVANCE = 1233 / 2048
 _ELLIPSIS = "\u2026"
+_DPI = 100  # the loggers draw and save figures at 100 dpi
+
+
+@functools.cache
+def _char_width(fontsize: float, dpi: int = _DPI) -> float:
+    """Inches per character of the monospaced font as Agg draws it at ``dpi``.
+
+    Agg rounds every glyph advance to whole pixels (1233/2048 em at 8 pt and 100 dpi
+    is 6.69 px, drawn as 7), so the nominal advance drifts off the heatmap cells by
+    one character every twenty; measuring keeps the cells under their tokens.
+    """
+    fig = Figure(dpi=dpi)
+    count = 200
+    text = fig.text(0, 0, "x" * count, family=_FONT, fontsize=fontsize)
+    width = text.get_window_extent(FigureCanvasAgg(fig).get_renderer()).width
+    return width / count / dpi
 
 
 def _label(e: Any, index: int) -> str:
@@ -89,11 +106,11 @@ def probe_figure(
             for start, stop, score in row:
                 grid[i, start:stop] = score
 
-    char = _ADVANCE * fontsize / 72  # inches per character
+    char = _char_width(float(fontsize))  # inches per character
     row_height, left, right, top, bottom = 0.3, 2.4, 0.2, 0.45 if title else 0.15, 0.15
     body = width * char if not continuous else min(max(0.15 * width, 3.0), 14.0)
     fig_w, fig_h = left + body + right, top + n * row_height + bottom
-    fig = Figure(figsize=(fig_w, fig_h))
+    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI)
     ax = fig.add_axes((left / fig_w, bottom / fig_h, body / fig_w, n * row_height / fig_h))
     ax.imshow(
         grid,

@@ -34,11 +34,18 @@ class _ProbeMixin:
                 self.samples,
                 max_samples=self.max_samples,
                 padding_idx=int(getattr(model, "padding_idx", 0) or 0),
-                vocab=self.vocab,
+                vocab=self._vocab_for(trainer),
                 trainer=trainer,
                 stage=stage,
             )
         return self._probes[stage]
+
+    def _vocab_for(self, trainer: pl.Trainer) -> Any:
+        """``vocab`` as given, else the trainer's data module's (a LightningCLI config
+        cannot pass a vocabulary)."""
+        if self.vocab is not None:
+            return self.vocab
+        return getattr(getattr(trainer, "datamodule", None), "vocab", None)
 
 
 class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
@@ -57,7 +64,7 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
         every_n_epochs: run every this many training epochs.
         target: ``None`` (predicted class) or an int.
         max_samples: use at most this many probe sequences.
-        vocab: encodes string samples.
+        vocab: encodes string samples; default: the ``vocab`` of the trainer's data module.
         method_kwargs: options per method.
         metric_kwargs: options per metric name.
         on_validate: run in ``trainer.validate``.
@@ -133,7 +140,7 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
                     probe.inputs,
                     probe.lengths,
                     target=self.target,
-                    vocab=self.vocab,
+                    vocab=self._vocab_for(trainer),
                     kwargs=self.method_kwargs.get(method),
                 )
                 if output.explanations is None:
@@ -238,8 +245,10 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         extract_kwargs: more arguments for ``extract_dfa``.
         positive_class: the class that means "accept".
         symbols: turns one sequence of token ids into what ``rules.accepts`` reads;
-            default: the tokens (``vocab.decode``) when ``vocab`` is given, else the ids.
-        vocab: decodes ids into symbols; encodes string samples.
+            default: the tokens (``vocab.decode``) when there is a vocabulary, else the ids.
+        vocab: decodes ids into symbols, encodes string samples, and maps the
+            ``alphabet`` to token ids (unless ``extract_kwargs`` has a ``vocab``);
+            default: the ``vocab`` of the trainer's data module, if it has one.
         max_samples: use at most this many probe sequences.
         log_figure: log the rules' figure when ``rules.plot()`` exists.
         on_validate: run in ``trainer.validate``.
@@ -255,7 +264,9 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
     def __init__(
         self,
         samples: Any = None,
-        alphabet: Any = None,
+        # str and Sequence[str] first: a LightningCLI config then keeps "01" a string
+        # (jsonargparse reads a quoted "01" given to Any as the int 1).
+        alphabet: str | Sequence[str] | Mapping[Any, int] | Sequence[Any] | None = None,
         method: str = "quantize",
         every_n_epochs: int = 1,
         *,
@@ -295,6 +306,7 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         self._extract: Callable[[Any], Any] | None = None
         #: the rules of the last run.
         self.last_rules: Any = None
+        self._symbol_vocab: Any = None
 
     @property
     def state_key(self) -> str:
@@ -307,17 +319,21 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
             self._extract = self.extractor
             return
         extract_dfa = _rules_module_extractor()
+        kwargs = dict(self.extract_kwargs)
+        vocab = self._vocab_for(trainer)
+        if "vocab" not in kwargs and vocab is not None and not isinstance(self.alphabet, Mapping):
+            kwargs["vocab"] = vocab  # symbols -> the data module's token ids
 
         def extract(model: Any) -> Any:
-            return extract_dfa(model, self.alphabet, method=self.method, **self.extract_kwargs)
+            return extract_dfa(model, self.alphabet, method=self.method, **kwargs)
 
         self._extract = extract
 
     def _to_symbols(self, ids: list[int]) -> Any:
         if self.symbols is not None:
             return self.symbols(ids)
-        if self.vocab is not None:
-            return self.vocab.decode(ids)
+        if self._symbol_vocab is not None:
+            return self._symbol_vocab.decode(ids)
         return ids
 
     def _fidelity(self, model: Any, probe: Probe, rules: Any) -> float:
@@ -339,6 +355,7 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
 
     def _work(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> LogPayload:
         assert self._extract is not None
+        self._symbol_vocab = self._vocab_for(trainer)
         model = explained_model(pl_module)
         payload = self._payload(trainer, self.prefix, stage)
         base = payload.tag

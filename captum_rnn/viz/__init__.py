@@ -5,6 +5,7 @@ from captum_rnn.viz._attention import (
     plot_attention_tokens,
     plot_rollout_layers,
 )
+from captum_rnn.viz._dataset_view import plot_dataset_summary
 from captum_rnn.viz._examples import (
     plot_examples,
     plot_gate_activations,
@@ -19,6 +20,7 @@ __all__ = [
     "plot_attention_matrix",
     "plot_attention_tokens",
     "plot_rollout_layers",
+    "plot_dataset_summary",
     "plot_examples",
     "plot_gate_activations",
     "plot_neighbors",

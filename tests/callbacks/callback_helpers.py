@@ -64,3 +64,18 @@ class NoisyMethod(AttributionMethod):
         noise = torch.rand(inputs.shape) + np.random.rand() + random.random()
         self.model.train()
         return MethodResult((inputs * noise.to(inputs.dtype)).detach())
+
+
+class FeatureDataModule(pl.LightningDataModule):
+    """Continuous ``(time, features)`` sequences and no vocabulary: for configs whose
+    model reads features (nothing to link to ``vocab_size``)."""
+
+    def __init__(self, n: int = 16, features: int = 3, batch_size: int = 8) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        sequences = [torch.randn(4 + i % 3, features, generator=generator) for i in range(n)]
+        self.dataset = SequenceDataset(sequences, [float(s.sum()) for s in sequences])
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset, batch_size=self.batch_size, collate_fn=pad_collate)

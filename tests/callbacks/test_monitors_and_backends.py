@@ -401,6 +401,26 @@ def test_probe_figure_puts_each_score_under_its_own_token():
     np.testing.assert_allclose(fig.axes[0].get_images()[0].get_array()[0], [1.0, -1.0])
 
 
+@pytest.mark.parametrize("fontsize", [7.0, 8.0, 10.0])
+def test_probe_figure_text_spans_exactly_the_heatmap_as_saved(fontsize):
+    # Agg rounds glyph advances to whole pixels: a width computed from the font's
+    # nominal advance drifted by one character every twenty on long rows.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from captum_rnn.callbacks._figure import probe_figure
+
+    tokens = ("a film so tedious that it is impossible to care whether that it is " * 2).split()
+    fig = probe_figure(
+        [captum_rnn.Explanation(tokens, [0.1] * len(tokens), "ig", 1)], fontsize=fontsize
+    )
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    ax = fig.axes[0]
+    text = ax.texts[0].get_window_extent(canvas.get_renderer())
+    axes = ax.get_window_extent(canvas.get_renderer())
+    assert abs(text.x0 - axes.x0) < 0.5 and abs(text.x1 - axes.x1) < 0.5
+
+
 def test_background_false_sends_everything_before_returning(tmp_path):
     data = cue_data()
     _, val = loaders(data.to_dataset())

@@ -22,6 +22,7 @@ from ._sentiment import (
     parse_snippets,
     parse_valence_lexicon,
 )
+from ._switching import SaliencySeries, spike_series, state_switching
 from ._tomita import TOMITA_DESCRIPTIONS, tomita, tomita_accepts, tomita_dataset, tomita_vocabulary
 from ._vowels import TimeSeriesSet, load_japanese_vowels, parse_ts
 
@@ -36,6 +37,7 @@ __all__ = [
     "ChecksumMismatchError",
     "DataUnavailableError",
     "PlantedCues",
+    "SaliencySeries",
     "SentimentSnippets",
     "Snippet",
     "TimeSeriesSet",
@@ -48,6 +50,8 @@ __all__ = [
     "parse_ts",
     "parse_valence_lexicon",
     "planted_cues",
+    "spike_series",
+    "state_switching",
     "tomita",
     "tomita_accepts",
     "tomita_dataset",
