@@ -7,14 +7,22 @@ strings of lengths 1-15; then, on that network, in one process:
       network's state space (Weiss et al. 2018) then test one batch of sampled words;
   (b) black-box: extract_dfa(score, ...) where ``score`` only maps a list of strings to
       acceptance probabilities (one padded forward per batch);
+  (p) black-box with prefix scores ("bb-prefix"): extract_dfa(prefix_score, ...,
+      prefix_scores=True) where ``prefix_score`` returns the acceptance probability of
+      every prefix of every string from one unpacked forward of the network (what any
+      left-to-right recurrent network gives for free): a batch of strings then answers
+      all their prefixes, so membership and sampled equivalence queries need far fewer
+      strings;
   (a) aalpy: run_Lstar with a SUL that steps the network one symbol at a time, with
       three equivalence oracles: RandomWMethodEqOracle at its default (25 walks of 12
       per state) and at 100 walks of 15, and RandomWalkEqOracle (5000 steps). Skipped,
       with a note, when aalpy is not installed (pip install aalpy).
 
-It prints, per language, the median extraction time over repeats, membership queries,
-states (against the true minimum: "=" exact language, "~" same size but another
-language, "x" otherwise), fidelity on class-balanced held-out strings of lengths 1-15
+Repeats are interleaved (one run of every method, then the next repeat) so that load
+from other processes on a shared machine falls on all methods alike. It prints, per
+language, the median extraction time over repeats, membership queries (median),
+states of the last run (against the true minimum: "=" exact language, "~" same size
+but another language, "x" otherwise), how many repeats recovered the exact language, fidelity on class-balanced held-out strings of lengths 1-15
 and 16-30, and the ratio of the fastest aalpy run that recovered the language exactly in
 every repeat over each of ours. Times exclude training and the falsification pass
 (reported separately).
@@ -182,7 +190,7 @@ def main() -> None:
     )
     header = (
         f"{'L':>2} {'net acc':>7}  {'method':<10} {'seconds':>8} {'queries':>8} {'states':>6} "
-        f"{'fidelity in/longer':>18}  {'aalpy/this':>10}"
+        f"{'exact':>7} {'fidelity in/longer':>18}  {'aalpy/this':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -212,68 +220,54 @@ def main() -> None:
             )
             return f"{rep.in_range.fidelity:.3f}/{rep.longer.fidelity:.3f}"
 
-        rows = []
-        runs_w = [
-            extract_dfa(
-                model,
-                "01",
-                vocab=VOCAB,
-                max_length=15,
-                seed=r,
-                falsify=0,
-                samples_per_round=args.samples_per_round,
+        # one repeat of every method after another, so that bursts of load from other
+        # processes on a shared machine fall on all of them alike
+        ours = {
+            "white-box": (model, {"vocab": VOCAB}),
+            "black-box": (score, {}),
+            "bb-prefix": (prefix_score, {"prefix_scores": True}),
+        }
+        aalpy_oracles = (
+            (("wmethod-default", "aalpy W25"), ("wmethod", "aalpy W100"), ("walk", "aalpy RW"))
+            if have_aalpy
+            else ()
+        )
+        runs: dict[str, list[tuple[DFA, float, int]]] = {name: [] for name in ours}
+        runs.update({label: [] for _, label in aalpy_oracles})
+        for r in range(args.repeats):
+            for name, (fn, kwargs) in ours.items():
+                dfa = extract_dfa(
+                    fn,
+                    "01",
+                    max_length=15,
+                    seed=r,
+                    falsify=0,
+                    samples_per_round=args.samples_per_round,
+                    **kwargs,
+                )
+                runs[name].append((dfa, dfa.report.seconds, dfa.report.queries))
+            empty = runs["white-box"][-1][0].report.empty_label
+            for oracle_name, label in aalpy_oracles:
+                runs[label].append(aalpy_extract(model, empty, oracle_name, r))
+        rows, aalpy_seconds = [], []
+        for name, done in runs.items():
+            seconds = statistics.median(d[1] for d in done)
+            exact = sum(d[0].equivalent(tomita_dfa(grammar)) is None for d in done)
+            rows.append(
+                (name, seconds, int(statistics.median(d[2] for d in done)), done[-1][0], exact)
             )
-            for r in range(args.repeats)
-        ]
-        runs_b = [
-            extract_dfa(
-                score,
-                "01",
-                max_length=15,
-                seed=r,
-                falsify=0,
-                samples_per_round=args.samples_per_round,
-            )
-            for r in range(args.repeats)
-        ]
-        runs_p = [
-            extract_dfa(
-                prefix_score,
-                "01",
-                max_length=15,
-                seed=r,
-                falsify=0,
-                prefix_scores=True,
-                samples_per_round=args.samples_per_round,
-            )
-            for r in range(args.repeats)
-        ]
-        for name, runs in (("white-box", runs_w), ("black-box", runs_b), ("bb-prefix", runs_p)):
-            seconds = statistics.median(d.report.seconds for d in runs)
-            rows.append((name, seconds, runs[-1].report.queries, runs[-1]))
-        aalpy_seconds = []
-        if have_aalpy:
-            empty = runs_w[-1].report.empty_label
-            for oracle_name, label in (
-                ("wmethod-default", "aalpy W25"),
-                ("wmethod", "aalpy W100"),
-                ("walk", "aalpy RW"),
-            ):
-                runs_a = [aalpy_extract(model, empty, oracle_name, r) for r in range(args.repeats)]
-                seconds = statistics.median(r[1] for r in runs_a)
-                rows.append((label, seconds, runs_a[-1][2], runs_a[-1][0]))
-                if all(r[0].equivalent(tomita_dfa(grammar)) is None for r in runs_a):
-                    aalpy_seconds.append(seconds)
+            if name.startswith("aalpy") and exact == len(done):
+                aalpy_seconds.append(seconds)
         # compare with the fastest aalpy run that recovered the language every time
         best_aalpy = min(aalpy_seconds) if aalpy_seconds else None
-        for name, seconds, queries, dfa in rows:
+        for name, seconds, queries, dfa, exact in rows:
             ratio = ""
             if best_aalpy is not None and name in ratios:
                 ratios[name].append(best_aalpy / seconds)
                 ratio = f"{best_aalpy / seconds:.1f}x"
             print(
                 f"{grammar:>2} {accuracy:>7.3f}  {name:<10} {seconds:>8.3f} {queries:>8} "
-                f"{mark(dfa, grammar):>6} {fid(dfa):>18}  {ratio:>10}",
+                f"{mark(dfa, grammar):>6} {exact:>3}/{args.repeats:<3} {fid(dfa):>18}  {ratio:>10}",
                 flush=True,
             )
         falsify = extract_dfa(

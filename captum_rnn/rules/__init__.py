@@ -14,6 +14,7 @@ from captum_rnn.rules._extract import ExtractionReport, extract_dfa
 from captum_rnn.rules._quantize import kmeans
 from captum_rnn.rules._rule_list import ListRule, RuleList, RuleListReport, fit_rule_list
 from captum_rnn.rules._tomita_dfas import tomita_dfa
+from captum_rnn.rules._tomita_task import run_tomita, train_tomita
 
 __all__ = [
     "DFA",
@@ -25,5 +26,7 @@ __all__ = [
     "extract_dfa",
     "fit_rule_list",
     "kmeans",
+    "run_tomita",
     "tomita_dfa",
+    "train_tomita",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -464,6 +465,26 @@ class DFA:
     ) -> list[list[int]]:
         """One word per entry of ``lengths``, uniform among the words ``counts`` counts."""
         longest = max(lengths)
+        if len(self._alphabet) ** longest < 2**62 and len(lengths) * longest <= 4096:
+            # few words: a plain loop with bisection beats many small numpy calls
+            rows = self._rows
+            cum = [
+                [list(itertools.accumulate(counts[R][nxt] for nxt in row)) for row in rows]
+                for R in range(longest)
+            ]
+            firsts = np.array([counts[L][self._start] for L in lengths], dtype=np.int64)
+            words = []
+            for length, r in zip(lengths, gen.integers(0, firsts).tolist(), strict=True):
+                q, word = self._start, []
+                for R in range(length - 1, -1, -1):
+                    c = cum[R][q]
+                    a = bisect.bisect_right(c, r)
+                    if a:
+                        r -= c[a - 1]
+                    word.append(a)
+                    q = rows[q][a]
+                words.append(word)
+            return words
         if len(self._alphabet) ** longest < 2**62:  # every count fits in int64: vectorise
             table = self._table
             C = np.array(counts[: longest + 1], dtype=np.int64)

@@ -249,15 +249,46 @@ class SamplingEquivalence:
                 count - half, 1, self.max_length, False, self.rng, labels=False
             )
             words = list(dict.fromkeys([tuple(w) for w in balanced + uniform] + extra))
-            network = self.oracle.labels(words)
             if prefixes:
-                tested = list({w[:t] for w in words for t in range(1, len(w) + 1)})
-                network = self.oracle.labels(tested)  # cached by the call above
-                words = tested
-            expected = hypothesis._accepts_indices(words)
-            wrong = np.nonzero(network != expected)[0]
-            if wrong.size:
-                return min((words[i] for i in wrong.tolist()), key=lambda w: (len(w), w))
+                wrong_prefix = _first_wrong_prefix(
+                    hypothesis, words, self.oracle.prefix_labels(words)
+                )
+                if wrong_prefix is not None:
+                    return wrong_prefix
+            else:
+                network = self.oracle.labels(words)
+                expected = hypothesis._accepts_indices(words)
+                wrong = np.nonzero(network != expected)[0]
+                if wrong.size:
+                    return min((words[i] for i in wrong.tolist()), key=lambda w: (len(w), w))
             if size >= self.n:
                 return None
             size, extra = min(4 * size, self.n), []
+
+
+def _first_wrong_prefix(
+    hypothesis: DFA, words: list[Indices], network: np.ndarray
+) -> Indices | None:
+    """The shortest (then smallest) prefix of ``words`` on which the hypothesis and the
+    network's prefix labels ``(n, T)`` disagree, or None."""
+    n, width = network.shape
+    if n == 0 or width == 0:
+        return None
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=n)
+    valid = np.arange(width)[None, :] < lengths[:, None]
+    symbols = np.zeros((n, width), dtype=np.int64)
+    symbols[valid] = np.fromiter(
+        (a for w in words for a in w), dtype=np.int64, count=int(lengths.sum())
+    )
+    table, accept = hypothesis._table, hypothesis._accept_mask
+    state = np.full(n, hypothesis.start, dtype=np.int64)
+    expected = np.zeros((n, width), dtype=bool)
+    for t in range(width):
+        state = table[state, symbols[:, t]]
+        expected[:, t] = accept[state]
+    wrong = (expected != network) & valid
+    columns = np.nonzero(wrong.any(axis=0))[0]
+    if columns.size == 0:
+        return None
+    t = int(columns[0])
+    return min(words[i][: t + 1] for i in np.nonzero(wrong[:, t])[0].tolist())

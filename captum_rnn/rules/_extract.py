@@ -172,7 +172,8 @@ def extract_dfa(
             ``nn.Module`` mapping padded token ids ``(batch, time)`` to ``(batch, 2)``
             scores; or a callable that takes a list of words (``str`` when every symbol
             is one character, else tuples of symbols) and returns ``(n,)``
-            acceptance probabilities/labels or ``(n, 2)`` class scores.
+            acceptance probabilities/labels or ``(n, 2)`` class scores (or, with
+            ``prefix_scores=True``, the scores of every prefix).
         alphabet: the symbols (``"01"`` means ``"0"``, ``"1"``), or a mapping
             ``{symbol: token_id}``.
         method: ``"lstar"`` or ``"quantize"``.
@@ -225,6 +226,14 @@ def extract_dfa(
         >>> dfa = extract_dfa(net, "01", empty=True)
         >>> dfa.num_states, dfa.report.converged
         (4, True)
+
+        A recurrent network scores every prefix in one forward (``model`` a package
+        ``RNNClassifier``, ``encode`` a user's function from strings to token ids):
+
+        >>> def prefix_score(words):  # doctest: +SKIP
+        ...     out, _ = model.rnn(model.embedding(encode(words)))
+        ...     return model.head(out).softmax(-1)[..., 1]  # (n, T)
+        >>> dfa = extract_dfa(prefix_score, "01", prefix_scores=True)  # doctest: +SKIP
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -248,9 +257,7 @@ def extract_dfa(
         )
 
     with evaluation_mode(model):
-        oracle = make_oracle(
-            model, alphabet, vocab, empty, batch_size, prefix_scores=prefix_scores
-        )
+        oracle = make_oracle(model, alphabet, vocab, empty, batch_size, prefix_scores=prefix_scores)
         symbols = oracle.alphabet
         if isinstance(reference, DFA) and set(reference.alphabet) != set(symbols):
             raise ValueError(

@@ -10,7 +10,9 @@ Words are tuples of symbol indices (positions in the alphabet). Three kinds of m
   oracle of Weiss et al. (2018) explores.
 * any other ``nn.Module`` over token ids returning two class scores: one padded
   forward per batch of words (black-box).
-* any callable that scores a list of words: called once per batch (black-box).
+* any callable that scores a list of words: called once per batch (black-box). When it
+  scores every prefix of every word (``prefix_scores=True``: one forward of a recurrent
+  network gives that), a batch answers all the prefixes of its words as well.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class MembershipOracle:
     def _score(self, words: list[Indices]) -> np.ndarray:
         raise NotImplementedError
 
+    def prefix_labels(self, words: Sequence[Indices]) -> np.ndarray:
+        """``(n, T)`` labels of every prefix: entry ``[i, t]`` for ``words[i][: t + 1]``
+        (False past a word's end). Meant for oracles with :attr:`prefix_free`."""
+        width = max((len(w) for w in words), default=0)
+        prefixes = list(dict.fromkeys(w[:t] for w in words for t in range(1, len(w) + 1)))
+        answer = dict(zip(prefixes, self.labels(prefixes).tolist(), strict=True))
+        out = np.zeros((len(words), width), dtype=bool)
+        for i, w in enumerate(words):
+            out[i, : len(w)] = [answer[w[:t]] for t in range(1, len(w) + 1)]
+        return out
+
     @property
     def steps(self) -> int | None:
         """Recurrent steps computed (white-box only)."""
@@ -129,6 +142,15 @@ def _binary_from_prefix_scores(scores: Any, lengths: list[int]) -> list[np.ndarr
         )
     accept = scores if scores.dtype == bool else scores.astype(np.float64) > 0.5
     return [accept[i, :length] for i, length in enumerate(lengths)]
+
+
+def _cover(covered: set[Indices], word: Indices) -> None:
+    """Add the proper prefixes of ``word`` to a prefix-closed set."""
+    for t in range(len(word) - 1, 0, -1):
+        p = word[:t]
+        if p in covered:
+            break
+        covered.add(p)
 
 
 class CallableOracle(MembershipOracle):
@@ -195,19 +217,57 @@ class CallableOracle(MembershipOracle):
                 if w in covered:
                     continue
                 asked.append(w)
-                covered.update(w[:t] for t in range(1, len(w)))
-            for i in range(0, len(asked), self.batch_size):
-                chunk = asked[i : i + self.batch_size]
-                scores = self.fn([self._format(w) for w in chunk])
-                self.calls += 1
-                rows = _binary_from_prefix_scores(scores, [len(w) for w in chunk])
-                for w, row in zip(chunk, rows, strict=True):
-                    for t, y in enumerate(row.tolist(), 1):
-                        p = w[:t]
-                        if p not in cache:
-                            cache[p] = y
-                            self.queries += 1
+                _cover(covered, w)
+            self._ask_prefixes(asked)
         return np.fromiter((cache[w] for w in words), dtype=bool, count=len(words))
+
+    def _ask_prefixes(self, words: list[Indices]) -> list[np.ndarray]:
+        """Ask the network for ``words`` (prefix mode); cache every prefix; the rows."""
+        cache, out = self._cache, []
+        for i in range(0, len(words), self.batch_size):
+            chunk = words[i : i + self.batch_size]
+            scores = self.fn([self._format(w) for w in chunk])
+            self.calls += 1
+            rows = _binary_from_prefix_scores(scores, [len(w) for w in chunk])
+            for w, row in zip(chunk, rows, strict=True):
+                labels = row.tolist()
+                # longest first: once a prefix is cached, so are all shorter ones
+                for t in range(len(w), 0, -1):
+                    p = w[:t]
+                    if p in cache:
+                        break
+                    cache[p] = labels[t - 1]
+                    self.queries += 1
+            out.extend(rows)
+        return out
+
+    def prefix_labels(self, words: Sequence[Indices]) -> np.ndarray:
+        if not self.prefix_free:
+            return super().prefix_labels(words)
+        # a cached word has all its prefixes cached; the others are asked in one go
+        cache = self._cache
+        width = max((len(w) for w in words), default=0)
+        out = np.zeros((len(words), width), dtype=bool)
+        todo: dict[Indices, list[int]] = {}
+        for i, w in enumerate(words):
+            if w in cache:
+                out[i, : len(w)] = [cache[w[:t]] for t in range(1, len(w) + 1)]
+            else:
+                todo.setdefault(w, []).append(i)
+        if todo:
+            # longest first; a word that is a prefix of one asked is read from the cache
+            asked, covered, later = [], set(), []
+            for w in sorted(todo, key=len, reverse=True):
+                if w in covered:
+                    later.append(w)
+                    continue
+                asked.append(w)
+                _cover(covered, w)
+            for w, row in zip(asked, self._ask_prefixes(asked), strict=True):
+                out[todo[w], : len(w)] = row
+            for w in later:
+                out[todo[w], : len(w)] = [cache[w[:t]] for t in range(1, len(w) + 1)]
+        return out
 
 
 class TokenModelOracle(MembershipOracle):

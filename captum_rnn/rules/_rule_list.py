@@ -108,6 +108,7 @@ class RuleList:
             word); ``"precision"``: the highest lower confidence bound (Wilson, 95%)
             on its precision, which must beat the majority rate of those examples
             (sharper, more readable rules, usually lower fidelity).
+        exclude: tokens no rule may contain (e.g. the unknown token, punctuation).
 
     Example:
         >>> texts = ["good film", "bad film", "good fun", "bad plot", "so bad", "good day"]
@@ -123,8 +124,12 @@ class RuleList:
         min_support: int = 5,
         class_names: Sequence[str] | None = None,
         criterion: str = "gain",
+        exclude: Sequence[str] = (),
     ) -> None:
         self.criterion = criterion
+        if isinstance(exclude, str):
+            raise TypeError("exclude must be a list of tokens, not a single str")
+        self.exclude = [str(t) for t in exclude]
         self.max_rules = max_rules
         self.max_ngram = max_ngram
         self.min_support = min_support
@@ -183,8 +188,11 @@ class RuleList:
         n_classes = int(y.max()) + 1
         vocab: dict[tuple[str, ...], int] = {}
         ex_idx, ng_idx = [], []
+        excluded = set(self.exclude)
         for i, toks in enumerate(tokens):
             for g in _ngrams(toks, self.max_ngram):
+                if excluded and not excluded.isdisjoint(g):
+                    continue
                 ex_idx.append(i)
                 ng_idx.append(vocab.setdefault(g, len(vocab)))
         ngrams = [None] * len(vocab)
@@ -302,6 +310,7 @@ class RuleList:
                 "min_support": self.min_support,
                 "class_names": self.class_names,
                 "criterion": self.criterion,
+                "exclude": self.exclude,
             },
             "n_classes": self.n_classes_,
             "rules": [asdict(r) for r in self.rules_],
@@ -414,6 +423,7 @@ def fit_rule_list(
     min_support: int = 5,
     class_names: Sequence[str] | None = None,
     criterion: str = "gain",
+    exclude: Sequence[str] | None = None,
 ) -> RuleList:
     """Fit a rule list to a model's predictions and validate it on a held-out split.
 
@@ -428,6 +438,8 @@ def fit_rule_list(
         seed: seeds the split.
         batch_size: sequences per model call.
         max_rules, max_ngram, min_support, class_names, criterion: see :class:`RuleList`.
+        exclude: tokens no rule may contain; default: the vocabulary's unknown token
+            (a rule on it reads "contains some rare word"), none without ``vocab``.
 
     Returns:
         The fitted :class:`RuleList`, with a :class:`RuleListReport` as ``.report``.
@@ -465,7 +477,10 @@ def fit_rule_list(
     random.Random(seed).shuffle(order)
     cut = min(n - 1, max(1, int(round(held_out * n))))
     test, train = order[:cut], order[cut:]
-    rl = RuleList(max_rules, max_ngram, min_support, class_names, criterion)
+    if exclude is None:
+        unk = getattr(vocab, "unk_token", None)
+        exclude = [] if unk is None else [unk]
+    rl = RuleList(max_rules, max_ngram, min_support, class_names, criterion, exclude)
     rl.fit([sequences[i] for i in train], predicted[train])
     test_seqs, test_y = [sequences[i] for i in test], predicted[test]
     majority = int(np.bincount(predicted[train]).argmax())

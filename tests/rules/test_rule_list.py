@@ -80,3 +80,16 @@ def test_rule_list_of_a_network_beats_the_majority_rule():
     assert all(r.ngram is None or "<pad>" not in r.ngram for r in rl.rules_)
     assert any(r.ngram in (("good",), ("bad",)) for r in rl.rules_)
     assert sum(r.support for r in report.held_out_rules) == report.n_held_out
+
+
+def test_excluded_tokens_never_appear_in_rules(tmp_path):
+    texts, labels = planted(600, 3)
+    rl = RuleList(max_rules=4, min_support=3, exclude=["great"]).fit(texts, labels)
+    assert all("great" not in r.ngram for r in rl.rules_[:-1])
+    assert ("great",) in [
+        r.ngram for r in RuleList(max_rules=4, min_support=3).fit(texts, labels).rules_[:-1]
+    ]
+    rl.save(tmp_path / "rules.json")
+    assert RuleList.load(tmp_path / "rules.json").exclude == ["great"]
+    with pytest.raises(TypeError, match="exclude"):
+        RuleList(exclude="great")
