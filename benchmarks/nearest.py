@@ -3,9 +3,11 @@
 Prints, in one process, on the same model and data (medians over repeats):
 
   1. for 2,000 and 20,000 training sequences and 64 queries: seconds per ``influence``
-     call of Captum's ``SimilarityInfluence`` at its default batch size (1) and at a
-     large one, against ``NearestExamples`` (exact search), with the speed-up ratios,
-     whether they return the same neighbours, and the encoding throughput of both;
+     call of Captum's ``SimilarityInfluence`` at its default batch size (1), at a large
+     one and at the whole training set (one activation file per layer: its best),
+     against ``NearestExamples`` (exact search), with the speed-up ratios, whether they
+     return the same neighbours, the encoding throughput of both, and where
+     ``NearestExamples`` spends a call (weight check, encoding the queries, search);
   2. exact search over 1,000,000 vectors of 64 floats for 64 queries (index only);
   3. the store's size against the raw vectors, and the peak memory of building a
      1,000,000 x 64 store and its index (in a fresh subprocess), against the raw vectors.
@@ -85,7 +87,9 @@ def compare(n: int, args, device: torch.device) -> None:
     )
     ours = NearestExamples(model, train, layers=LAYERS, batch_size=256)
     fit_s, _ = _timed(ours.fit, device)
-    ours_s = _median(lambda: ours.influence(queries, top_k=args.top_k), device, args.repeats)
+    ours_s = _median(
+        lambda: ours.influence(queries, top_k=args.top_k), device, max(args.repeats, 20)
+    )
     ours_result = ours.influence(queries, top_k=args.top_k)
     print(
         f"NearestExamples   encode {fit_s:7.2f} s ({n / fit_s:9,.0f} seq/s)   "
@@ -96,19 +100,18 @@ def compare(n: int, args, device: torch.device) -> None:
         f"  store {store.nbytes / 1e6:.2f} MB for {store.vector_nbytes / 1e6:.2f} MB of raw "
         f"vectors: {store.nbytes / store.vector_nbytes:.3f}x"
     )
+    profile(ours, model, queries, args, device)
 
-    for batch_size in (1, args.large_batch):
+    # Captum at its default batch size, a large one, and the whole set in one file (its best)
+    for batch_size in sorted({1, min(args.large_batch, n), n}):
         directory = tempfile.mkdtemp(prefix="siminf-")
         try:
             captum = SimilarityInfluence(model, LAYERS, train, directory, batch_size=batch_size)
             call = partial(captum.influence, queries, top_k=args.top_k)
             first_s, _ = _timed(call, device)
-            warm_s = _median(
-                call,
-                device,
-                args.repeats,
-                warm=False,
-            )
+            # Captum's default batch size takes seconds per call: fewer repeats there
+            repeats = args.repeats if batch_size == 1 else max(args.repeats, 20)
+            warm_s = _median(call, device, repeats, warm=False)
             result = captum.influence(queries, top_k=args.top_k)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
@@ -124,6 +127,25 @@ def compare(n: int, args, device: torch.device) -> None:
             f"-> NearestExamples {warm_s / ours_s:8.1f}x faster"
         )
         print(f"  same neighbours? {'; '.join(agreement)}")
+
+
+def profile(ours: NearestExamples, model, queries, args, device: torch.device) -> None:
+    """Where an ``influence`` call spends its time: the weight check, encoding the
+    queries (the model's forward, which Captum pays too), the search, and a bare forward."""
+    vectors, _ = ours.encode(queries)
+    parts = {
+        "weight check": lambda: ours.store.check_model(model),
+        "encode queries": lambda: ours.encode(queries),
+        "search": lambda: [ours._search(name, vectors[name], args.top_k) for name in vectors],
+    }
+    times = {name: _median(fn, device, max(args.repeats, 20)) for name, fn in parts.items()}
+    with torch.no_grad():
+        bare = _median(lambda: model(queries), device, max(args.repeats, 20))
+    print(
+        "  where the time goes: "
+        + ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in times.items())
+        + f" (bare model forward {bare * 1e3:.2f} ms)"
+    )
 
 
 def million(args, device: torch.device) -> None:

@@ -150,7 +150,7 @@ def exact_search(
                     sims.mul_(inv[None, :])
                 else:  # squared distance less the query norm (constant per row), one GEMM
                     sims = torch.addmm((chunk_norms * chunk_norms)[None, :], q, chunk.T, alpha=-2.0)
-            val, idx = torch.topk(sims, min(k, sims.shape[1]), dim=1, largest=largest, sorted=False)
+            val, idx = _topk(sims, min(k, sims.shape[1]), largest)
             values.append(val)
             indices.append(idx + start)
             pending += val.shape[1]
@@ -164,6 +164,33 @@ def exact_search(
         out_idx.append(best_idx)
         out_val.append(best_val)
     return torch.cat(out_idx), torch.cat(out_val)
+
+
+# Block pre-filter of the per-chunk top-k: rows are cut into blocks of _BLOCK scores, the
+# k best blocks by their best score hold the k best scores (each of those lies in a block
+# whose best is at least as good as the k-th best score). One vectorised reduction plus
+# two small top-ks is several times faster than torch.topk over long rows on CPU (at
+# 64 x 20,000 scores and k=5: about 0.35 ms instead of 1.6 ms). Blocks of 64, or of 32 for
+# shorter rows; rows shorter than 8 * k blocks use torch.topk.
+_BLOCKS = (64, 32)
+
+
+def _topk(sims: Tensor, k: int, largest: bool) -> tuple[Tensor, Tensor]:
+    """Unsorted top-``k`` per row of ``sims`` ``(q, n)``: ``(values, column indices)``."""
+    rows, cols = sims.shape
+    block = next((b for b in _BLOCKS if cols >= 8 * k * b), None)
+    if block is None or sims.device.type != "cpu":
+        return torch.topk(sims, k, dim=1, largest=largest, sorted=False)
+    whole = cols - cols % block
+    blocks = sims[:, :whole].reshape(rows, whole // block, block)
+    best = blocks.amax(dim=2) if largest else blocks.amin(dim=2)
+    _, chosen = torch.topk(best, k, dim=1, largest=largest, sorted=False)
+    columns = (chosen[:, :, None] * block + torch.arange(block)).reshape(rows, -1)
+    if whole < cols:  # the ragged tail is always a candidate
+        tail = torch.arange(whole, cols).expand(rows, -1)
+        columns = torch.cat([columns, tail], dim=1)
+    values, position = torch.topk(sims.gather(1, columns), k, dim=1, largest=largest, sorted=False)
+    return values, columns.gather(1, position)
 
 
 def _merge(

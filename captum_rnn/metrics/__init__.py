@@ -21,6 +21,10 @@ from captum_rnn.metrics._attention_sanity import (
     attention_sanity,
 )
 from captum_rnn.metrics._base import METRICS, Metric, get_metric
+from captum_rnn.metrics._dataset_view import (
+    DatasetAttributionSummary,
+    dataset_attribution_summary,
+)
 from captum_rnn.metrics._examples import (
     MislabelDetection,
     checkpoint_loss_scores,
@@ -89,6 +93,8 @@ __all__ = [
     "tracin_self_influence",
     "Counterexample",
     "DEFAULT_FRACTIONS",
+    "DatasetAttributionSummary",
+    "dataset_attribution_summary",
     "FidelityReport",
     "FidelitySplit",
     "LexiconAgreement",
