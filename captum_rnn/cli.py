@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
-        help="train an attention LSTM on movie-review snippets and write an explained report",
+        help="train a model (movie reviews by default), explain it and write an HTML report",
     )
     demo.add_argument("--out", type=Path, default=Path("captum-rnn-demo"), help="output folder")
     demo.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
@@ -32,6 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--cache-dir", type=Path, default=None, help="data download cache")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument(
+        "--task",
+        choices=("sentiment", "tomita", "vowels"),
+        default="sentiment",
+        help="movie-review sentiment (default), a Tomita language with its extracted "
+        "automaton, or speaker recognition on Japanese Vowels speech",
+    )
+    demo.add_argument(
+        "--grammar", type=int, choices=range(1, 8), default=4, help="Tomita language (1-7)"
+    )
     for name in _LIGHTNING_COMMANDS:
         # listed for --help only: main() hands these to LightningCLI before argparse runs
         commands.add_parser(
@@ -62,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
+            task=args.task,
+            grammar=args.grammar,
         )
         try:
             metrics = run_demo(config)

@@ -38,7 +38,10 @@ from captum_rnn.models import RNNClassifier
 from captum_rnn.report import Report
 from captum_rnn.viz import figure_to_data_uri
 
-__all__ = ["DemoConfig", "run_demo"]
+__all__ = ["TASKS", "DemoConfig", "run_demo"]
+
+#: The demo's tasks: ``captum-rnn demo --task NAME``.
+TASKS = ("sentiment", "tomita", "vowels")
 
 
 @dataclass
@@ -54,6 +57,9 @@ class DemoConfig:
         seed: seeds the split, the initialisation and the training order.
         cache_dir: where the data archive is cached.
         progress: show Lightning's progress bar.
+        task: ``"sentiment"`` (movie reviews), ``"tomita"`` (a regular language and
+            its extracted automaton) or ``"vowels"`` (speaker recognition on speech).
+        grammar: the Tomita language of the ``"tomita"`` task, 1 to 7.
     """
 
     out: Path = Path("captum-rnn-demo")
@@ -64,6 +70,8 @@ class DemoConfig:
     seed: int = 0
     cache_dir: Path | None = None
     progress: bool = True
+    task: str = "sentiment"
+    grammar: int = 4
 
     def resolved(self) -> DemoConfig:
         epochs = self.epochs if self.epochs is not None else (2 if self.quick else 5)
@@ -79,6 +87,8 @@ class DemoConfig:
             self.seed,
             self.cache_dir,
             self.progress,
+            self.task,
+            self.grammar,
         )
 
 
@@ -89,6 +99,20 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         captum_rnn.data.DataUnavailableError: when the data cannot be fetched (offline).
     """
     config = config.resolved()
+    if config.task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {config.task!r}")
+    if config.task == "tomita":
+        from captum_rnn._demo_tomita import run_tomita_demo
+
+        return run_tomita_demo(
+            config.out, config.grammar, config.quick, config.seed, config.progress
+        )
+    if config.task == "vowels":
+        from captum_rnn._demo_vowels import run_vowels_demo
+
+        return run_vowels_demo(
+            config.out, config.quick, config.seed, config.cache_dir, config.progress
+        )
     started = time.perf_counter()
     pl.seed_everything(config.seed, verbose=False)
     snippets = load_sentiment_snippets("movies", cache_dir=config.cache_dir)

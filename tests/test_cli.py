@@ -76,3 +76,22 @@ def test_help_lists_the_lightning_subcommands(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in ("demo", "fit", "validate", "test", "predict"))
+
+
+def test_tomita_demo_shows_the_extracted_automaton(tmp_path):
+    out = tmp_path / "tomita"
+    args = ["demo", "--task", "tomita", "--grammar", "1", "--quick", "--out", str(out)]
+    assert cli.main([*args, "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "tomita" and metrics["grammar"] == 1
+    assert metrics["states"] >= 1 and 0.0 <= metrics["fidelity"] <= 1.0
+    assert (out / "tomita1_gru.png").exists() and (out / "tomita1_gru.dot").exists()
+    page = (out / "index.html").read_text()
+    assert "extracted automaton" in page and "Benchmark" in page
+    assert page.count("automaton accepted") + page.count("automaton rejected") == 8
+    assert len(Explanations.load(out / "explanations.json")) == 8
+
+
+def test_demo_refuses_an_unknown_task(tmp_path):
+    with pytest.raises(ValueError, match="task"):
+        demo.run_demo(demo.DemoConfig(out=tmp_path, task="chess"))

@@ -193,6 +193,11 @@ class IntegratedGradientsMethod(AttributionMethod):
         return MethodResult(attributions, delta, used)
 
 
+def _leaf(inputs: Tensor) -> Tensor:
+    """A fresh leaf that requires grad: Captum then neither warns nor touches ours."""
+    return inputs.detach().requires_grad_()
+
+
 class SaliencyMethod(AttributionMethod):
     """Captum's ``Saliency``: absolute gradient per input dimension."""
 
@@ -200,7 +205,7 @@ class SaliencyMethod(AttributionMethod):
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = Saliency(self.model).attribute(
-            inputs, target=target, additional_forward_args=(lengths,), abs=True, **kwargs
+            _leaf(inputs), target=target, additional_forward_args=(lengths,), abs=True, **kwargs
         )
         return MethodResult(attr.detach())
 
@@ -212,7 +217,7 @@ class InputXGradientMethod(AttributionMethod):
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = InputXGradient(self.model).attribute(
-            inputs, target=target, additional_forward_args=(lengths,), **kwargs
+            _leaf(inputs), target=target, additional_forward_args=(lengths,), **kwargs
         )
         return MethodResult(attr.detach())
 
@@ -225,7 +230,7 @@ class DeepLiftMethod(AttributionMethod):
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = DeepLift(self.model).attribute(
-            inputs,
+            _leaf(inputs),
             baselines=baselines,
             target=target,
             additional_forward_args=(lengths,),

@@ -138,10 +138,6 @@ def run_tomita(
         >>> row["states"] >= 1 and 0.0 <= row["fidelity"] <= 1.0
         True
     """
-    from captum_rnn.data import TOMITA_DESCRIPTIONS, tomita_vocabulary
-    from captum_rnn.rules._extract import extract_dfa
-    from captum_rnn.rules._tomita_dfas import tomita_dfa
-
     model, accuracy, train_seconds = train_tomita(
         grammar,
         cell,
@@ -150,6 +146,28 @@ def run_tomita(
         max_epochs=30 if quick else 100,
         seed=seed,
     )
+    return extract_tomita(model, grammar, cell, accuracy, train_seconds, out, quick, seed)
+
+
+def extract_tomita(
+    model: Any,
+    grammar: int,
+    cell: str,
+    accuracy: float,
+    train_seconds: float,
+    out: str | os.PathLike[str] | None = None,
+    quick: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The extraction and validation half of :func:`run_tomita`, for a trained model.
+
+    Args and returns as :func:`run_tomita`; ``accuracy`` and ``train_seconds`` are
+    copied into the result.
+    """
+    from captum_rnn.data import TOMITA_DESCRIPTIONS, tomita_vocabulary
+    from captum_rnn.rules._extract import extract_dfa
+    from captum_rnn.rules._tomita_dfas import tomita_dfa
+
     truth = tomita_dfa(grammar)
     dfa = extract_dfa(
         model,
