@@ -17,6 +17,9 @@ the pooled ``representation`` tap and the ``head`` logits. The sequences have on
 length because Captum's DataLoader has no collate function for padding.
 
     python benchmarks/nearest.py [--device cpu|cuda] [--sizes 2000,20000] [--repeats 3]
+
+On a CPU shared with other work, pass ``--threads 1``: with more threads than idle cores,
+every multi-threaded op can stall for a scheduler quantum and the timings become noise.
 """
 
 from __future__ import annotations
