@@ -246,12 +246,15 @@ def _explanation_quality(
     ]
     # The data-set view: IG over many held-out reviews, aggregated per token and class.
     view_count = min(60 if config.quick else 300, len(test_set))
-    view_ids = torch.nn.utils.rnn.pad_sequence(
-        [test_set[i][0] for i in range(view_count)], batch_first=True
-    )
-    view_explanations = explain(
-        model, view_ids, vocab=vocab, class_names=names, n_steps=32, max_steps=32
-    )
+    view_explanations = Explanations()
+    for start in range(0, view_count, 50):  # chunks keep IG's step batch small in memory
+        chunk = torch.nn.utils.rnn.pad_sequence(
+            [test_set[i][0] for i in range(start, min(start + 50, view_count))],
+            batch_first=True,
+        )
+        view_explanations.extend(
+            explain(model, chunk, vocab=vocab, class_names=names, n_steps=32, max_steps=32)
+        )
     dataset_view = dataset_attribution_summary(
         view_explanations, model=model, vocab=vocab, class_names=names, min_count=5
     )
