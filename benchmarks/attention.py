@@ -18,10 +18,10 @@ Prints, in one process (medians over repeats):
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
+from _timing import interleaved, median_seconds
 from torch import nn
 
 from captum_rnn.attr import (
@@ -33,38 +33,6 @@ from captum_rnn.attr import (
 from captum_rnn.models import TransformerClassifier
 
 QUOTED_REFERENCE = {6: 0.9, 12: 4.8}  # seconds per row at (layers, 20 tokens)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_seconds(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, timed in alternation so load hits all alike."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 class PlainEncoder(nn.Module):
@@ -162,7 +130,7 @@ def main() -> None:
         with torch.no_grad():
             model(ids)
 
-    times = _interleaved(
+    times = interleaved(
         {
             "forward": model_forward,
             "rollout": lambda: rollout.attribute(ids),
@@ -208,7 +176,7 @@ def main() -> None:
             torch.softmax(2 * torch.randn(1, 2, 20, 20, generator=g), dim=-1).to(device)
             for _ in range(layers)
         ]
-        ours = _median_seconds(lambda atts=atts: attention_flow(atts), device, 3) / 20
+        ours = median_seconds(lambda atts=atts: attention_flow(atts), device, 3) / 20
         line = (
             f"   {layers:6d} {ours:11.4f} {QUOTED_REFERENCE[layers]:11.2f} "
             f"{QUOTED_REFERENCE[layers] / ours:9.0f}x"

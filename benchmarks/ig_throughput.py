@@ -15,31 +15,13 @@ and prints sequences per second with the ratios b/a and c/a (medians over repeat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_seconds
 from captum.attr import LayerIntegratedGradients
 
 import captum_rnn
 from captum_rnn.models import RNNClassifier
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_seconds(fn, device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -99,7 +81,7 @@ def main() -> None:
 
     results = {}
     for name, fn in (("raw", raw), ("captum", captum_lig), ("explain", ours)):
-        results[name] = _median_seconds(fn, device, args.repeats)
+        results[name] = median_seconds(fn, device, args.repeats)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"device={name} threads={torch.get_num_threads()} batch={args.batch} "

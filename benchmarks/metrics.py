@@ -13,11 +13,10 @@ most about 10 forward passes per sequence, batched.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import median_seconds
 
 from captum_rnn.metrics import (
     auprc,
@@ -33,23 +32,6 @@ from captum_rnn.metrics import (
     token_f1,
 )
 from captum_rnn.models import RNNClassifier
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class RowCounter:
@@ -145,7 +127,7 @@ def main() -> None:
         finally:
             counter.handle.remove()
         passes = counter.rows / batch
-        seconds = _median_seconds(fn, device, args.repeats)
+        seconds = median_seconds(fn, device, args.repeats)
         base = seconds if base is None else base
         print(
             f"{label:46s} {passes:8.1f} {seconds * 1e3:9.1f} {batch / seconds:9.1f} "

@@ -27,46 +27,19 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from functools import partial
 
 import torch
+from _timing import median_seconds, timed
 from torch.utils.data import TensorDataset
 
 from captum_rnn.attr import ExactIndex, NearestExamples
 from captum_rnn.models import RNNClassifier
 
 LAYERS = ["representation", "head"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median(fn, device: torch.device, repeats: int, warm: bool = True) -> float:
-    if warm:
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _timed(fn, device: torch.device) -> tuple[float, object]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
 
 
 def compare(n: int, args, device: torch.device) -> None:
@@ -89,8 +62,8 @@ def compare(n: int, args, device: torch.device) -> None:
         f"LSTM hidden {args.hidden}, layers {LAYERS}, cosine =="
     )
     ours = NearestExamples(model, train, layers=LAYERS, batch_size=256)
-    fit_s, _ = _timed(ours.fit, device)
-    ours_s = _median(
+    fit_s, _ = timed(ours.fit, device)
+    ours_s = median_seconds(
         lambda: ours.influence(queries, top_k=args.top_k), device, max(args.repeats, 20)
     )
     ours_result = ours.influence(queries, top_k=args.top_k)
@@ -111,10 +84,10 @@ def compare(n: int, args, device: torch.device) -> None:
         try:
             captum = SimilarityInfluence(model, LAYERS, train, directory, batch_size=batch_size)
             call = partial(captum.influence, queries, top_k=args.top_k)
-            first_s, _ = _timed(call, device)
+            first_s, _ = timed(call, device)
             # Captum's default batch size takes seconds per call: fewer repeats there
             repeats = args.repeats if batch_size == 1 else max(args.repeats, 20)
-            warm_s = _median(call, device, repeats, warm=False)
+            warm_s = median_seconds(call, device, repeats, warm=False)
             result = captum.influence(queries, top_k=args.top_k)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
@@ -141,9 +114,9 @@ def profile(ours: NearestExamples, model, queries, args, device: torch.device) -
         "encode queries": lambda: ours.encode(queries),
         "search": lambda: [ours._search(name, vectors[name], args.top_k) for name in vectors],
     }
-    times = {name: _median(fn, device, max(args.repeats, 20)) for name, fn in parts.items()}
+    times = {name: median_seconds(fn, device, max(args.repeats, 20)) for name, fn in parts.items()}
     with torch.no_grad():
-        bare = _median(lambda: model(queries), device, max(args.repeats, 20))
+        bare = median_seconds(lambda: model(queries), device, max(args.repeats, 20))
     print(
         "  where the time goes: "
         + ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in times.items())
@@ -162,7 +135,7 @@ def million(args, device: torch.device) -> None:
     )
     for metric in ("cosine", "euclidean", "dot"):
         index = ExactIndex(vectors, metric=metric, device=device)
-        seconds = _median(partial(index.search, queries, 5), device, args.repeats)
+        seconds = median_seconds(partial(index.search, queries, 5), device, args.repeats)
         print(f"{metric:<10} {seconds * 1e3:9.2f} ms per 64 queries")
     del vectors
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from _timing import sync
 from torch.utils.data import DataLoader
 
 import captum_rnn
@@ -34,18 +35,13 @@ from captum_rnn.data import pad_collate, planted_cues
 from captum_rnn.models import RNNClassifier
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _loop(model, loader, device, kwargs):
     results = []
     for inputs, lengths, _ in loader:
         results.extend(
             captum_rnn.explain(model, inputs.to(device), lengths=lengths.to(device), **kwargs)
         )
-    _sync(device)
+    sync(device)
     return results
 
 
@@ -59,7 +55,7 @@ def _predict(model, loader, device, folder: Path, kwargs):
         callbacks=[ExplanationWriter(folder, overwrite=True)],
     )
     trainer.predict(ExplainingModule(model, **kwargs), dataloaders=loader, return_predictions=False)
-    _sync(device)
+    sync(device)
 
 
 def main() -> None:
