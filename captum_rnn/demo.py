@@ -1,14 +1,21 @@
-"""The demo: train an attention LSTM on human-rated movie snippets and explain it.
+"""The demo: train a model, explain it every way the package can, write one report.
 
-``captum-rnn demo --out DIR`` runs :func:`run_demo`. It writes into ``DIR``:
+``captum-rnn demo --out DIR`` runs :func:`run_demo`. The default task trains a
+bidirectional attention LSTM on human-rated movie snippets and writes into ``DIR``:
 
 * ``index.html``: the report (accuracy; every explained review shaded by integrated
-  gradients, attention and LIME side by side, with its figure embedded; the explainer
-  benchmark and its recommendation; agreement with the human valence lexicon; the
-  parameter-randomisation sanity checks; every token escaped; opens with nothing else);
+  gradients, attention and LIME side by side, with its local rule (an anchor), its
+  nearest training reviews and its figure; the explainer benchmark and its
+  recommendation; agreement with the human valence lexicon; the parameter-randomisation
+  sanity checks; the data-set view of shortcuts; every token escaped; opens with nothing
+  else);
 * ``explanation_<i>.png``: one figure per explained review;
 * ``explanations.json``: the explanations (``captum_rnn.Explanations.load`` reads it);
 * ``metrics.json``: accuracy, IG's convergence delta, sizes and timings.
+
+``--task tomita`` (:mod:`captum_rnn._demo_tomita`) and ``--task vowels``
+(:mod:`captum_rnn._demo_vowels`) write the same kind of report for a regular language
+with its extracted automaton, and for speaker recognition on speech.
 """
 
 from __future__ import annotations
