@@ -295,6 +295,7 @@ def _rules_and_neighbours(
         coverage_data=corpus,
         pad_index=vocab.pad_index,
         replacement=vocab.unk_index,
+        exclude=[vocab.unk_index],  # "contains <unk>" tells a reader nothing
         max_anchor_size=3,
         max_samples=2000,
     )

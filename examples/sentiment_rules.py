@@ -169,7 +169,12 @@ def main() -> None:
     anchored = test_idx[: args.anchors]
     x = ids[anchored][:, : int((ids[anchored] != 0).sum(1).max())]
     explainer = RuleExtraction(model)
-    options = dict(precision=0.9, replacement=list(range(2, min(202, len(vocab)))), seed=0)
+    options = dict(
+        precision=0.9,
+        replacement=list(range(2, min(202, len(vocab)))),
+        exclude=[vocab.unk_index],  # a rule "contains <unk>" tells a reader nothing
+        seed=0,
+    )
     start = time.perf_counter()
     anchors = explainer.explain(x, vocab=vocab, class_names=CLASSES, coverage_data=ids, **options)
     seconds = time.perf_counter() - start

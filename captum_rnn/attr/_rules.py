@@ -199,8 +199,12 @@ def _anchor_search(
     epsilon_stop: float,
     batch_size: int,
     max_samples: int,
+    allowed: Sequence[int] | None = None,
 ) -> tuple[tuple[int, ...], bool, float]:
-    """Beam search; returns the anchor, whether it reached ``precision``, its lower bound."""
+    """Beam search; returns the anchor, whether it reached ``precision``, its lower bound.
+
+    ``allowed``: the features that may enter an anchor (default all)."""
+    allowed = range(n_features) if allowed is None else allowed
     verify_beta = math.log(1.0 / (delta / (1 + (beam_size - 1) * n_features)))
 
     def verify(anchor: tuple[int, ...]) -> tuple[bool, float]:
@@ -224,9 +228,7 @@ def _anchor_search(
     best: tuple[tuple[int, ...], float] = (empty, lb)
     beam = [empty]
     for _size in range(1, max_anchor_size + 1):
-        candidates = sorted(
-            {tuple(sorted((*a, f))) for a in beam for f in range(n_features) if f not in a}
-        )
+        candidates = sorted({tuple(sorted((*a, f))) for a in beam for f in allowed if f not in a})
         if not candidates or arms.used >= max_samples:
             break
         fresh = [a for a in candidates if a not in arms.n]
@@ -346,6 +348,7 @@ class RuleExtraction(Attribution):
         epsilon: float = 0.1,
         epsilon_stop: float = 0.05,
         seed: int = 0,
+        exclude: Sequence[int] = (),
     ) -> Tensor:
         """Mark the tokens of each input's anchor.
 
@@ -367,6 +370,8 @@ class RuleExtraction(Attribution):
             epsilon_stop: an anchor passes when its lower bound exceeds
                 ``precision - epsilon_stop`` and its estimate reaches ``precision``.
             seed: seeds the perturbations of every input alike.
+            exclude: token ids that are perturbed like the others but never enter a rule
+                (the unknown token, say: a rule "contains <unk>" tells a reader nothing).
 
         Returns:
             A float tensor shaped like ``inputs``: 1 on anchor tokens, 0 elsewhere.
@@ -387,6 +392,7 @@ class RuleExtraction(Attribution):
             epsilon=epsilon,
             epsilon_stop=epsilon_stop,
             seed=seed,
+            exclude=exclude,
         )
         mask = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
         for i, found in enumerate(anchors):
@@ -596,8 +602,10 @@ class RuleExtraction(Attribution):
         epsilon: float = 0.1,
         epsilon_stop: float = 0.05,
         seed: int = 0,
+        exclude: Sequence[int] = (),
     ) -> list[dict[str, Any]]:
         inputs = _check_inputs(inputs)
+        excluded = {int(t) for t in exclude}
         targets = _check_target(target, inputs.shape[0])
         if not 0.0 < precision <= 1.0:
             raise ValueError(f"precision must be in (0, 1], got {precision!r}")
@@ -625,7 +633,12 @@ class RuleExtraction(Attribution):
                 arms = _Arms(
                     lambda anchors, n, label=label, sample=sample: sample(anchors, n, label)
                 )
-                size = n_features if max_anchor_size is None else min(max_anchor_size, n_features)
+                allowed = [
+                    f for f, p in enumerate(ctx["features"]) if int(ctx["x"][p]) not in excluded
+                ]
+                size = (
+                    len(allowed) if max_anchor_size is None else min(max_anchor_size, len(allowed))
+                )
                 anchor, reached, lower = _anchor_search(
                     arms,
                     n_features,
@@ -637,6 +650,7 @@ class RuleExtraction(Attribution):
                     epsilon_stop,
                     batch_size,
                     max_samples,
+                    allowed,
                 )
                 positions = tuple(ctx["features"][f] for f in anchor)
                 out.append(

@@ -135,3 +135,19 @@ def test_bad_input_errors():
         rules.attribute(torch.tensor([[4, 5]]), precision=1.5)
     with pytest.raises(ValueError, match="class scores"):
         RuleExtraction(lambda x: x.sum(1).float()).attribute(torch.tensor([[4, 5]]))
+
+
+def test_excluded_tokens_are_perturbed_but_never_in_a_rule():
+    model, held = cue_net()
+    ids = held_out_batch(held, 6)
+    rules = RuleExtraction(model)
+    found = rules.explain(ids, precision=0.9, seed=0)
+    cues = {int(c) for c in held.cue_ids.values()}  # class -> cue token id
+    used = {t for a in found for t in a.token_ids}
+    assert used & cues  # the cue tokens carry the rules ...
+    masks = rules.attribute(ids, precision=0.9, seed=0, exclude=sorted(cues))
+    again = rules.explain(ids, precision=0.9, seed=0, exclude=sorted(cues))
+    # ... and once excluded they never appear, though the search still runs
+    assert not {t for a in again for t in a.token_ids} & cues
+    assert not bool((masks.bool() & torch.isin(ids, torch.tensor(sorted(cues)))).any())
+    assert all(0.0 <= a.precision <= 1.0 for a in again)
