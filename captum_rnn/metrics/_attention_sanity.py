@@ -20,8 +20,10 @@ Pinter (EMNLP 2019, "Attention is not not Explanation") and Adebayo et al. (2018
 Intervening on attention: :func:`attention_intervention` is a context manager that
 registers forward hooks replacing the attention module's output (``AttentionTap`` of
 ``TransformerClassifier``; the ``attention`` pooling layer of attention RNNs, whose
-pooled vector is recomputed from the new weights and the states). Hooks are removed
-and ``model.attention_maps`` restored in ``finally``.
+pooled vector is recomputed from the new weights and the states; ``nn.MultiheadAttention``
+in users' models, whose output is recomputed from the new per-head weights and its value
+projection). Hooks are removed, the fused attention fast path and
+``model.attention_maps`` restored in ``finally``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_rnn.attr._attention import _MHA_ARGS
 from captum_rnn.metrics._base import (
     _call_explainer,
     _check_batch_size,
@@ -95,23 +99,38 @@ def uniform_attention(
 
 
 def _attention_modules(model: nn.Module) -> tuple[str, list[nn.Module]]:
-    from captum_rnn.models.recurrent import RecurrentModel
-    from captum_rnn.models.transformer import AttentionTap
+    """``(kind, modules)``: ``"tap"``, ``"recurrent"`` or ``"mha"`` and the modules."""
+    from captum_rnn.attr._attention import _sources
 
-    taps = [m for m in model.modules() if isinstance(m, AttentionTap)]
-    if taps:
-        return "tap", taps
-    if isinstance(model, RecurrentModel):
-        if model.attention is None:
-            raise ValueError(
-                "model has no attention layer (built with attention=None): there is no "
-                "attention to check; build it with attention='additive' or 'dot'"
-            )
-        return "recurrent", [model.attention]
-    raise TypeError(
-        f"attention interventions support TransformerClassifier (AttentionTap modules) "
-        f"and captum-rnn attention RNNs, got {type(model).__name__}"
-    )
+    return _sources(model)
+
+
+def _mha_output(module: nn.MultiheadAttention, value: Tensor, weights: Tensor) -> Tensor:
+    """``MultiheadAttention``'s output for given per-head ``weights`` ``(batch, heads,
+    query, key)`` and its ``value`` input (laid out as the module takes it)."""
+    if module.bias_k is not None or module.add_zero_attn:
+        raise ValueError(
+            "attention interventions do not support nn.MultiheadAttention with add_bias_kv "
+            "or add_zero_attn (the keys are not the input positions)"
+        )
+    embed, heads = module.embed_dim, module.num_heads
+    unbatched = value.dim() == 2
+    if unbatched:
+        value = value.unsqueeze(0 if module.batch_first else 1)
+    if not module.batch_first:
+        value = value.transpose(0, 1)
+    if module._qkv_same_embed_dim:
+        w_v = module.in_proj_weight[2 * embed :]
+    else:
+        w_v = module.v_proj_weight
+    b_v = None if module.in_proj_bias is None else module.in_proj_bias[2 * embed :]
+    batch, keys = value.shape[:2]
+    v = F.linear(value, w_v, b_v).reshape(batch, keys, heads, embed // heads).transpose(1, 2)
+    out = (weights.to(v.dtype) @ v).transpose(1, 2).reshape(batch, -1, embed)
+    out = module.out_proj(out)
+    if not module.batch_first:
+        out = out.transpose(0, 1)
+    return out.squeeze(0 if module.batch_first else 1) if unbatched else out
 
 
 @contextlib.contextmanager
@@ -125,7 +144,10 @@ def attention_intervention(
     """Replace the model's attention weights on every forward inside the block.
 
     Args:
-        model: a ``TransformerClassifier`` or a captum-rnn recurrent model with attention.
+        model: a ``TransformerClassifier``, a captum-rnn recurrent model with attention,
+            or a model built from ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``
+            (its attention output is recomputed from the replaced per-head weights and its
+            value projection; padded keys are read from ``key_padding_mask``).
         replace: ``"shuffle"`` (permute each row over its real positions),
             ``"uniform"`` (uniform over the real positions) or a callable
             ``(weights, key_mask, query_mask, generator) -> weights`` on
@@ -189,16 +211,59 @@ def attention_intervention(
         new = checked(function(weights, mask, query, generator), weights)[:, 0, 0, :]
         return torch.bmm(new.unsqueeze(1), states).squeeze(1), new
 
-    hook = tap_hook if kind == "tap" else pooling_hook
+    asked: list[tuple[bool, bool]] = []  # per MultiheadAttention call: what the caller wanted
+
+    def mha_pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        kwargs = dict(kwargs)
+        for name, value in zip(_MHA_ARGS[3:], args[3:], strict=False):
+            kwargs[name] = value
+        asked.append((kwargs.get("need_weights", True), kwargs.get("average_attn_weights", True)))
+        kwargs["need_weights"] = True
+        kwargs["average_attn_weights"] = False
+        if kwargs.get("is_causal") and kwargs.get("attn_mask") is not None:
+            kwargs["is_causal"] = False  # the mask already says it; the weights path needs that
+        return tuple(args[:3]), kwargs
+
+    def mha_hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> tuple:
+        need_weights, average = asked.pop()
+        weights = output[1]
+        unbatched = weights.dim() == 3
+        if unbatched:
+            weights = weights[None]
+        batch, _, queries, keys = weights.shape
+        padding = kwargs.get("key_padding_mask")
+        if padding is None:
+            key_mask = torch.ones(batch, keys, dtype=torch.bool, device=weights.device)
+        else:
+            padding = padding.reshape(batch, keys)
+            key_mask = ~padding if padding.dtype == torch.bool else ~torch.isneginf(padding)
+        query_mask = torch.ones(batch, queries, dtype=torch.bool, device=weights.device)
+        new = checked(function(weights, key_mask, query_mask, generator), weights)
+        out = _mha_output(module, args[2], new)
+        if not need_weights:
+            return out, None
+        new = new.mean(dim=1) if average else new
+        return out, new[0] if unbatched else new
+
     saved_maps = getattr(model, "attention_maps", None)
+    fast_path = torch.backends.mha.get_fastpath_enabled()
     handles = []
     try:
         for module in chosen:
-            handles.append(module.register_forward_hook(hook))
+            if kind == "mha":
+                handles.append(module.register_forward_pre_hook(mha_pre_hook, with_kwargs=True))
+                handles.append(module.register_forward_hook(mha_hook, with_kwargs=True))
+            else:
+                hook = tap_hook if kind == "tap" else pooling_hook
+                handles.append(module.register_forward_hook(hook))
+        if kind == "mha":
+            # the fused fast path never calls the module's forward (and so its hooks)
+            torch.backends.mha.set_fastpath_enabled(False)
         yield
     finally:
         for handle in handles:
             handle.remove()
+        torch.backends.mha.set_fastpath_enabled(fast_path)
         if saved_maps is not None:
             model.attention_maps = saved_maps
 
@@ -436,6 +501,12 @@ def attention_sanity(
         1
     """
     kind, modules = _attention_modules(model)
+    if kind == "mha":
+        raise TypeError(
+            "attention_sanity runs on TransformerClassifier and captum-rnn attention RNNs "
+            f"(it reads their padding and embeddings), got {type(model).__name__}; for a "
+            "model built from nn.MultiheadAttention use attention_intervention directly"
+        )
     if attention not in _ATTENTION:
         raise ValueError(f"attention must be one of {_ATTENTION}, got {attention!r}")
     if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:

@@ -281,3 +281,76 @@ def test_bad_input():
     with pytest.raises(ValueError, match="layers"):
         with attention_intervention(model, "shuffle", layers=[3]):
             pass
+
+
+class _UserEncoder(nn.Module):
+    """A user's own model: embedding, nn.TransformerEncoder with padding, mean pooling."""
+
+    def __init__(self, batch_first: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.batch_first = batch_first
+        self.embedding = nn.Embedding(20, 8, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        pad = ids == 0
+        x = self.embedding(ids)
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        h = self.encoder(x, src_key_padding_mask=pad)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        real = (~pad).unsqueeze(-1).float()
+        return self.head((h * real).sum(1) / real.sum(1))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_interventions_on_a_users_transformer_encoder(batch_first):
+    model = _UserEncoder(batch_first).eval()
+    ids = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12]])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        reference = model(ids)
+        seen = []
+
+        def keep(weights, key_mask, query_mask, generator):
+            seen.append((weights.shape, key_mask.clone()))
+            return weights
+
+        # handing back the model's own weights reproduces its output exactly
+        with attention_intervention(model, keep):
+            same = model(ids)
+        assert torch.allclose(same, reference, atol=1e-5)
+        assert [shape for shape, _ in seen] == [(2, 2, 6, 6)] * 2  # per head, both layers
+        assert seen[0][1].tolist()[0] == [True] * 4 + [False] * 2  # padding read from the mask
+        with attention_intervention(model, "uniform"):
+            uniform = model(ids)
+        with attention_intervention(model, "shuffle", seed=1):
+            shuffled = model(ids)
+        assert not torch.allclose(uniform, reference, atol=1e-4)
+        assert not torch.allclose(shuffled, reference, atol=1e-4)
+        # padding length changes nothing under the intervention either
+        with attention_intervention(model, "uniform"):
+            alone = model(ids[:1, :4])
+        assert torch.allclose(alone, uniform[:1], atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_multihead_attention_with_extra_keys_is_refused():
+    mha = nn.MultiheadAttention(8, 2, add_bias_kv=True, batch_first=True).eval()
+
+    class Wrap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = mha
+
+        def forward(self, x):
+            return self.attention(x, x, x)[0]
+
+    with pytest.raises(ValueError, match="add_bias_kv"), attention_intervention(Wrap(), "uniform"):
+        Wrap()(torch.randn(1, 3, 8))
