@@ -81,7 +81,7 @@ def _fit(dataset, vocab_size, args, with_callback: bool, folder: Path, epochs: i
         dropout=0.3,
         lr=3e-3,
     )
-    callback = _TimedLogger(samples=range(8)) if with_callback else None
+    callback = _TimedLogger(samples=range(8), background=args.background) if with_callback else None
     trainer = pl.Trainer(
         accelerator=args.device,
         devices=1,
@@ -112,6 +112,12 @@ def main() -> None:
     parser.add_argument("--max-snippets", type=int, default=0, help="0: all 10,605 snippets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--no-background",
+        dest="background",
+        action="store_false",
+        help="draw and send figures on the training thread (ExplanationLogger(background=False))",
+    )
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("CUDA is not available")
