@@ -22,6 +22,9 @@ from captum_rnn.explanation import Explanations
 __all__ = ["ExplanationLogger", "rank_correlation"]
 
 _AUTO_METRICS = ("comprehensiveness", "sufficiency")
+#: Integrated gradients' (n_steps, max_steps) in the logger unless told otherwise: a
+#: bounded cost per log (``explain`` defaults to 50 and 400).
+_IG_STEPS = (32, 64)
 _COLUMNS = [
     "sample",
     "method",
@@ -105,6 +108,9 @@ class ExplanationLogger(PeriodicCallback):
         class_names: names of the classes for titles and tables; default: the
             ``class_names`` of the trainer's data module, if it has them.
         method_kwargs: options per method, e.g. ``{"integrated_gradients": {"n_steps": 32}}``.
+            Integrated gradients starts at 32 steps and raises them to at most 64 here
+            (``explain``: 50 and 400), a bounded cost per log; the logged mean convergence
+            delta shows how well it converged.
         faithfulness: metric names from ``captum_rnn.metrics`` or callables (see
             ``captum_rnn.callbacks`` docs for the calling convention); ``"auto"`` uses
             comprehensiveness and sufficiency when ``captum_rnn.metrics`` provides them;
@@ -177,6 +183,10 @@ class ExplanationLogger(PeriodicCallback):
         self.vocab = vocab
         self.class_names = list(class_names) if class_names is not None else None
         self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
+        if "integrated_gradients" in self.methods:
+            ig = self.method_kwargs.setdefault("integrated_gradients", {})
+            ig.setdefault("n_steps", _IG_STEPS[0])
+            ig.setdefault("max_steps", max(_IG_STEPS[1], int(ig["n_steps"])))
         self.faithfulness = faithfulness
         self.log_figures = bool(log_figures)
         self.log_table = bool(log_table)
