@@ -33,6 +33,27 @@ _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _POOLINGS = ("last", "mean", "max", "attention")
 
 
+def run_packed(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Any]:
+    """Run ``rnn`` (batch first) over padded ``inputs`` as a packed sequence.
+
+    Padded steps never reach the RNN; the outputs come back padded to the input's length
+    (0 at padding). With grad enabled on CUDA in eval mode the call goes through
+    :func:`~captum_rnn._grad.rnn_backward_mode`, since cuDNN refuses the backward there.
+
+    Returns:
+        ``(outputs (batch, time, hidden * directions), hidden state)`` as ``rnn`` gives.
+    """
+    time = inputs.shape[1]
+    packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    if torch.is_grad_enabled() and inputs.is_cuda and not rnn.training:
+        with rnn_backward_mode(rnn):
+            out, hidden = rnn(packed)
+    else:
+        out, hidden = rnn(packed)
+    states, _ = pad_packed_sequence(out, batch_first=True, total_length=time)
+    return states, hidden
+
+
 class RecurrentModel(pl.LightningModule):
     """Shared encoder of :class:`RNNClassifier` and :class:`RNNRegressor`.
 
@@ -236,13 +257,7 @@ class RecurrentModel(pl.LightningModule):
         emb = self.input_dropout(emb)
         time = emb.shape[1]
         mask = torch.arange(time, device=emb.device)[None, :] < lengths[:, None]
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if torch.is_grad_enabled() and emb.is_cuda and not self.rnn.training:
-            with rnn_backward_mode(self.rnn):
-                out, hidden = self.rnn(packed)
-        else:
-            out, hidden = self.rnn(packed)
-        states, _ = pad_packed_sequence(out, batch_first=True, total_length=time)
+        states, hidden = run_packed(self.rnn, emb, lengths)
         states = self.step_states(states)
         self.attention_maps = []
         if self.pooling == "last":

@@ -21,10 +21,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from captum_rnn._grad import rnn_backward_mode
-from captum_rnn.models.recurrent import RecurrentModel
+from captum_rnn.models.recurrent import RecurrentModel, run_packed
 
 __all__ = ["Seq2SeqAttention"]
 
@@ -149,13 +147,7 @@ class Seq2SeqAttention(pl.LightningModule):
         emb = self.dropout(emb)
         steps = emb.shape[1]
         mask = torch.arange(steps, device=emb.device)[None, :] < lengths[:, None]
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if torch.is_grad_enabled() and emb.is_cuda and not self.encoder.training:
-            with rnn_backward_mode(self.encoder):
-                out, hidden = self.encoder(packed)
-        else:
-            out, hidden = self.encoder(packed)
-        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+        memory, hidden = run_packed(self.encoder, emb, lengths)
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden
         first = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], dim=-1)))
         state = (first, torch.zeros_like(first)) if self.cell == "lstm" else first
