@@ -16,6 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from captum_rnn._json import load_json
 from captum_rnn.viz import (
     figure_to_data_uri,
     html_page,
@@ -172,7 +173,7 @@ class Explanation:
     @classmethod
     def load(cls, path: str | Path) -> Explanation:
         """Read an explanation written by :meth:`save` (JSON only, nothing is unpickled)."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        return load_json(path, "explanation", cls.from_dict)
 
 
 class Explanations(list):
@@ -199,11 +200,14 @@ class Explanations(list):
 
     @classmethod
     def load(cls, path: str | Path) -> Explanations:
-        """Read explanations written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT + "s":
-            raise ValueError(f"{path} is not a saved Explanations file")
-        return cls(Explanation.from_dict(d) for d in data["explanations"])
+        """Read explanations written by :meth:`save` (JSON only, nothing is unpickled)."""
+
+        def build(data: Any) -> Explanations:
+            if not isinstance(data, dict) or data.get("format") != _FORMAT + "s":
+                raise ValueError("not a saved Explanations file")
+            return cls(Explanation.from_dict(d) for d in data["explanations"])
+
+        return load_json(path, "Explanations", build)
 
 
 def _finite(value: Any) -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from captum_rnn._json import load_json
+
 from ._tokenizer import tokenize
 
 __all__ = ["Vocabulary"]
@@ -324,14 +326,7 @@ class Vocabulary:
         Raises:
             ValueError: if the file is not valid JSON or not a valid vocabulary.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{os.fspath(path)!r} is not a JSON vocabulary file: {err}") from err
-        try:
-            return cls.from_dict(data)
-        except ValueError as err:
-            raise ValueError(f"{os.fspath(path)!r}: {err}") from err
+        return load_json(path, "vocabulary", cls.from_dict)
 
 
 def _as_tokens(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from captum_rnn._json import load_json
 from captum_rnn.rules._minimize import canonical_order, hopcroft
 
 if TYPE_CHECKING:
@@ -630,14 +631,7 @@ class DFA:
         Raises:
             ValueError: if the file is not valid JSON or not a valid DFA.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{os.fspath(path)!r} is not a JSON DFA file: {err}") from err
-        try:
-            return cls.from_dict(data)
-        except ValueError as err:
-            raise ValueError(f"{os.fspath(path)!r}: {err}") from err
+        return load_json(path, "DFA", cls.from_dict)
 
 
 def _dot_quote(text: str) -> str:

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_rnn._json import load_json
+
 __all__ = ["ListRule", "RuleList", "RuleListReport", "fit_rule_list"]
 
 _FORMAT = "captum_rnn.RuleList"
@@ -357,11 +359,7 @@ class RuleList:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RuleList:
         """Read a list written by :meth:`save` (JSON; nothing is unpickled)."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{os.fspath(path)!r} is not a JSON rule list: {err}") from err
-        return cls.from_dict(data)
+        return load_json(path, "rule list", cls.from_dict)
 
 
 @dataclass
