@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_rnn._grad import gradient_context, prepare_tensors
+from captum_rnn._targets import resolve_target
 from captum_rnn.attr._methods import get_method
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.recurrent import RecurrentModel
@@ -116,25 +117,7 @@ def prepare_inputs(
 
 
 def _resolve_target(target: Any, model: RecurrentModel, logits: Tensor) -> Tensor:
-    batch, outputs = logits.shape
-    if target is None:
-        if getattr(model, "num_classes", None) is not None:
-            return logits.argmax(dim=-1)
-        if outputs == 1:
-            return torch.zeros(batch, dtype=torch.long, device=logits.device)
-        raise ValueError(f"target is required: the model has {outputs} outputs")
-    target = torch.as_tensor(target, device=logits.device)
-    if target.dtype.is_floating_point:
-        raise TypeError(f"target must be an int or integer tensor, got dtype {target.dtype}")
-    if target.dim() == 0:
-        target = target.expand(batch)
-    if target.shape != (batch,):
-        raise ValueError(
-            f"target must be an int or have shape ({batch},), got {tuple(target.shape)}"
-        )
-    if int(target.min()) < 0 or int(target.max()) >= outputs:
-        raise ValueError(f"target must be in [0, {outputs}), got {target.tolist()}")
-    return target.long()
+    return resolve_target(target, logits, getattr(model, "num_classes", None) is not None)
 
 
 def _baselines(model: RecurrentModel, baselines: Any, inputs: Tensor, embedded: Tensor) -> Tensor:

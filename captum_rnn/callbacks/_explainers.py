@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from captum_rnn._grad import gradient_context
+from captum_rnn._targets import resolve_target
 from captum_rnn.explanation import Explanation, Explanations
 
 __all__ = [
@@ -144,24 +145,6 @@ def _per_position(
     return result
 
 
-def _resolve_target(target: Any, outputs: Tensor, classifier: bool) -> Tensor:
-    batch = outputs.shape[0]
-    if target is None:
-        if classifier:
-            return outputs.argmax(-1)
-        return torch.zeros(batch, dtype=torch.long, device=outputs.device)
-    resolved = torch.as_tensor(target, device=outputs.device)
-    if resolved.dtype.is_floating_point:
-        raise TypeError(f"target must be an int or integer tensor, got dtype {resolved.dtype}")
-    if resolved.dim() == 0:
-        resolved = resolved.expand(batch)
-    if resolved.shape != (batch,):
-        raise ValueError(
-            f"target must be an int or have shape ({batch},), got {tuple(resolved.shape)}"
-        )
-    return resolved.long()
-
-
 def _forward(model: Any, inputs: Tensor, lengths: Tensor) -> Tensor:
     with torch.no_grad():
         return model(inputs, lengths).detach()
@@ -228,7 +211,7 @@ def run_method(
             )
         outputs = _forward(model, inputs, lengths)
         classifier = getattr(model, "num_classes", None) is not None
-        resolved = _resolve_target(target, outputs, classifier)
+        resolved = resolve_target(target, outputs, classifier)
         if name in _INFLUENCE_CLASSES:
             return MethodOutput(None, _nearest_rows(model, inputs, lengths, kwargs))
         scores = _per_position(model, name, inputs, lengths, resolved, kwargs)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._targets import resolve_target
+
 __all__ = ["METRICS", "Metric", "get_metric"]
 
 
@@ -402,26 +404,7 @@ def _resolve_target(
     """
     if outputs is None:
         outputs = _model_outputs(model, batch, batch_size)
-    width = outputs.shape[1]
-    if target is None:
-        if getattr(model, "num_classes", None) is not None:
-            return outputs.argmax(dim=-1)
-        if width == 1:
-            return torch.zeros(batch.size, dtype=torch.long, device=outputs.device)
-        raise ValueError(
-            f"target is required: the model has {width} outputs and no num_classes "
-            "(pass the output index to explain)"
-        )
-    target = torch.as_tensor(target, device=outputs.device)
-    if target.dtype.is_floating_point or target.dtype == torch.bool:
-        raise TypeError(f"target must be an int or integer tensor, got dtype {target.dtype}")
-    if target.dim() == 0:
-        target = target.expand(batch.size)
-    if target.shape != (batch.size,):
-        raise ValueError(f"target must be an int or have shape ({batch.size},)")
-    if int(target.min()) < 0 or int(target.max()) >= width:
-        raise ValueError(f"target must be in [0, {width}), got {target.tolist()}")
-    return target.long()
+    return resolve_target(target, outputs, getattr(model, "num_classes", None) is not None)
 
 
 def _forward(
