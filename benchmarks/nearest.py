@@ -36,7 +36,8 @@ import torch
 from _timing import median_seconds, timed
 from torch.utils.data import TensorDataset
 
-from captum_rnn.attr import ExactIndex, NearestExamples
+from captum_rnn.attr import NearestExamples
+from captum_rnn.influence import ExactIndex
 from captum_rnn.models import RNNClassifier
 
 LAYERS = ["representation", "head"]
@@ -142,7 +143,7 @@ def million(args, device: torch.device) -> None:
 
 def memory_child(rows: int) -> None:
     """Run in a subprocess: peak RSS of building a rows x 64 store and exact index."""
-    from captum_rnn.attr._store import StoreWriter
+    from captum_rnn.influence._store import StoreWriter
 
     def high_water_kib() -> int:
         for line in open("/proc/self/status"):

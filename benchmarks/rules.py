@@ -45,9 +45,8 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from captum_rnn.data import tomita, tomita_vocabulary
-from captum_rnn.metrics import dfa_fidelity
 from captum_rnn.models import RNNClassifier
-from captum_rnn.rules import DFA, extract_dfa, tomita_dfa
+from captum_rnn.rules import DFA, dfa_fidelity, extract_dfa, tomita_dfa
 
 VOCAB = tomita_vocabulary()
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_rnn._grad import gradient_context, prepare_tensors
-from captum_rnn._targets import resolve_target
+from captum_rnn._utils.grad import gradient_context, prepare_tensors
+from captum_rnn._utils.targets import resolve_target
 from captum_rnn.attr._methods import get_method
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.recurrent import RecurrentModel

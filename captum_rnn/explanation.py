@@ -16,7 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from captum_rnn._json import load_json
+from captum_rnn._utils.jsonio import load_json
 from captum_rnn.viz import (
     figure_to_data_uri,
     html_page,

@@ -9,7 +9,7 @@ integrated gradients over frames x coefficients explains one mistake; and with 1
 the training speakers flipped, k-NN disagreement, loss over checkpoints and TracIn
 self-influence are scored on how many flips they find.
 
-The work is done by ``captum_rnn._vowels_task.run_vowels_task`` (``captum-rnn demo
+The work is done by ``captum_rnn.demo._vowels_task.run_vowels_task`` (``captum-rnn demo
 --task vowels`` uses it too); this script prints what it found.
 
     python examples/speaker_errors.py [--out speaker-errors] [--quick] [--seed 0]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from captum_rnn._vowels_task import run_vowels_task
+from captum_rnn.demo._vowels_task import run_vowels_task
 
 
 def main() -> None:

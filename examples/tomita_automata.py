@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from captum_rnn.rules._tomita_task import run_tomita
+from captum_rnn.demo._tomita_task import run_tomita
 
 
 def main() -> None:

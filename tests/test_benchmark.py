@@ -151,7 +151,7 @@ def test_discovers_every_applicable_method_and_skips_failures():
     def broken(model, x, lengths, target):
         raise RuntimeError("this method cannot run")
 
-    names = captum_rnn._benchmark.applicable_methods(model)
+    names = captum_rnn.metrics._benchmark.applicable_methods(model)
     expected = sorted(n for n in available_methods() if get_method(n).name == n)
     assert names == expected and "ig" not in names and "integrated_gradients" in names
     result = benchmark(

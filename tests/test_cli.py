@@ -3,8 +3,10 @@ import random
 
 import pytest
 
-from captum_rnn import Explanations, cli, demo
+from captum_rnn import Explanations
 from captum_rnn.data import DataUnavailableError, SentimentSnippets, Snippet
+from captum_rnn.demo import _sentiment as demo
+from captum_rnn.demo import cli
 
 
 def _fake_snippets(source="movies", neutral_threshold=0.5, cache_dir=None):
@@ -59,7 +61,7 @@ def test_version_flag(capsys):
 
 
 def test_lightning_subcommands_go_to_lightning_cli(monkeypatch):
-    import captum_rnn._fit as fit
+    import captum_rnn.demo._fit as fit
 
     seen = []
     monkeypatch.setattr(fit, "main_fit", lambda argv: seen.append(argv) or 0)

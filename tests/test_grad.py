@@ -4,7 +4,7 @@ from captum.attr import IntegratedGradients, Saliency
 from torch import nn
 
 from captum_rnn import gradient_context
-from captum_rnn._grad import prepare_tensors, rnn_backward_mode
+from captum_rnn._utils.grad import prepare_tensors, rnn_backward_mode
 
 
 class UserLSTM(nn.Module):
@@ -31,7 +31,7 @@ def test_context_leaves_inference_mode_and_restores_it():
 
 
 def test_without_context_captum_fails_on_inference_tensors():
-    # The upstream failure the context exists for (DESIGN.md).
+    # The upstream failure the context exists for (docs/ARCHITECTURE.md, "Upstream defects").
     model = UserLSTM().eval()
     with torch.inference_mode():
         x = torch.randn(2, 4, 3)

@@ -13,8 +13,8 @@ import torch
 from matplotlib.figure import Figure
 
 from captum_rnn import Explanation, benchmark
+from captum_rnn.demo.report import Report, write_report
 from captum_rnn.metrics import RandomizationResult, lexicon_agreement
-from captum_rnn.report import Report, write_report
 
 from conftest import token_model
 

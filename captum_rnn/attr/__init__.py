@@ -1,4 +1,18 @@
-"""Attribution methods for sequence models, in Captum's shapes."""
+"""Attributions for sequence models, in Captum's shapes: gradient and perturbation
+methods (the registry behind ``captum_rnn.explain``), attention weights, rollout and
+flow, and the recurrent states of LSTM/GRU layers.
+
+Example-based explanations live in :mod:`captum_rnn.influence`, rules and anchors in
+:mod:`captum_rnn.rules`; ``NearestExamples`` and ``RuleExtraction`` are also importable
+from here, where Captum users look for them.
+
+Example:
+    >>> from captum_rnn.attr import available_methods
+    >>> "integrated_gradients" in available_methods()
+    True
+"""
+
+from typing import Any
 
 from captum_rnn.attr._attention import (
     AttentionFlow,
@@ -7,13 +21,6 @@ from captum_rnn.attr._attention import (
     GradientAttentionRollout,
     capture_attention,
 )
-from captum_rnn.attr._credibility import (
-    Credibility,
-    conformal_p_values,
-    deep_knn_credibility,
-    knn_nonconformity,
-    novelty_scores,
-)
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._methods import (
     AttributionMethod,
@@ -21,25 +28,7 @@ from captum_rnn.attr._methods import (
     available_methods,
     get_method,
 )
-from captum_rnn.attr._nearest import NearestExamples, Neighbors, PrototypeEvaluation
-from captum_rnn.attr._prototypes import (
-    median_gamma,
-    mmd_criticisms,
-    mmd_prototypes,
-    nearest_prototype_predict,
-    rbf_kernel,
-    witness,
-)
 from captum_rnn.attr._rollout import attention_flow, attention_rollout, fuse_attention
-from captum_rnn.attr._rules import Anchor, RuleExtraction
-from captum_rnn.attr._search import (
-    ExactIndex,
-    FaissIndex,
-    HnswIndex,
-    exact_search,
-    make_index,
-    recall_at_k,
-)
 from captum_rnn.attr._states import (
     GATE_NAMES,
     RecurrentTrace,
@@ -47,10 +36,17 @@ from captum_rnn.attr._states import (
     recurrent_states,
     unit_token_responses,
 )
-from captum_rnn.attr._store import ExampleStore, StaleStoreError, model_fingerprint
+from captum_rnn.influence import NearestExamples
+from captum_rnn.rules import Anchor, RuleExtraction
 
 __all__ = [
-    # attention explanations (issue 3)
+    # gradient and perturbation methods: the registry behind explain()
+    "AttributionMethod",
+    "MethodResult",
+    "WeightedRidge",
+    "available_methods",
+    "get_method",
+    # attention
     "AttentionFlow",
     "AttentionRollout",
     "AttentionWeights",
@@ -59,41 +55,48 @@ __all__ = [
     "attention_rollout",
     "capture_attention",
     "fuse_attention",
-    # local rules (issue 4)
-    "Anchor",
-    "RuleExtraction",
-    # example-based explanations (issue 5)
-    "Credibility",
-    "ExactIndex",
-    "ExampleStore",
-    "FaissIndex",
+    # recurrent states
     "GATE_NAMES",
-    "HnswIndex",
-    "NearestExamples",
-    "Neighbors",
-    "PrototypeEvaluation",
     "RecurrentTrace",
-    "StaleStoreError",
     "UnitTokenResponses",
-    "conformal_p_values",
-    "deep_knn_credibility",
-    "exact_search",
-    "knn_nonconformity",
-    "make_index",
-    "median_gamma",
-    "mmd_criticisms",
-    "mmd_prototypes",
-    "model_fingerprint",
-    "nearest_prototype_predict",
-    "novelty_scores",
-    "rbf_kernel",
-    "recall_at_k",
     "recurrent_states",
     "unit_token_responses",
-    "witness",
-    "AttributionMethod",
-    "MethodResult",
-    "WeightedRidge",
-    "available_methods",
-    "get_method",
+    # names the design keeps here for Captum users (their home is influence / rules)
+    "Anchor",
+    "NearestExamples",
+    "RuleExtraction",
 ]
+
+# Moved in 0.2 to captum_rnn.influence; kept one release.
+_MOVED_TO_INFLUENCE = {
+    "Credibility": "_credibility",
+    "conformal_p_values": "_credibility",
+    "deep_knn_credibility": "_credibility",
+    "knn_nonconformity": "_credibility",
+    "novelty_scores": "_credibility",
+    "Neighbors": "_nearest",
+    "PrototypeEvaluation": "_nearest",
+    "median_gamma": "_prototypes",
+    "mmd_criticisms": "_prototypes",
+    "mmd_prototypes": "_prototypes",
+    "nearest_prototype_predict": "_prototypes",
+    "rbf_kernel": "_prototypes",
+    "witness": "_prototypes",
+    "ExactIndex": "_search",
+    "FaissIndex": "_search",
+    "HnswIndex": "_search",
+    "exact_search": "_search",
+    "make_index": "_search",
+    "recall_at_k": "_search",
+    "ExampleStore": "_store",
+    "StaleStoreError": "_store",
+    "model_fingerprint": "_store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_INFLUENCE:
+        from captum_rnn._utils.deprecation import moved
+
+        return moved(name, f"captum_rnn.influence.{_MOVED_TO_INFLUENCE[name]}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

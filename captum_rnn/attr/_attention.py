@@ -50,7 +50,7 @@ from captum.attr import Attribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_rnn._grad import gradient_context
+from captum_rnn._utils.grad import gradient_context
 from captum_rnn.attr._methods import AttributionMethod, MethodResult
 from captum_rnn.attr._rollout import (
     DEFAULT_MAX_FLOW_COST,

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_rnn._grad import gradient_context
-from captum_rnn._targets import resolve_target
+from captum_rnn._utils.grad import gradient_context
+from captum_rnn._utils.targets import resolve_target
 from captum_rnn.explanation import Explanation, Explanations
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from captum_rnn._json import load_json
+from captum_rnn._utils.jsonio import load_json
 
 from ._tokenizer import tokenize
 

@@ -15,12 +15,15 @@ Example:
     >>> comp, suff = comprehensiveness_sufficiency(model, ids, explanations)
 """
 
+from typing import Any
+
 from captum_rnn.metrics._attention_sanity import (
     AttentionSanityReport,
     attention_intervention,
     attention_sanity,
 )
 from captum_rnn.metrics._base import METRICS, Metric, get_metric
+from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.metrics._dataset_view import (
     DatasetAttributionSummary,
     dataset_attribution_summary,
@@ -52,13 +55,6 @@ from captum_rnn.metrics._faithfulness import (
     sensitivity_max,
     sufficiency,
 )
-from captum_rnn.metrics._fidelity import (
-    Counterexample,
-    FidelityReport,
-    FidelitySplit,
-    dfa_fidelity,
-    fidelity,
-)
 from captum_rnn.metrics._plausibility import (
     LexiconAgreement,
     auprc,
@@ -78,6 +74,8 @@ from captum_rnn.metrics._sanity import (
 )
 
 __all__ = [
+    "BenchmarkResult",
+    "benchmark",
     "AttentionSanityReport",
     "attention_intervention",
     "attention_sanity",
@@ -91,12 +89,9 @@ __all__ = [
     "mislabel_detection",
     "neighbor_label_agreement",
     "tracin_self_influence",
-    "Counterexample",
     "DEFAULT_FRACTIONS",
     "DatasetAttributionSummary",
     "dataset_attribution_summary",
-    "FidelityReport",
-    "FidelitySplit",
     "LexiconAgreement",
     "METRICS",
     "Metric",
@@ -108,9 +103,7 @@ __all__ = [
     "data_randomization_test",
     "deletion_auc",
     "deletion_curve",
-    "dfa_fidelity",
     "explanation_similarity",
-    "fidelity",
     "get_metric",
     "infidelity",
     "insertion_auc",
@@ -129,3 +122,14 @@ __all__ = [
     "token_iou",
     "top_k_mask",
 ]
+
+# Rules' own fidelity moved to captum_rnn.rules in 0.2; kept one release.
+_MOVED_TO_RULES = ("Counterexample", "FidelityReport", "FidelitySplit", "dfa_fidelity", "fidelity")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_RULES:
+        from captum_rnn._utils.deprecation import moved
+
+        return moved(name, "captum_rnn.rules._fidelity", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

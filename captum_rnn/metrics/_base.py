@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from captum_rnn._targets import resolve_target
+from captum_rnn._utils.targets import resolve_target
 
 __all__ = ["METRICS", "Metric", "get_metric"]
 
@@ -455,7 +455,7 @@ def _method_explainer(method: str, **kwargs: Any) -> Explainer:
     It works on token ids and on input already in the space the RNN reads (embedded
     tokens or continuous features), which is what perturbation metrics need.
     """
-    from captum_rnn._grad import gradient_context
+    from captum_rnn._utils.grad import gradient_context
     from captum_rnn.attr import get_method
 
     method_cls = get_method(method)

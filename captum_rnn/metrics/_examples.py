@@ -13,7 +13,7 @@
 
 ``TracInCPFast`` is used on the final linear layer only: Captum's ``TracInCP`` with
 ``sample_wise_grads_per_batch=True`` silently ignores LSTM and embedding parameters
-(see DESIGN.md). Checkpoints are state dicts held in memory, or files read with
+(see docs/ARCHITECTURE.md, "Upstream defects"). Checkpoints are state dicts held in memory, or files read with
 ``torch.load(..., weights_only=True)``: nothing is unpickled.
 """
 
@@ -50,7 +50,7 @@ Checkpoint = Mapping[str, Tensor] | str | os.PathLike
 # ---------------------------------------------------------------------------- neighbours
 def _neighbor_inputs(neighbor_labels: Any, predictions: Any) -> tuple[Tensor, Tensor]:
     if hasattr(neighbor_labels, "labels") and hasattr(neighbor_labels, "query_predictions"):
-        result = neighbor_labels  # a captum_rnn.attr.Neighbors
+        result = neighbor_labels  # a captum_rnn.influence.Neighbors
         if result.labels is None:
             raise ValueError("neighbor_labels: these neighbours carry no labels")
         neighbor_labels = result.labels
@@ -78,7 +78,7 @@ def neighbor_label_agreement(neighbor_labels: Any, predictions: Any = None) -> T
 
     Args:
         neighbor_labels: ``(batch, k)`` labels of each query's nearest training
-            examples, or a :class:`captum_rnn.attr.Neighbors` (then ``predictions``
+            examples, or a :class:`captum_rnn.influence.Neighbors` (then ``predictions``
             defaults to its ``query_predictions``).
         predictions: ``(batch,)`` the model's predicted class per query.
 
@@ -126,7 +126,7 @@ def knn_fidelity(neighbor_labels: Any, predictions: Any = None) -> float:
 
     Args:
         neighbor_labels: ``(batch, k)`` neighbour labels, nearest first, or a
-            :class:`captum_rnn.attr.Neighbors`.
+            :class:`captum_rnn.influence.Neighbors`.
         predictions: ``(batch,)`` the model's predicted classes.
 
     Returns:
@@ -369,7 +369,7 @@ def tracin_self_influence(
     """
     from captum.influence import TracInCPFast
 
-    from captum_rnn._grad import gradient_context
+    from captum_rnn._utils.grad import gradient_context
 
     checkpoints = _check_checkpoints(checkpoints)
     worker = copy.deepcopy(model).eval()

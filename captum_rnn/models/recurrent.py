@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from captum_rnn._grad import rnn_backward_mode
+from captum_rnn._utils.grad import rnn_backward_mode
 from captum_rnn.models.attention import make_attention
 
 __all__ = ["RNNClassifier", "RNNRegressor", "RecurrentModel"]
@@ -38,7 +38,7 @@ def run_packed(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor) -> tuple[Tensor
 
     Padded steps never reach the RNN; the outputs come back padded to the input's length
     (0 at padding). With grad enabled on CUDA in eval mode the call goes through
-    :func:`~captum_rnn._grad.rnn_backward_mode`, since cuDNN refuses the backward there.
+    :func:`~captum_rnn._utils.grad.rnn_backward_mode`, since cuDNN refuses the backward there.
 
     Returns:
         ``(outputs (batch, time, hidden * directions), hidden state)`` as ``rnn`` gives.

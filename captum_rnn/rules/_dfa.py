@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from captum_rnn._json import load_json
+from captum_rnn._utils.jsonio import load_json
 from captum_rnn.rules._minimize import canonical_order, hopcroft
 
 if TYPE_CHECKING:

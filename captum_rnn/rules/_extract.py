@@ -17,7 +17,7 @@ from captum_rnn.rules._oracle import MembershipOracle, evaluation_mode, make_ora
 from captum_rnn.rules._quantize import quantize
 
 if TYPE_CHECKING:
-    from captum_rnn.metrics._fidelity import Counterexample, FidelityReport
+    from captum_rnn.rules._fidelity import Counterexample, FidelityReport
 
 __all__ = ["ExtractionReport", "extract_dfa"]
 
@@ -48,7 +48,7 @@ class ExtractionReport:
         hypothesis_sizes: states of each L* hypothesis, in order.
         partition_parts: parts of the state-space partition (abstraction oracle).
         clusters: clusters of the chosen quantisation.
-        fidelity: the falsification pass's :class:`~captum_rnn.metrics.FidelityReport`.
+        fidelity: the falsification pass's :class:`~captum_rnn.rules.FidelityReport`.
     """
 
     method: str
@@ -357,7 +357,7 @@ def extract_dfa(
             clusters=clusters,
         )
         if falsify:
-            from captum_rnn.metrics._fidelity import fidelity_with_oracle
+            from captum_rnn.rules._fidelity import fidelity_with_oracle
 
             half = max(1, falsify // 2) if longer_length else falsify
             start = time.perf_counter()

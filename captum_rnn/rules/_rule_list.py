@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_rnn._json import load_json
+from captum_rnn._utils.jsonio import load_json
 
 __all__ = ["ListRule", "RuleList", "RuleListReport", "fit_rule_list"]
 
@@ -264,7 +264,7 @@ class RuleList:
 
     def score(self, sequences: Sequence[Any], labels: Any, balanced: bool = False) -> float:
         """Fidelity: agreement of :meth:`predict` with ``labels`` (the model's)."""
-        from captum_rnn.metrics._fidelity import fidelity
+        from captum_rnn.rules._fidelity import fidelity
 
         _, y = self._check(sequences, labels)
         return fidelity(self.predict(sequences), y, balanced=balanced)

@@ -1,4 +1,4 @@
-"""LightningCLI: models, data modules and callbacks built from YAML (``captum_rnn._fit``),
+"""LightningCLI: models, data modules and callbacks built from YAML (``captum_rnn.demo._fit``),
 and the data modules that YAML can configure."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from captum_rnn import _fit
 from captum_rnn.callbacks import RuleExtractionMonitor
 from captum_rnn.data import (
     PlantedCuesDataModule,
@@ -23,6 +22,7 @@ from captum_rnn.data import (
     tokenize,
 )
 from captum_rnn.data import _sentiment_datamodule as sentiment_module
+from captum_rnn.demo import _fit
 
 
 @pytest.fixture

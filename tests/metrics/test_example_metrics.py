@@ -300,7 +300,7 @@ def test_real_tweets_mislabel_detection_by_all_three_scores():
 def test_exact_search_block_top_k_equals_a_full_sort(metric):
     """Long rows take the block pre-filtered top-k in exact search (used for the k-NN
     scores above); it must return exactly what sorting every score returns."""
-    from captum_rnn.attr import exact_search
+    from captum_rnn.influence import exact_search
 
     g = torch.Generator().manual_seed(2)
     vectors, queries = torch.randn(5000, 8, generator=g), torch.randn(9, 8, generator=g)
@@ -323,8 +323,8 @@ def test_vowels_task_explains_speaker_errors(tmp_path):
     """The speaker-errors task (examples/speaker_errors.py, ``demo --task vowels``)."""
     import json
 
-    from captum_rnn._vowels_task import run_vowels_task
     from captum_rnn.data import DataUnavailableError
+    from captum_rnn.demo._vowels_task import run_vowels_task
 
     try:
         metrics = run_vowels_task(tmp_path, quick=True, seed=0)

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset, default_collate
 
-from captum_rnn.attr import (
+from captum_rnn.attr import NearestExamples
+from captum_rnn.data import PadCollate, SequenceDataset, pad_collate
+from captum_rnn.influence import (
     ExactIndex,
     ExampleStore,
-    NearestExamples,
     StaleStoreError,
     conformal_p_values,
     deep_knn_credibility,
@@ -24,7 +25,6 @@ from captum_rnn.attr import (
     novelty_scores,
     recall_at_k,
 )
-from captum_rnn.data import PadCollate, SequenceDataset, pad_collate
 
 from conftest import token_model
 
@@ -487,8 +487,8 @@ def one_thread():
 
 @pytest.mark.network
 def test_real_tweets_prototypes_and_mislabel_detection(one_thread):
-    from captum_rnn.attr import nearest_prototype_predict
     from captum_rnn.data import DataUnavailableError, Vocabulary, load_sentiment_snippets
+    from captum_rnn.influence import nearest_prototype_predict
 
     try:
         tweets = load_sentiment_snippets("tweets")

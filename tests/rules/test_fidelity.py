@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from captum_rnn.data import tomita_accepts
-from captum_rnn.metrics import FidelityReport, dfa_fidelity, fidelity
-from captum_rnn.rules import DFA, tomita_dfa
+from captum_rnn.rules import DFA, FidelityReport, dfa_fidelity, fidelity, tomita_dfa
 
 REJECT_ALL = DFA("01", [[0, 0]], set())
 

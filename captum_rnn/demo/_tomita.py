@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from captum_rnn._benchmark import benchmark
 from captum_rnn._explain import explain
 from captum_rnn.data import TOMITA_DESCRIPTIONS, tomita, tomita_vocabulary
-from captum_rnn.report import Report
+from captum_rnn.demo._tomita_task import extract_tomita, train_tomita
+from captum_rnn.demo.report import Report
+from captum_rnn.metrics._benchmark import benchmark
 from captum_rnn.rules import DFA
-from captum_rnn.rules._tomita_task import extract_tomita, train_tomita
 
 __all__ = ["run_tomita_demo"]
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from captum_rnn.attr._search import exact_search
+from captum_rnn.influence._search import exact_search
 
 __all__ = [
     "median_gamma",

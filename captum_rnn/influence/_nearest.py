@@ -4,10 +4,10 @@
 training set once (the pooled representation from ``model.encode`` by default, or any
 named tensor-returning layer such as an ``nn.Identity`` tap), keeps the vectors with the
 labels, the model's predictions and fingerprints of weights and data in one
-:class:`~captum_rnn.attr.ExampleStore`, and answers ``influence(inputs, top_k)`` with
+:class:`~captum_rnn.influence.ExampleStore`, and answers ``influence(inputs, top_k)`` with
 Captum's ``{layer_name: (indices, scores)}``.
 
-Unlike Captum's ``SimilarityInfluence`` (see DESIGN.md for its defects) it handles
+Unlike Captum's ``SimilarityInfluence`` (see docs/ARCHITECTURE.md, "Upstream defects") it handles
 variable-length sequences through the data set's collate function, never re-reads
 activations from disk per query, refuses stale vectors after the weights change, and
 adds what a user debugging a model asks next: the neighbours' labels and predictions,
@@ -31,27 +31,27 @@ from captum.influence import DataInfluence
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from captum_rnn.attr._credibility import (
+from captum_rnn.data import pad_collate
+from captum_rnn.influence._credibility import (
     Credibility,
     deep_knn_credibility,
     knn_nonconformity,
     novelty_scores,
 )
-from captum_rnn.attr._prototypes import (
+from captum_rnn.influence._prototypes import (
     median_gamma,
     mmd_criticisms,
     mmd_prototypes,
     nearest_prototype_predict,
     witness,
 )
-from captum_rnn.attr._search import check_metric, check_top_k, make_index
-from captum_rnn.attr._store import (
+from captum_rnn.influence._search import check_metric, check_top_k, make_index
+from captum_rnn.influence._store import (
     DataFingerprint,
     ExampleStore,
     StoreWriter,
     model_fingerprint,
 )
-from captum_rnn.data import pad_collate
 
 __all__ = ["NearestExamples", "Neighbors", "PrototypeEvaluation"]
 
@@ -766,7 +766,7 @@ class NearestExamples(DataInfluence):
             additional_forward_args: passed to ``forward`` after ``inputs``.
 
         Returns:
-            A :class:`~captum_rnn.attr.Credibility` with conformal p-values per class,
+            A :class:`~captum_rnn.influence.Credibility` with conformal p-values per class,
             the Deep k-NN prediction, its credibility and confidence.
         """
         calibration = self._calibration()

@@ -91,7 +91,7 @@ def _random_prototype_accuracy(
     nearest: Any, test: Any, k_per_class: int, seeds: int = 10
 ) -> tuple[float, float]:
     """Accuracy of nearest-prototype classifiers with random prototypes per class."""
-    from captum_rnn.attr import nearest_prototype_predict
+    from captum_rnn.influence import nearest_prototype_predict
 
     held_out = nearest._encode_dataset(test)
     layer = nearest.layer_names[-1]

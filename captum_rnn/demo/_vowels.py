@@ -5,7 +5,7 @@ speaker of Japanese Vowels recordings (real speech, 12 LPC cepstrum coefficients
 frame); its misclassified test utterances are explained by their nearest training
 utterances, MMD-critic prototypes per speaker, criticisms, integrated gradients over
 frames x coefficients, and mislabel detection. The work is
-:func:`captum_rnn._vowels_task.run_vowels_task`; this module writes the report and
+:func:`captum_rnn.demo._vowels_task.run_vowels_task`; this module writes the report and
 ``metrics.json``.
 """
 
@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from captum_rnn._vowels_task import run_vowels_task
-from captum_rnn.report import Report
+from captum_rnn.demo._vowels_task import run_vowels_task
+from captum_rnn.demo.report import Report
 
 __all__ = ["run_vowels_demo"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-#: Subcommands handed whole to LightningCLI (``captum_rnn._fit``).
+#: Subcommands handed whole to LightningCLI (``captum_rnn.demo._fit``).
 _LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
@@ -57,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``captum-rnn`` console script; returns the exit status."""
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw and raw[0] in _LIGHTNING_COMMANDS:
-        from captum_rnn._fit import main_fit
+        from captum_rnn.demo._fit import main_fit
 
         return main_fit(raw)  # reads sys.argv itself when raw is sys.argv[1:] (DDP)
     args = _parser().parse_args(raw)
     if args.command == "demo":
         from captum_rnn.data import DataUnavailableError
-        from captum_rnn.demo import DemoConfig, run_demo
+        from captum_rnn.demo._sentiment import DemoConfig, run_demo
 
         config = DemoConfig(
             out=args.out,

@@ -13,8 +13,8 @@ bidirectional attention LSTM on human-rated movie snippets and writes into ``DIR
 * ``explanations.json``: the explanations (``captum_rnn.Explanations.load`` reads it);
 * ``metrics.json``: accuracy, IG's convergence delta, sizes and timings.
 
-``--task tomita`` (:mod:`captum_rnn._demo_tomita`) and ``--task vowels``
-(:mod:`captum_rnn._demo_vowels`) write the same kind of report for a regular language
+``--task tomita`` (:mod:`captum_rnn.demo._tomita`) and ``--task vowels``
+(:mod:`captum_rnn.demo._vowels`) write the same kind of report for a regular language
 with its extracted automaton, and for speaker recognition on speech.
 """
 
@@ -29,7 +29,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from captum_rnn._benchmark import BenchmarkResult, benchmark
 from captum_rnn._explain import explain
 from captum_rnn.attr import NearestExamples, RuleExtraction
 from captum_rnn.data import (
@@ -39,10 +38,11 @@ from captum_rnn.data import (
     load_sentiment_snippets,
     load_valence_lexicon,
 )
+from captum_rnn.demo.report import Report
 from captum_rnn.explanation import Explanations
 from captum_rnn.metrics import dataset_attribution_summary, model_randomization_test
+from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.models import RNNClassifier
-from captum_rnn.report import Report
 from captum_rnn.viz import figure_to_data_uri
 
 __all__ = ["TASKS", "DemoConfig", "run_demo"]
@@ -109,13 +109,13 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     if config.task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {config.task!r}")
     if config.task == "tomita":
-        from captum_rnn._demo_tomita import run_tomita_demo
+        from captum_rnn.demo._tomita import run_tomita_demo
 
         return run_tomita_demo(
             config.out, config.grammar, config.quick, config.seed, config.progress
         )
     if config.task == "vowels":
-        from captum_rnn._demo_vowels import run_vowels_demo
+        from captum_rnn.demo._vowels import run_vowels_demo
 
         return run_vowels_demo(
             config.out, config.quick, config.seed, config.cache_dir, config.progress

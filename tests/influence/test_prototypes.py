@@ -8,8 +8,9 @@ import pytest
 import torch
 from test_nearest import CENTRES, Blobs, blob_data
 
-from captum_rnn.attr import (
-    NearestExamples,
+from captum_rnn.attr import NearestExamples
+from captum_rnn.data import SequenceDataset
+from captum_rnn.influence import (
     median_gamma,
     mmd_criticisms,
     mmd_prototypes,
@@ -17,7 +18,6 @@ from captum_rnn.attr import (
     rbf_kernel,
     witness,
 )
-from captum_rnn.data import SequenceDataset
 
 
 def mmd_objective(x, subset, gamma):

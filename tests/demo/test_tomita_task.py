@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from captum_rnn.rules import DFA, run_tomita, tomita_dfa, train_tomita
+from captum_rnn.demo import run_tomita, train_tomita
+from captum_rnn.rules import DFA, tomita_dfa
 
 
 @pytest.fixture(autouse=True)

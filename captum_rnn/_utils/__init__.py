@@ -1,0 +1,2 @@
+"""Shared plumbing under every subpackage: the gradient context, target resolution,
+safe JSON reading, seeding and state preservation. Imports nothing else of captum_rnn."""
