@@ -6,17 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
+from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.attr._methods import get_method
 from captum_rnn.explanation import Explanation, Explanations
-from captum_rnn.models.recurrent import RecurrentModel
-from captum_rnn.models.transformer import TransformerClassifier
-
-# Models whose forward takes ids, embeddings or continuous input with lengths.
-_EXPLAINABLE = (RecurrentModel, TransformerClassifier)
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["explain", "prepare_inputs"]
 
@@ -45,20 +42,23 @@ def _as_sequences(inputs: Any, vocab: Any) -> list[Tensor]:
 
 
 def prepare_inputs(
-    model: RecurrentModel, inputs: Any, lengths: Any = None, vocab: Any = None
-) -> tuple[Tensor, Tensor]:
-    """Check and batch ``inputs`` for ``model``; return ``(inputs, lengths)`` on its device.
+    model: SequenceModel, inputs: Any, lengths: Any = None, vocab: Any = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Check and batch ``inputs`` for ``model``; return them batch-first on its device.
 
     Args:
-        model: a captum-rnn recurrent model.
-        inputs: token ids ``(batch, time)`` or ``(time,)``; a string or list of strings
-            (with ``vocab``); a list of id lists; or continuous input
-            ``(batch, time, features)`` or ``(time, features)``.
-        lengths: optional true lengths ``(batch,)``; inferred from padding for token ids.
+        model: a :class:`~captum_rnn.models.SequenceModel` (see :func:`captum_rnn.adapt`).
+        inputs: token ids in the model's own layout (``(batch, time)``, or
+            ``(time, batch)`` for a time-major model) or ``(time,)``; a string or list of
+            strings (with ``vocab``); a list of id lists; or continuous input
+            ``(batch, time, features)`` (time-major: ``(time, batch, features)``) or
+            ``(time, features)``.
+        lengths: optional true lengths ``(batch,)``; from the padding for token ids.
         vocab: a ``captum_rnn.data.Vocabulary`` for string input.
 
     Returns:
-        ``(inputs, lengths)``: a padded batch and a LongTensor of lengths.
+        ``(inputs, lengths, real)``: a batch-first padded batch, a LongTensor of lengths
+        and a boolean ``(batch, time)`` mask of the real (non-padding) steps.
 
     Raises:
         TypeError/ValueError: naming the argument that does not fit.
@@ -67,12 +67,12 @@ def prepare_inputs(
     if model.is_token_model:
         if not isinstance(inputs, Tensor):
             sequences = _as_sequences(inputs, vocab)
-            if lengths is None:
-                lengths = torch.tensor([len(s) for s in sequences])
             inputs = torch.nn.utils.rnn.pad_sequence(
-                sequences, batch_first=True, padding_value=model.padding_idx
+                sequences, batch_first=True, padding_value=model.pad_id
             )
-        if inputs.dtype.is_floating_point or inputs.dtype == torch.bool:
+        elif inputs.dim() == 2 and not model.batch_first:
+            inputs = inputs.transpose(0, 1)
+        if inputs.dtype.is_floating_point or inputs.dtype == torch.bool or inputs.is_complex():
             raise TypeError(
                 f"inputs must be token ids (an integer tensor) for this token model, "
                 f"got dtype {inputs.dtype}"
@@ -86,71 +86,113 @@ def prepare_inputs(
             )
         if inputs.shape[0] == 0 or inputs.shape[1] == 0:
             raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)})")
-        if lengths is None:
-            empty = (inputs == model.padding_idx).all(dim=1)
-            if bool(empty.any()):
-                i = int(empty.nonzero()[0])
-                raise ValueError(f"inputs[{i}] is empty: it holds only padding")
+        inputs = inputs.long()
+        low, high, size = int(inputs.min()), int(inputs.max()), model.vocab_size
+        if low < 0 or (size is not None and high >= size):
+            raise ValueError(
+                f"inputs holds token id {low if low < 0 else high} outside the vocabulary "
+                f"(the embedding's range [0, {size}))"
+            )
+        real = model.padding_mask(inputs)
+        empty = ~real.any(dim=1)
+        if bool(empty.any()):
+            raise ValueError(f"inputs[{int(empty.nonzero()[0])}] is empty: it holds only padding")
+        counted = real.sum(dim=1)
+        if lengths is not None:
+            lengths = _check_lengths(lengths, inputs.shape[0], inputs.shape[1])
+            if not torch.equal(lengths.cpu(), counted.cpu()):
+                raise ValueError(
+                    f"lengths {lengths.tolist()} disagree with the padding "
+                    f"(pad_id={model.pad_id}) in inputs, which gives {counted.tolist()}"
+                )
+        lengths = counted
     else:
         if not isinstance(inputs, Tensor):
             inputs = torch.as_tensor(inputs)
         if not inputs.dtype.is_floating_point:
             raise TypeError(
-                f"inputs must be a float tensor (batch, time, {model.input_dim}) for this "
+                f"inputs must be a float tensor (batch, time, features) for this "
                 f"continuous model, got dtype {inputs.dtype}"
             )
         if inputs.dim() == 2:
-            inputs = inputs.unsqueeze(0)
-        if inputs.dim() != 3 or inputs.shape[-1] != model.input_dim:
+            inputs = inputs.unsqueeze(1 if not model.batch_first else 0)
+        if inputs.dim() != 3:
             raise ValueError(
-                f"inputs must have shape (batch, time, {model.input_dim}) or "
-                f"(time, {model.input_dim}), got {tuple(inputs.shape)}"
+                f"inputs must have shape (batch, time, features) or (time, features), "
+                f"got {tuple(inputs.shape)}"
             )
+        if not model.batch_first:
+            inputs = inputs.transpose(0, 1)
         if inputs.shape[0] == 0 or inputs.shape[1] == 0:
             raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)})")
         if not bool(torch.isfinite(inputs).all()):
             raise ValueError("inputs contains NaN or infinite values")
-    inputs = inputs.to(device)
-    # The model checks token ids against the vocabulary and lengths against the shape.
-    _, lengths = model.embed(inputs, None if lengths is None else torch.as_tensor(lengths))
-    return inputs, lengths
+        batch, time = inputs.shape[0], inputs.shape[1]
+        if lengths is None:
+            lengths = torch.full((batch,), time, dtype=torch.long)
+        lengths = _check_lengths(lengths, batch, time)
+        if not model.takes_lengths and bool((lengths < time).any()):
+            raise ValueError(
+                "lengths are shorter than the batch but the model's forward takes no "
+                "lengths or mask: pass sequences of one length, or lengths_arg= / mask_arg= "
+                "naming the forward's parameter"
+            )
+    inputs, lengths = inputs.to(device), lengths.to(device)
+    real = torch.arange(inputs.shape[1], device=device)[None, :] < lengths[:, None]
+    if model.is_token_model:
+        real = model.padding_mask(inputs)
+    return inputs, lengths, real
 
 
-def _resolve_target(target: Any, model: RecurrentModel, logits: Tensor) -> Tensor:
-    return resolve_target(target, logits, getattr(model, "num_classes", None) is not None)
+def _check_lengths(lengths: Any, batch: int, time: int) -> Tensor:
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
+    if int(lengths.min()) < 1 or int(lengths.max()) > time:
+        raise ValueError(f"lengths must be in [1, {time}], got {lengths.tolist()}")
+    return lengths.long()
 
 
-def _baselines(model: RecurrentModel, baselines: Any, inputs: Tensor, embedded: Tensor) -> Tensor:
+def _baselines(model: SequenceModel, baselines: Any, inputs: Tensor, embedded: Tensor) -> Tensor:
     """The reference in the space the RNN reads: padding embeddings (token models) or
     zeros (continuous models) unless the caller gives token ids, one token id or a tensor."""
     if baselines is None:
         if model.is_token_model:
-            return model.embedding(torch.full_like(inputs, model.padding_idx)).detach()
+            return model.embed(torch.full_like(inputs, model.pad_id))
         return torch.zeros_like(embedded)
     if isinstance(baselines, int) and not isinstance(baselines, bool):
         if not model.is_token_model:
             raise TypeError("baselines must be a tensor for continuous input, got an int")
         if not 0 <= baselines < model.vocab_size:
             raise ValueError(f"baselines token id {baselines} is outside [0, {model.vocab_size})")
-        ids = torch.where(inputs == model.padding_idx, inputs, torch.full_like(inputs, baselines))
-        return model.embedding(ids).detach()
+        ids = torch.where(inputs == model.pad_id, inputs, torch.full_like(inputs, baselines))
+        return model.embed(ids)
     baselines = torch.as_tensor(baselines, device=embedded.device)
     if model.is_token_model and not baselines.dtype.is_floating_point:
+        if not model.batch_first and baselines.dim() == 2:
+            baselines = baselines.transpose(0, 1)
         if baselines.shape != inputs.shape:
             raise ValueError(
                 f"baselines of token ids must have the inputs' shape {tuple(inputs.shape)}, "
                 f"got {tuple(baselines.shape)}"
             )
-        return model.embedding(baselines).detach()
+        return model.embed(baselines)
+    if not model.batch_first and baselines.dim() == 3:
+        baselines = baselines.transpose(0, 1)
     if baselines.shape != embedded.shape:
         raise ValueError(
-            f"baselines must have shape {tuple(embedded.shape)}, got {tuple(baselines.shape)}"
+            f"baselines must have shape {tuple(embedded.shape)} (batch-first), "
+            f"got {tuple(baselines.shape)}"
         )
+    if not bool(torch.isfinite(baselines).all()):
+        raise ValueError("baselines contains NaN or infinite values")
     return baselines.to(embedded.dtype)
 
 
 def explain(
-    model: RecurrentModel,
+    model: nn.Module,
     inputs: Any,
     method: str = "integrated_gradients",
     target: Any = None,
@@ -161,39 +203,54 @@ def explain(
     labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
+    pad_id: int | None = None,
+    batch_first: bool | None = None,
+    output: str | None = None,
+    embedding: Any = None,
+    num_classes: int | None = None,
+    lengths_arg: str | None = None,
+    mask_arg: str | None = None,
     **kwargs: Any,
 ) -> Explanations:
     """Explain a model's outputs for some sequences with one attribution method.
 
-    Gradient methods run inside :func:`captum_rnn.gradient_context`, so this works in
-    eval mode on CUDA, inside ``torch.inference_mode()`` and on tensors made there.
-    The model is put in eval mode for the call and left exactly as it was.
+    Works on any sequence model through the model contract (:func:`captum_rnn.adapt`):
+    the hints ``pad_id``, ``batch_first``, ``output``, ``embedding``, ``num_classes``,
+    ``lengths_arg`` and ``mask_arg`` are passed to it. Token models are explained in
+    the embedding's output space, the way ``LayerIntegratedGradients`` does (the model's
+    own forward runs on the ids; only the embedding's output is replaced). Gradient
+    methods run inside :func:`captum_rnn.gradient_context`, so this works in eval mode
+    on CUDA, inside ``torch.inference_mode()`` and on tensors made there. The model is
+    in eval mode for the call and every submodule's mode comes back as it was.
 
     Args:
-        model: a captum-rnn model: ``RNNClassifier``, ``RNNRegressor`` or
-            ``TransformerClassifier``.
-        inputs: token ids ``(batch, time)`` or ``(time,)``, strings (with ``vocab``),
-            lists of ids, or continuous input ``(batch, time, features)``.
+        model: any ``nn.Module`` / ``LightningModule`` over sequences, or a
+            ``SequenceModel``.
+        inputs: token ids in the model's own layout, ``(time,)``, strings (with
+            ``vocab``), lists of ids, or continuous input ``(batch, time, features)``
+            (``(time, batch, features)`` for a time-major model).
         method: ``"integrated_gradients"`` (default), ``"saliency"``,
             ``"input_x_gradient"``, ``"deeplift"``, ``"gradient_shap"``,
             ``"feature_ablation"``, ``"occlusion"``, ``"lime"`` or ``"kernel_shap"``
             (see ``captum_rnn.attr.available_methods()``).
         target: output index to explain: an int, one per sequence, or ``None`` for the
-            predicted class (regression: output 0).
+            predicted class (regression: output 0; a one-logit binary model: its logit).
         vocab: turns strings into ids and ids back into tokens.
-        lengths: true lengths; inferred from ``padding_idx`` for token ids.
+        lengths: true lengths; from the padding for token ids.
         baselines: reference input: ``None`` (padding embedding / zeros), a token id put
             at every real position, token ids like ``inputs``, or a tensor in the
             embedded space.
         labels: optional true labels, stored on the explanations.
         feature_names: names of continuous input features, for plots.
         class_names: names of the classes, for titles and reports.
+        pad_id, batch_first, output, embedding, num_classes, lengths_arg, mask_arg:
+            hints for :func:`captum_rnn.adapt` where the model does not say them.
         kwargs: method options, e.g. ``n_steps``, ``max_steps``, ``rtol`` for IG,
             ``n_samples`` for Lime.
 
     Returns:
         :class:`~captum_rnn.Explanations`, one :class:`~captum_rnn.Explanation` per
-        sequence with padding stripped.
+        sequence with padding stripped (wherever it stands).
 
     Example:
         >>> from captum_rnn.models import RNNClassifier
@@ -202,55 +259,65 @@ def explain(
         >>> len(e.scores)
         3
     """
-    if not isinstance(model, _EXPLAINABLE):
-        raise TypeError(
-            "model must be a captum_rnn recurrent model or TransformerClassifier, got "
-            f"{type(model).__name__}; "
-            "for other models call Captum inside captum_rnn.gradient_context(model)"
-        )
+    hints = {
+        "pad_id": pad_id,
+        "batch_first": batch_first,
+        "output": output,
+        "embedding": embedding,
+        "num_classes": num_classes,
+        "lengths_arg": lengths_arg,
+        "mask_arg": mask_arg,
+    }
+    seq = adapt(model, **hints)
     method_cls = get_method(method)
-    was_training = model.training
-    try:
-        model.eval()
-        with gradient_context(model):
-            inputs = prepare_tensors(inputs)
-            lengths = prepare_tensors(lengths)
-            baselines = prepare_tensors(baselines)
-            inputs, lengths = prepare_inputs(model, inputs, lengths, vocab)
-            if labels is not None and len(labels) != inputs.shape[0]:
-                raise ValueError(f"labels must have {inputs.shape[0]} entries, got {len(labels)}")
-            embedded = model.embedding(inputs).detach() if model.is_token_model else inputs
-            reference = _baselines(model, baselines, inputs, embedded)
-            with torch.no_grad():
-                outputs = model(embedded, lengths)
-            target = _resolve_target(target, model, outputs)
-            result = method_cls(model).attribute(embedded, reference, target, lengths, **kwargs)
-    finally:
-        model.train(was_training)
+    with preserve_state(seq.module), gradient_context(seq.module):
+        inputs = prepare_tensors(inputs)
+        lengths = prepare_tensors(lengths)
+        baselines = prepare_tensors(baselines)
+        inputs, lengths, real = prepare_inputs(seq, inputs, lengths, vocab)
+        if labels is not None and len(labels) != inputs.shape[0]:
+            raise ValueError(f"labels must have {inputs.shape[0]} entries, got {len(labels)}")
+        embedded = seq.embed(inputs) if seq.is_token_model else inputs
+        reference = _baselines(seq, baselines, inputs, embedded)
+        with torch.no_grad():
+            outputs = seq(inputs, lengths)
+        seq.observe(outputs)
+        if not bool(torch.isfinite(outputs).all()):
+            bad = int((~torch.isfinite(outputs)).any(dim=-1).nonzero()[0])
+            raise ValueError(f"the model returned NaN or infinite outputs for inputs[{bad}]")
+        one_logit = seq.is_classifier and outputs.shape[-1] == 1
+        if one_logit:
+            if target is not None and not (isinstance(target, int) and target == 1):
+                raise ValueError(
+                    "the model has one output logit: it is explained as the evidence for "
+                    "class 1; pass target=None or target=1"
+                )
+            target = torch.zeros(outputs.shape[0], dtype=torch.long, device=outputs.device)
+        else:
+            target = resolve_target(target, outputs, seq.is_classifier)
+        ids = inputs if seq.is_token_model else None
+        result = method_cls(seq, ids=ids).attribute(embedded, reference, target, lengths, **kwargs)
 
-    time = inputs.shape[1]
-    mask = torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
-    attributions = (result.attributions * mask[..., None]).detach().cpu().double()
-    is_classifier = getattr(model, "num_classes", None) is not None
-    probabilities = torch.softmax(outputs.double(), dim=-1).cpu() if is_classifier else None
-    outputs_cpu, target_cpu = outputs.detach().double().cpu(), target.cpu()
+    attributions = (result.attributions * real[..., None]).detach().cpu().double()
+    probabilities = seq.probabilities(outputs.double()).cpu() if seq.is_classifier else None
+    outputs_cpu, target_cpu, real = outputs.detach().double().cpu(), target.cpu(), real.cpu()
     explanations = Explanations()
     for i in range(inputs.shape[0]):
-        n = int(lengths[i])
-        if model.is_token_model:
-            ids = inputs[i, :n].tolist()
-            tokens = vocab.decode(ids) if vocab is not None else [str(t) for t in ids]
+        keep = real[i].nonzero()[:, 0]
+        if seq.is_token_model:
+            ids_i = inputs[i].cpu()[keep].tolist()
+            tokens = vocab.decode(ids_i) if vocab is not None else [str(t) for t in ids_i]
             feature_scores = None
         else:
-            tokens = [f"t{j}" for j in range(n)]
-            feature_scores = attributions[i, :n].tolist()
+            tokens = [f"t{j}" for j in range(len(keep))]
+            feature_scores = attributions[i, keep].tolist()
         predicted = int(probabilities[i].argmax()) if probabilities is not None else None
         explanations.append(
             Explanation(
                 tokens=list(tokens),
-                scores=attributions[i, :n].sum(dim=-1).tolist(),
+                scores=attributions[i, keep].sum(dim=-1).tolist(),
                 method=method_cls.name,
-                target=int(target_cpu[i]),
+                target=1 if one_logit else int(target_cpu[i]),
                 predicted=predicted,
                 probability=float(probabilities[i, predicted]) if predicted is not None else None,
                 output=float(outputs_cpu[i, target_cpu[i]]),

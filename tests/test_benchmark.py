@@ -30,6 +30,9 @@ class LinearScorer(nn.Module):
         with torch.no_grad():
             self.embedding.weight[:, 0] = torch.tensor(SCORES)
 
+    def sequence_model_hints(self):  # the model contract (captum_rnn.adapt)
+        return {"batch_first": True, "output": "logits"}
+
     def forward(self, x, lengths=None):
         emb = x if x.dtype.is_floating_point else self.embedding(x)
         lengths = torch.full((x.shape[0],), x.shape[1]) if lengths is None else lengths

@@ -823,7 +823,7 @@ class _ExplainAttention(AttributionMethod):
         return isinstance(model, RecurrentModel) and model.attention is not None
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
-        scores = self.attribution(self.model).attribute(
+        scores = self.attribution(self.model.module).attribute(
             inputs, target=target, additional_forward_args=(lengths,), **kwargs
         )
         dim = inputs.shape[-1]

@@ -16,13 +16,9 @@ finds it by that name.
 
 from __future__ import annotations
 
-import contextlib
-import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from captum.attr import (
     DeepLift,
@@ -37,7 +33,9 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import seeded
 from captum_rnn.attr._linear import WeightedRidge
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["AttributionMethod", "MethodResult", "available_methods", "get_method"]
 
@@ -61,9 +59,14 @@ class AttributionMethod:
     """Base class: subclass it with a ``name`` to make a method available to ``explain``.
 
     Args:
-        model: a captum-rnn model whose ``forward(x, lengths)`` accepts the embedded input.
+        model: any sequence model (it is seen through :func:`captum_rnn.adapt`; pass a
+            ``SequenceModel`` to give hints). Methods call it as ``model(x, lengths, ids)``
+            with ``x`` embedded tokens (the embedding layer's output is replaced, the
+            model's own forward still runs on ``ids``) or continuous features.
+        ids: the token ids ``(batch, time)`` behind embedded inputs (token models).
 
-    Subclasses implement :meth:`attribute` over a padded batch.
+    Subclasses implement :meth:`attribute` over a padded batch and pass
+    :meth:`forward_args` as Captum's ``additional_forward_args``.
     """
 
     name: ClassVar[str] = ""
@@ -78,8 +81,26 @@ class AttributionMethod:
             for key in (cls.name, *cls.aliases):
                 AttributionMethod._registry[key] = cls
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module, ids: Tensor | None = None) -> None:
+        self.model: SequenceModel = adapt(model)
+        if self.model.is_token_model and ids is None:
+            raise ValueError("a token model's method needs ids= (the token ids of the inputs)")
+        self.ids = ids if self.model.is_token_model else None
+
+    def forward_args(self, lengths: Tensor, rows: Any = None, steps: Any = None) -> tuple:
+        """Captum's ``additional_forward_args`` for some rows (and steps) of the batch."""
+        if rows is None:
+            return (lengths, self.ids)
+        ids = None if self.ids is None else self.ids[rows]
+        if ids is not None and steps is not None:
+            ids = ids[:, steps]
+        return (lengths[rows], ids)
+
+    def real_steps(self, lengths: Tensor, time: int) -> Tensor:
+        """``(batch, time)`` True at real steps: not padding, wherever it stands."""
+        if self.ids is not None:
+            return self.model.padding_mask(self.ids)
+        return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
 
     def attribute(
         self, inputs: Tensor, baselines: Tensor, target: Tensor, lengths: Tensor, **kwargs: Any
@@ -114,22 +135,6 @@ def get_method(name: str) -> type[AttributionMethod]:
         return AttributionMethod._registry[name]
     except KeyError:
         raise ValueError(f"method must be one of {available_methods()}, got {name!r}") from None
-
-
-@contextlib.contextmanager
-def _seeded(device: torch.device, seed: int = 0) -> Iterator[None]:
-    """Seed the sampling methods without touching the caller's random state."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)  # Captum's GradientShap draws from numpy
-            random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
 
 
 class IntegratedGradientsMethod(AttributionMethod):
@@ -174,7 +179,7 @@ class IntegratedGradientsMethod(AttributionMethod):
                 inputs[todo],
                 baselines=baselines[todo],
                 target=target[todo],
-                additional_forward_args=(lengths[todo],),
+                additional_forward_args=self.forward_args(lengths, todo),
                 n_steps=steps,
                 method=method,
                 internal_batch_size=internal_batch_size,
@@ -205,7 +210,11 @@ class SaliencyMethod(AttributionMethod):
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = Saliency(self.model).attribute(
-            _leaf(inputs), target=target, additional_forward_args=(lengths,), abs=True, **kwargs
+            _leaf(inputs),
+            target=target,
+            additional_forward_args=self.forward_args(lengths),
+            abs=True,
+            **kwargs,
         )
         return MethodResult(attr.detach())
 
@@ -217,7 +226,10 @@ class InputXGradientMethod(AttributionMethod):
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = InputXGradient(self.model).attribute(
-            _leaf(inputs), target=target, additional_forward_args=(lengths,), **kwargs
+            _leaf(inputs),
+            target=target,
+            additional_forward_args=self.forward_args(lengths),
+            **kwargs,
         )
         return MethodResult(attr.detach())
 
@@ -233,7 +245,7 @@ class DeepLiftMethod(AttributionMethod):
             _leaf(inputs),
             baselines=baselines,
             target=target,
-            additional_forward_args=(lengths,),
+            additional_forward_args=self.forward_args(lengths),
             **kwargs,
         )
         return MethodResult(attr.detach())
@@ -250,12 +262,12 @@ class GradientShapMethod(AttributionMethod):
     def attribute(self, inputs, baselines, target, lengths, n_samples=20, stdevs=None, **kwargs):
         if stdevs is None:
             stdevs = 0.09 * float(inputs.detach().abs().mean().clamp_min(1e-6))
-        with _seeded(inputs.device):
+        with seeded(0, inputs.device):
             attr = GradientShap(self.model).attribute(
                 inputs,
                 baselines=torch.cat([baselines, torch.zeros_like(baselines)]),
                 target=target,
-                additional_forward_args=(lengths,),
+                additional_forward_args=self.forward_args(lengths),
                 n_samples=n_samples,
                 stdevs=stdevs,
                 **kwargs,
@@ -277,7 +289,7 @@ class _PerStepPerturbation(AttributionMethod):
     uses_gradients = False
 
     def _one(
-        self, x: Tensor, baseline: Tensor, target: Tensor, length: Tensor, per_cell: bool, **kwargs
+        self, x: Tensor, baseline: Tensor, target: Tensor, args: tuple, per_cell: bool, **kwargs
     ) -> Tensor:
         raise NotImplementedError
 
@@ -292,14 +304,17 @@ class _PerStepPerturbation(AttributionMethod):
         per_cell = features == "cell"
         spread = 1 if per_cell else inputs.shape[2]
         attributions = torch.zeros_like(inputs)
+        real = self.real_steps(lengths, inputs.shape[1])
         for i in range(inputs.shape[0]):
-            n = int(lengths[i])
-            attributions[i, :n] = (
+            # only the real steps, wherever the padding stands (left, right or inside)
+            keep = real[i].nonzero()[:, 0]
+            row = slice(i, i + 1)
+            attributions[i, keep] = (
                 self._one(
-                    inputs[i : i + 1, :n],
-                    baselines[i : i + 1, :n],
-                    target[i : i + 1],
-                    lengths[i : i + 1],
+                    inputs[row][:, keep],
+                    baselines[row][:, keep],
+                    target[row],
+                    self.forward_args(lengths, row, keep),
                     per_cell,
                     **kwargs,
                 )[0].detach()
@@ -321,12 +336,12 @@ class FeatureAblationMethod(_PerStepPerturbation):
 
     name = "feature_ablation"
 
-    def _one(self, x, baseline, target, length, per_cell, **kwargs):
+    def _one(self, x, baseline, target, args, per_cell, **kwargs):
         return FeatureAblation(self.model).attribute(
             x,
             baselines=baseline,
             target=target,
-            additional_forward_args=(length,),
+            additional_forward_args=args,
             feature_mask=self._feature_mask(x, per_cell),
             perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
             **kwargs,
@@ -338,7 +353,7 @@ class OcclusionMethod(_PerStepPerturbation):
 
     name = "occlusion"
 
-    def _one(self, x, baseline, target, length, per_cell, window: int = 1, **kwargs):
+    def _one(self, x, baseline, target, args, per_cell, window: int = 1, **kwargs):
         window = min(int(window), x.shape[1])
         width = 1 if per_cell else x.shape[2]
         return Occlusion(self.model).attribute(
@@ -347,7 +362,7 @@ class OcclusionMethod(_PerStepPerturbation):
             strides=(1, width),
             baselines=baseline,
             target=target,
-            additional_forward_args=(length,),
+            additional_forward_args=args,
             perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
             **kwargs,
         )
@@ -362,14 +377,14 @@ class _SurrogateMethod(_PerStepPerturbation):
     def _explainer(self, alpha: float) -> Lime:
         raise NotImplementedError
 
-    def _one(self, x, baseline, target, length, per_cell, n_samples=200, alpha=None, **kwargs):
+    def _one(self, x, baseline, target, args, per_cell, n_samples=200, alpha=None, **kwargs):
         explainer = self._explainer(self.default_alpha if alpha is None else alpha)
-        with _seeded(x.device):
+        with seeded(0, x.device):
             return explainer.attribute(
                 x,
                 baselines=baseline,
                 target=target,
-                additional_forward_args=(length,),
+                additional_forward_args=args,
                 feature_mask=self._feature_mask(x, per_cell),
                 n_samples=n_samples,
                 perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),

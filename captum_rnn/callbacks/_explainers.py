@@ -26,8 +26,10 @@ import torch
 from torch import Tensor
 
 from captum_rnn._utils.grad import gradient_context
+from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.explanation import Explanation, Explanations
+from captum_rnn.models.protocol import adapt
 
 __all__ = [
     "MethodOutput",
@@ -145,11 +147,6 @@ def _per_position(
     return result
 
 
-def _forward(model: Any, inputs: Tensor, lengths: Tensor) -> Tensor:
-    with torch.no_grad():
-        return model(inputs, lengths).detach()
-
-
 def run_method(
     model: Any,
     name: str,
@@ -201,31 +198,29 @@ def run_method(
     check_methods((name,), "method")
     from captum_rnn._explain import prepare_inputs
 
-    was_training = [(m, m.training) for m in model.modules()]
+    seq = adapt(model)
     device = next(model.parameters()).device
-    try:
-        model.eval()
+    with preserve_state(seq.module):
         with gradient_context(model) as ctx:
-            inputs, lengths = prepare_inputs(
-                model, ctx.prepare(inputs), ctx.prepare(lengths), vocab
+            inputs, lengths, real = prepare_inputs(
+                seq, ctx.prepare(inputs), ctx.prepare(lengths), vocab
             )
-        outputs = _forward(model, inputs, lengths)
-        classifier = getattr(model, "num_classes", None) is not None
+        with torch.no_grad():
+            outputs = seq(inputs, lengths).detach()
+        seq.observe(outputs)
+        classifier = seq.is_classifier
         resolved = resolve_target(target, outputs, classifier)
         if name in _INFLUENCE_CLASSES:
             return MethodOutput(None, _nearest_rows(model, inputs, lengths, kwargs))
         scores = _per_position(model, name, inputs, lengths, resolved, kwargs)
-    finally:
-        for module, training in was_training:
-            module.training = training
-    mask = torch.arange(inputs.shape[1], device=device)[None, :] < lengths[:, None]
-    scores = (scores.to(device).double() * mask).cpu()
-    probs = torch.softmax(outputs.double(), -1).cpu() if classifier else None
+    scores = (scores.to(device).double() * real).cpu()
+    probs = seq.probabilities(outputs.double()).cpu() if classifier else None
     explanations = Explanations()
     for i in range(inputs.shape[0]):
-        n = int(lengths[i])
-        if getattr(model, "is_token_model", False):
-            ids = inputs[i, :n].tolist()
+        keep = real[i].nonzero()[:, 0].cpu()
+        n = len(keep)
+        if seq.is_token_model:
+            ids = inputs[i].cpu()[keep].tolist()
             tokens = vocab.decode(ids) if vocab is not None else [str(t) for t in ids]
         else:
             tokens = [f"t{j}" for j in range(n)]
@@ -234,7 +229,7 @@ def run_method(
         explanations.append(
             Explanation(
                 tokens=list(tokens),
-                scores=scores[i, :n].tolist(),
+                scores=scores[i, keep].tolist(),
                 method=name,
                 target=t,
                 predicted=predicted,

@@ -38,18 +38,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.attr._attention import _MHA_ARGS
 from captum_rnn.metrics._base import (
     _call_explainer,
     _check_batch_size,
     _device,
-    _eval_mode,
     _model_outputs,
     _nanmean,
     _prepare,
     _resolve_explainer,
     _resolve_target,
-    _seeded,
 )
 from captum_rnn.metrics._faithfulness import kendall_tau, leave_one_out
 from captum_rnn.metrics._sanity import RandomizationResult, model_randomization_test
@@ -422,7 +421,7 @@ def _attention_explainer(name: str) -> Callable[[nn.Module, Tensor, Tensor, Tens
     }[name]
 
     def explainer(model: nn.Module, x: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-        with _eval_mode(model):
+        with preserve_state(model):
             return cls(model).attribute(x, target=target, additional_forward_args=(lengths,))
 
     explainer.__name__ = name
@@ -540,7 +539,7 @@ def attention_sanity(
         # agreement with gradient and leave-one-out importance
         name = attention if attention != "auto" else ("rollout" if len(modules) > 1 else "weights")
         attention_name = f"attention_{name}"
-        with _seeded(seed, device):
+        with seeded(seed, device):
             scores = _call_explainer(_attention_explainer(attention_name), model, batch, target)
             gradient = _call_explainer(
                 _resolve_explainer(gradient_method), model, batch, target

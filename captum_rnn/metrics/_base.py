@@ -9,17 +9,18 @@ positions, so that no metric ever ranks, removes or counts a padded position.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
+from captum_rnn.models.protocol import adapt
 
 __all__ = ["METRICS", "Metric", "get_metric"]
 
@@ -199,27 +200,6 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode; restore each one's own flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch for a block without touching the caller's random state."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 @dataclass
 class _Batch:
     """A checked padded batch on the model's device.
@@ -379,7 +359,7 @@ def _output_kind(model: nn.Module, output: str) -> str:
 
 def _model_outputs(model: nn.Module, batch: _Batch, batch_size: int) -> Tensor:
     """The model's raw outputs ``(B, outputs)`` for the unperturbed batch (eval mode)."""
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), preserve_state(model):
         return torch.cat(
             [
                 model(batch.x[s : s + batch_size], batch.lengths[s : s + batch_size])
@@ -417,7 +397,7 @@ def _forward(
 ) -> Tensor:
     """The model's ``target`` output (probability or raw) for each row, float64."""
     out = []
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), preserve_state(model):
         for s in range(0, x.shape[0], batch_size):
             chunk_len = lengths[s : s + batch_size]
             width = int(chunk_len.max())
@@ -461,23 +441,30 @@ def _method_explainer(method: str, **kwargs: Any) -> Explainer:
     method_cls = get_method(method)
 
     def explainer(model: nn.Module, x: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
-        with _eval_mode(model), gradient_context(model):
-            if not x.dtype.is_floating_point:
+        seq = adapt(model)
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        with preserve_state(seq.module), gradient_context(seq.module):
+            if seq.is_token_model and not x.dtype.is_floating_point:
                 ids = x
-                embedded = model.embedding(x).detach()
-            else:
+                embedded = seq.embed(x)
+            elif seq.is_token_model:
+                # Embedded (perturbed) input: the ids only mark which steps are real.
                 embedded = x.detach()
-                ids = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
-            if getattr(model, "embedding", None) is not None:
+                real_id = 1 if seq.pad_id == 0 else 0
+                ids = torch.where(mask, real_id, seq.pad_id).long()
+            else:
+                embedded, ids = x.detach(), None
+            if seq.is_token_model:
                 # Padding embeddings at every position, as explain() uses by default.
-                reference = model.embedding(torch.full_like(ids, _padding_idx(model))).detach()
+                reference = seq.embed(torch.full_like(ids, seq.pad_id))
             else:
                 reference = torch.zeros_like(embedded)
             with warnings.catch_warnings():
                 # Captum notes that it set requires_grad on our detached input: expected.
                 warnings.filterwarnings("ignore", message="Input Tensor .* require gradients")
-                result = method_cls(model).attribute(embedded, reference, target, lengths, **kwargs)
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+                result = method_cls(seq, ids=ids).attribute(
+                    embedded, reference, target, lengths, **kwargs
+                )
         return (result.attributions.detach().sum(dim=-1) * mask).double()
 
     explainer.__name__ = method_cls.name

@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import seeded
 from captum_rnn.metrics._base import (
     _as_scores,
     _Batch,
@@ -27,7 +28,6 @@ from captum_rnn.metrics._base import (
     _nanmean,
     _prepare,
     _resolve_target,
-    _seeded,
     get_metric,
 )
 from captum_rnn.metrics._faithfulness import (
@@ -552,7 +552,7 @@ def benchmark(
         randomized = None
         if "randomization" in chosen:
             randomized = _copy_model(model)
-            with _seeded(seed, device):
+            with seeded(seed, device):
                 randomize_parameters(randomized)
         shuffled = None
         if "data_randomization" in chosen:
@@ -567,7 +567,7 @@ def benchmark(
             try:
                 _sync(device)
                 start = time.perf_counter()
-                with _seeded(seed, device):
+                with seeded(seed, device):
                     scores = _explain_in_chunks(explainer, model, batch, target, batch_size)
                 _sync(device)
                 seconds[name] = time.perf_counter() - start
@@ -690,7 +690,7 @@ def _score(
         }
     if metric in ("randomization", "data_randomization"):
         other = randomized if metric == "randomization" else shuffled
-        with _seeded(seed, _device(model)):
+        with seeded(seed, _device(model)):
             after = _call_explainer(explainer, other, batch, target)
         similarity = explanation_similarity(scores, after, batch.mask)
         return {metric: _nanmean(similarity)}
@@ -701,7 +701,7 @@ def _lexicon_score(model, batch, explainer, lexicon, vocab, positive_class, seed
     from captum_rnn.explanation import Explanation
 
     target = torch.full((batch.size,), positive_class, dtype=torch.long, device=batch.x.device)
-    with _seeded(seed, _device(model)):
+    with seeded(seed, _device(model)):
         scores = _as_scores(explainer(model, batch.x, batch.lengths, target), batch)
     explanations = []
     for i in range(batch.size):

@@ -45,7 +45,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from captum_rnn.metrics._base import _eval_mode, _prepare
+from captum_rnn._utils.state import preserve_state
+from captum_rnn.metrics._base import (
+    _prepare,
+)
 
 __all__ = ["DatasetAttributionSummary", "dataset_attribution_summary"]
 
@@ -537,7 +540,7 @@ def _check_threshold(name: str, value: Any, low: float, high: float | None) -> f
 # ---------------------------------------------------------------------- the model checks
 def _predictions(model: nn.Module, x: Tensor, lengths: Tensor, batch_size: int) -> Tensor:
     out = []
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), preserve_state(model):
         for s in range(0, x.shape[0], batch_size):
             out.append(model(x[s : s + batch_size], lengths[s : s + batch_size]).argmax(-1))
     return torch.cat(out).cpu()

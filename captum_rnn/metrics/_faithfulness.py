@@ -32,12 +32,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.metrics._base import (
     _as_scores,
     _Batch,
     _check_batch_size,
     _device,
-    _eval_mode,
     _forward,
     _model_outputs,
     _output_kind,
@@ -45,7 +45,6 @@ from captum_rnn.metrics._base import (
     _ranks,
     _resolve_explainer,
     _resolve_target,
-    _seeded,
     _select,
 )
 
@@ -788,7 +787,7 @@ def infidelity(
         drop = drop * (z > 0).to(z.dtype)
         return drop, z - drop
 
-    with _eval_mode(model), _seeded(seed, _device(model)):
+    with preserve_state(model), seeded(seed, _device(model)):
         values = captum_infidelity(
             forward,
             perturb,
@@ -867,7 +866,7 @@ def sensitivity_max(
         mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
         return (scores.to(x.device) * mask,)  # Captum iterates over a tuple of tensors
 
-    with _seeded(seed, _device(model)):
+    with seeded(seed, _device(model)):
         values = captum_sensitivity_max(
             explanation,
             embedded,

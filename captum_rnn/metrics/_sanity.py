@@ -26,6 +26,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from captum_rnn._utils.state import seeded
 from captum_rnn.metrics._base import (
     _Batch,
     _call_explainer,
@@ -35,7 +36,6 @@ from captum_rnn.metrics._base import (
     _prepare,
     _resolve_explainer,
     _resolve_target,
-    _seeded,
 )
 from captum_rnn.metrics._plausibility import spearman
 
@@ -216,9 +216,9 @@ def _explain_both(
     original: nn.Module, other: nn.Module, explainer: Any, batch: _Batch, target: Tensor, seed: int
 ) -> tuple[Tensor, Tensor]:
     device = _device(original)
-    with _seeded(seed, device):
+    with seeded(seed, device):
         before = _call_explainer(explainer, original, batch, target)
-    with _seeded(seed, device):
+    with seeded(seed, device):
         after = _call_explainer(explainer, other, batch, target)
     return before, after
 
@@ -278,7 +278,7 @@ def model_randomization_test(
     target = _resolve_target(model, batch, target, 256)
     device = _device(model)
     if reference is None:
-        with _seeded(seed, device):
+        with seeded(seed, device):
             reference = _call_explainer(explainer, model, batch, target)
     else:
         from captum_rnn.metrics._base import _as_scores
@@ -293,11 +293,11 @@ def model_randomization_test(
     per_sequence = torch.full((batch.size,), math.nan, dtype=torch.float64)
     done: list[str] = []
     for number, group in enumerate(groups):
-        with _seeded(seed + number, device):
+        with seeded(seed + number, device):
             for _, module in group:
                 randomize_parameters(module)
         done.extend(name for name, _ in group)
-        with _seeded(seed, device):
+        with seeded(seed, device):
             after = _call_explainer(explainer, randomized, batch, target)
         per_sequence = explanation_similarity(reference, after, batch.mask, measure)
         results.append(("+".join(done) if not cascade else done[-1], _nanmean(per_sequence)))
@@ -382,7 +382,7 @@ def data_randomization_test(
     target = _resolve_target(model, batch, target, 256)
     device = _device(model)
     if reference is None:
-        with _seeded(seed, device):
+        with seeded(seed, device):
             reference = _call_explainer(explainer, model, batch, target)
     randomized, accuracy = label_randomized_copy(
         model,
@@ -392,7 +392,7 @@ def data_randomization_test(
         seed=seed,
         trainer_kwargs=trainer_kwargs,
     )
-    with _seeded(seed, device):
+    with seeded(seed, device):
         after = _call_explainer(explainer, randomized, batch, target)
     per_sequence = explanation_similarity(reference, after, batch.mask, measure)
     return RandomizationResult(
@@ -457,7 +457,7 @@ def label_randomized_copy(
     level = quiet.level
     try:
         quiet.setLevel(logging.WARNING)
-        with _seeded(seed, device), warnings.catch_warnings():
+        with seeded(seed, device), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader")
             warnings.filterwarnings("ignore", message=".*does not have many workers")
             randomize_parameters(randomized)

@@ -143,6 +143,13 @@ class RecurrentModel(pl.LightningModule):
         self.head = nn.Linear(self.output_dim, output_size)
         self.attention_maps: list[Tensor] = []
 
+    def sequence_model_hints(self) -> dict[str, Any]:
+        """What the model contract (``captum_rnn.adapt``) cannot read off the layers."""
+        return {"batch_first": True, "lengths_arg": "lengths", "output": self.output_kind}
+
+    #: ``"logits"`` for classifiers, ``"regression"`` for regressors (the model contract).
+    output_kind = "logits"
+
     # ------------------------------------------------------------------ input handling
     @property
     def is_token_model(self) -> bool:
@@ -394,6 +401,8 @@ class RNNRegressor(RecurrentModel):
         >>> model(torch.randn(4, 7, 3), lengths=torch.tensor([7, 5, 3, 1])).shape
         torch.Size([4, 1])
     """
+
+    output_kind = "regression"
 
     def __init__(self, output_size: int = 1, vocab_size: int | None = None, **kwargs: Any) -> None:
         if output_size < 1:

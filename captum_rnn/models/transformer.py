@@ -224,6 +224,10 @@ class TransformerClassifier(pl.LightningModule):
         self.head = nn.Linear(embedding_dim, num_classes)
         self.attention_maps: list[Tensor] = []
 
+    def sequence_model_hints(self) -> dict[str, Any]:
+        """What the model contract (``captum_rnn.adapt``) cannot read off the layers."""
+        return {"batch_first": True, "lengths_arg": "lengths", "output": "logits"}
+
     @property
     def is_token_model(self) -> bool:
         """Always True: the model reads token ids (or their embeddings)."""

@@ -50,6 +50,9 @@ class LinearScorer(nn.Module):
         steps = torch.arange(1, x.shape[1] + 1)
         return ((x != 0) * steps).amax(dim=1)
 
+    def sequence_model_hints(self):  # the model contract (captum_rnn.adapt)
+        return {"batch_first": True, "output": "logits"}
+
     def forward(self, x, lengths=None):
         emb = x if x.dtype.is_floating_point else self.embedding(x)
         if lengths is None:
@@ -66,6 +69,9 @@ class LinearSeries(nn.Module):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(w))
         self.length_weight = length_weight
+
+    def sequence_model_hints(self):  # the model contract (captum_rnn.adapt)
+        return {"batch_first": True, "output": "regression"}
 
     def forward(self, x, lengths=None):
         if lengths is None:

@@ -1,0 +1,519 @@
+"""The model contract: ``adapt(model)`` turns any sequence model into a :class:`SequenceModel`.
+
+Every entry point of captum-rnn takes the user's own ``nn.Module`` or
+``LightningModule`` and calls :func:`adapt` on it. The contract answers, in one place,
+the questions that were once guessed with ``getattr`` all over the package:
+
+* ``embedding``: the ``nn.Embedding`` that feeds the sequence layers (token models);
+* ``pad_id``: the padding token id (the embedding's ``padding_idx`` or a hint; never 0
+  by default);
+* ``batch_first``: the layout of the model's input (a hint, or its ``nn.RNN``/``LSTM``/
+  ``GRU``/attention layers when they agree);
+* ``lengths_arg`` / ``mask_arg``: how the forward takes the true lengths or a padding
+  mask (from its signature);
+* ``output``: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``, and
+  ``num_classes``: from the first output the model returns (or hints).
+
+Each property is given, inferred (and from what), or a ``ValueError`` that names the
+keyword to pass. A model may also declare its own hints with a method
+``sequence_model_hints()`` returning a dict of the keywords (captum-rnn's models do).
+
+A :class:`SequenceModel` always speaks batch-first to the rest of the package:
+``forward(inputs, lengths, ids)`` takes ``(batch, time)`` ids or ``(batch, time, dim)``
+features or embeddings, moves them to the model's own layout, passes lengths or masks
+as the model's forward wants them, and returns ``(batch, outputs)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["OUTPUT_KINDS", "SequenceModel", "adapt"]
+
+#: What a model's output means: class scores before softmax, probabilities,
+#: log-probabilities (``NLLLoss`` style) or regression values.
+OUTPUT_KINDS = ("logits", "probs", "log_probs", "regression")
+
+_LENGTH_NAMES = ("lengths", "length", "text_lengths", "seq_len", "seq_lens", "lens", "src_len")
+# 1 = real token (Hugging Face's convention)
+_MASK_REAL = ("mask", "attention_mask", "src_mask_real")
+# True = padding (PyTorch's convention)
+_MASK_PAD = ("src_key_padding_mask", "key_padding_mask", "padding_mask")
+_HINTS = (
+    "pad_id",
+    "batch_first",
+    "output",
+    "embedding",
+    "num_classes",
+    "lengths_arg",
+    "mask_arg",
+)
+
+
+def _forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+class SequenceModel(nn.Module):
+    """A user's sequence model seen through the model contract. Build it with :func:`adapt`.
+
+    Attributes:
+        module: the user's model, unchanged.
+        pad_id: padding token id (token models), else ``None``.
+        batch_first: the layout of the model's own input.
+        embedding: the token ``nn.Embedding`` (``None`` for continuous input).
+        embedding_name: its dotted name in ``module``.
+        lengths_arg / mask_arg: forward parameters taking lengths / a padding mask.
+        output: one of :data:`OUTPUT_KINDS` (``None`` until the first output is seen).
+        num_classes: output width for classifiers (``None`` for regression or until seen).
+        provenance: for each property, ``"given"`` or how it was inferred.
+    """
+
+    def __init__(self, module: nn.Module, **hints: Any) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(module).__name__}")
+        unknown = set(hints) - set(_HINTS)
+        if unknown:
+            raise TypeError(f"adapt() got unknown hints {sorted(unknown)}; known: {list(_HINTS)}")
+        declared = {}
+        declare = getattr(type(module), "sequence_model_hints", None)
+        if callable(declare):
+            declared = dict(module.sequence_model_hints())
+        self.module = module
+        self.hints = {k: v for k, v in hints.items() if v is not None}
+        self.provenance: dict[str, str] = {}
+        merged = {**declared, **self.hints}
+
+        def source(name: str) -> str:
+            return "given" if name in self.hints else "declared by the model"
+
+        self._params = _forward_parameters(module)
+        self._input_name = self._params[0].name if self._params else None
+        name, found = self._find_embedding(merged, source)
+        self.embedding_name = name
+        # Not registered as a child: it already is one, inside ``module``.
+        object.__setattr__(self, "_embedding", found)
+        self.pad_id = self._find_pad(merged, source)
+        self.batch_first = self._find_batch_first(merged, source)
+        self.lengths_arg, self.mask_arg = self._find_length_args(merged, source)
+        self.output: str | None = None
+        self.num_classes: int | None = None
+        if "output" in merged:
+            if merged["output"] not in OUTPUT_KINDS:
+                raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {merged['output']!r}")
+            self.output = merged["output"]
+            self.provenance["output"] = source("output")
+        if "num_classes" in merged:
+            n = merged["num_classes"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"num_classes must be a positive int, got {n!r}")
+            self.num_classes = n
+            self.provenance["num_classes"] = source("num_classes")
+        self._check_required()
+
+    # ------------------------------------------------------------------ inference
+    def _find_embedding(self, hints: dict, source: Callable) -> tuple[str | None, nn.Module | None]:
+        named = dict(self.module.named_modules())
+        if "embedding" in hints:
+            hint = hints["embedding"]
+            if isinstance(hint, nn.Module):
+                for name, sub in named.items():
+                    if sub is hint:
+                        self.provenance["embedding"] = source("embedding")
+                        return name, hint
+                raise ValueError("embedding= is a module that is not part of the model")
+            if hint is False:  # continuous input although the model holds embeddings
+                self.provenance["embedding"] = source("embedding") + " (none: continuous input)"
+                return None, None
+            if not isinstance(hint, str) or hint not in named:
+                raise ValueError(
+                    f"embedding={hint!r} names no submodule; the model's embeddings: "
+                    f"{[n for n, m in named.items() if isinstance(m, nn.Embedding)]}"
+                )
+            self.provenance["embedding"] = source("embedding")
+            return hint, named[hint]
+        found = [(n, m) for n, m in named.items() if isinstance(m, nn.Embedding)]
+        if len(found) > 1:
+            names = [n for n, _ in found]
+            raise ValueError(
+                f"the model has several nn.Embedding layers {names}: pass embedding= naming "
+                f"the one that embeds the input tokens, e.g. adapt(model, embedding={names[0]!r})"
+            )
+        if not found:
+            self.provenance["embedding"] = "inferred: no nn.Embedding (continuous input)"
+            return None, None
+        self.provenance["embedding"] = "inferred: the model's only nn.Embedding"
+        return found[0]
+
+    def _find_pad(self, hints: dict, source: Callable) -> int | None:
+        if self.embedding is None:
+            if "pad_id" in hints:
+                raise ValueError("pad_id= applies to token models; this model reads features")
+            return None
+        if "pad_id" in hints:
+            pad = hints["pad_id"]
+            if isinstance(pad, bool) or not isinstance(pad, int):
+                raise TypeError(f"pad_id must be an int, got {pad!r}")
+            size = getattr(self.embedding, "num_embeddings", None)
+            if size is not None and not 0 <= pad < size:
+                raise ValueError(f"pad_id={pad} is outside the embedding's range [0, {size})")
+            self.provenance["pad_id"] = source("pad_id")
+            return pad
+        pad = getattr(self.embedding, "padding_idx", None)
+        if pad is not None:
+            self.provenance["pad_id"] = f"inferred: {self.embedding_name}.padding_idx"
+            return int(pad)
+        raise ValueError(
+            f"cannot tell the padding id: {self.embedding_name} has no padding_idx. "
+            "Pass pad_id=, e.g. adapt(model, pad_id=vocab.pad_index) "
+            "(captum-rnn never assumes 0)"
+        )
+
+    def _find_batch_first(self, hints: dict, source: Callable) -> bool:
+        if "batch_first" in hints:
+            if not isinstance(hints["batch_first"], bool):
+                raise TypeError(f"batch_first must be a bool, got {hints['batch_first']!r}")
+            self.provenance["batch_first"] = source("batch_first")
+            return hints["batch_first"]
+        seen = {}
+        for name, sub in self.module.named_modules():
+            if isinstance(sub, (nn.RNNBase, nn.MultiheadAttention)):
+                seen[name] = bool(sub.batch_first)
+        if not seen:
+            raise ValueError(
+                "cannot tell the input layout: the model has no nn.RNN/LSTM/GRU or "
+                "nn.MultiheadAttention to read batch_first from. Pass batch_first=True for "
+                "(batch, time) input or batch_first=False for time-major (time, batch) input"
+            )
+        if len(set(seen.values())) > 1:
+            raise ValueError(
+                f"the model's layers disagree on batch_first ({seen}): pass batch_first= "
+                "for the layout of the model's input"
+            )
+        value = next(iter(seen.values()))
+        self.provenance["batch_first"] = f"inferred: batch_first of {', '.join(seen)}"
+        return value
+
+    def _param_names(self) -> list[str]:
+        return [p.name for p in self._params]
+
+    def _find_length_args(self, hints: dict, source: Callable) -> tuple[str | None, str | None]:
+        names = self._param_names()[1:]
+        lengths_arg = mask_arg = None
+        for key in ("lengths_arg", "mask_arg"):
+            if key in hints:
+                value = hints[key]
+                if value is not None and value not in names:
+                    raise ValueError(
+                        f"{key}={value!r} is not a parameter of the model's forward{tuple(names)}"
+                    )
+                self.provenance[key] = source(key)
+        if "lengths_arg" in hints:
+            lengths_arg = hints["lengths_arg"]
+        else:
+            lengths_arg = next((n for n in names if n in _LENGTH_NAMES), None)
+            if lengths_arg:
+                self.provenance["lengths_arg"] = "inferred: the forward's signature"
+        if "mask_arg" in hints:
+            mask_arg = hints["mask_arg"]
+        elif not lengths_arg:
+            mask_arg = next((n for n in names if n in _MASK_REAL + _MASK_PAD), None)
+            if mask_arg:
+                self.provenance["mask_arg"] = "inferred: the forward's signature"
+        for key, value in (("lengths_arg", lengths_arg), ("mask_arg", mask_arg)):
+            if value is None and key not in self.provenance:
+                self.provenance[key] = "inferred: the forward takes none"
+        return lengths_arg, mask_arg
+
+    def _check_required(self) -> None:
+        known = {self._input_name, self.lengths_arg, self.mask_arg}
+        for p in self._params[1:]:
+            if p.default is p.empty and p.name not in known:
+                raise ValueError(
+                    f"the model's forward needs argument {p.name!r}, which captum-rnn cannot "
+                    f"fill: if it takes the lengths pass lengths_arg={p.name!r}; if it takes a "
+                    f"padding mask pass mask_arg={p.name!r}; otherwise give it a default"
+                )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def embedding(self) -> nn.Module | None:
+        """The input ``nn.Embedding`` (``None`` for continuous input)."""
+        return self._embedding
+
+    @property
+    def is_token_model(self) -> bool:
+        """True when the model reads token ids through :attr:`embedding`."""
+        return self.embedding is not None
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Number of token ids the embedding accepts (``None`` for continuous input)."""
+        return getattr(self.embedding, "num_embeddings", None) if self.embedding else None
+
+    @property
+    def is_classifier(self) -> bool:
+        """True unless the output is regression (``None`` output counts as unknown: False)."""
+        return self.output in ("logits", "probs", "log_probs")
+
+    @property
+    def takes_lengths(self) -> bool:
+        """True when the forward can be told which steps are padding."""
+        return self.lengths_arg is not None or self.mask_arg is not None
+
+    def __repr__(self) -> str:
+        rows = [
+            ("module", type(self.module).__name__, "given"),
+            ("pad_id", self.pad_id, self.provenance.get("pad_id", "continuous input")),
+            ("batch_first", self.batch_first, self.provenance.get("batch_first")),
+            ("embedding", self.embedding_name, self.provenance.get("embedding")),
+            ("num_classes", self.num_classes, self.provenance.get("num_classes", "not yet seen")),
+            ("output", self.output, self.provenance.get("output", "not yet seen")),
+            ("lengths_arg", self.lengths_arg, self.provenance.get("lengths_arg")),
+            ("mask_arg", self.mask_arg, self.provenance.get("mask_arg")),
+        ]
+        body = "".join(f"\n  {k}={v!r}  # {how}" for k, v, how in rows)
+        return f"SequenceModel({body}\n)"
+
+    # ------------------------------------------------------------------ outputs
+    def observe(self, outputs: Tensor) -> None:
+        """Infer ``output`` and ``num_classes`` from outputs ``(batch, width)`` once."""
+        width = outputs.shape[-1]
+        if self.output is None:
+            values = outputs.detach().double()
+            if width == 1:
+                raise ValueError(
+                    "the model returns one value per sequence: pass output='logits' for a "
+                    "binary logit (sigmoid) or output='regression'"
+                )
+            finite = bool(torch.isfinite(values).all())
+            sums = values.sum(dim=-1)
+            if (
+                finite
+                and bool((values >= 0).all())
+                and torch.allclose(sums, torch.ones_like(sums), atol=1e-4)
+            ):
+                self.output = "probs"
+            elif (
+                finite
+                and bool((values <= 0).all())
+                and torch.allclose(values.exp().sum(-1), torch.ones_like(sums), atol=1e-4)
+            ):
+                self.output = "log_probs"
+            else:
+                self.output = "logits"
+            self.provenance["output"] = "inferred: the first output's values"
+        if self.num_classes is None and self.output != "regression":
+            self.num_classes = 2 if width == 1 else int(width)
+            self.provenance["num_classes"] = "inferred: the output's width" + (
+                " (one binary logit)" if width == 1 else ""
+            )
+
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Class probabilities ``(batch, classes)`` from the model's outputs.
+
+        Raises:
+            ValueError: for regression outputs, which have no probabilities.
+        """
+        if self.output is None:
+            self.observe(outputs)
+        if self.output == "regression":
+            raise ValueError("a regression model's outputs are not probabilities")
+        if outputs.shape[-1] == 1:  # one binary logit / probability
+            p = torch.sigmoid(outputs) if self.output == "logits" else outputs
+            if self.output == "log_probs":
+                p = outputs.exp()
+            return torch.cat([1 - p, p], dim=-1)
+        if self.output == "logits":
+            return torch.softmax(outputs, dim=-1)
+        if self.output == "log_probs":
+            return outputs.exp()
+        return outputs
+
+    def scores(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """The explained number per sequence: probability of ``target`` for classifiers,
+        the output itself for regression."""
+        if self.output is None:
+            self.observe(outputs)
+        if self.output == "regression":
+            return outputs.gather(-1, target[:, None].to(outputs.device))[:, 0]
+        probs = self.probabilities(outputs)
+        return probs.gather(-1, target[:, None].to(probs.device))[:, 0]
+
+    # ------------------------------------------------------------------ calling
+    def padding_mask(self, ids: Tensor) -> Tensor:
+        """``(batch, time)`` True at real tokens, wherever the padding stands."""
+        return ids != self.pad_id
+
+    def lengths_of(self, ids: Tensor) -> Tensor:
+        """Number of real tokens per sequence ``(batch,)``."""
+        return self.padding_mask(ids).sum(dim=1)
+
+    def forward(
+        self, inputs: Tensor, lengths: Tensor | None = None, ids: Tensor | None = None
+    ) -> Tensor:
+        """Run the model on a batch-first batch; return ``(batch, outputs)``.
+
+        Args:
+            inputs: token ids ``(batch, time)``; or, for a token model, embeddings
+                ``(batch, time, embedding_dim)`` that replace the embedding layer's output
+                (then ``ids`` gives the token ids the model also sees); or continuous
+                features ``(batch, time, features)``.
+            lengths: true lengths ``(batch,)``; from the padding when ``None``.
+            ids: the token ids behind embedded ``inputs``.
+        """
+        embedded = None
+        if self.is_token_model and inputs.dtype.is_floating_point:
+            embedded = inputs
+            if ids is None or ids.shape[:2] != inputs.shape[:2]:
+                raise ValueError(
+                    "embedded inputs need ids= of shape (batch, time), the token ids they "
+                    f"stand for; got {None if ids is None else tuple(ids.shape)}"
+                )
+        elif self.is_token_model:
+            ids = inputs
+        batch, time = inputs.shape[0], inputs.shape[1]
+        if lengths is None:
+            if ids is not None:
+                lengths = self.lengths_of(ids)
+            else:
+                lengths = torch.full((batch,), time, dtype=torch.long, device=inputs.device)
+        elif lengths.shape[0] != batch:
+            raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {batch}")
+        x = ids if self.is_token_model else inputs
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        kwargs: dict[str, Any] = {}
+        if self.lengths_arg:
+            kwargs[self.lengths_arg] = lengths
+        elif self.mask_arg:
+            if ids is not None:
+                real = self.padding_mask(ids)
+            else:
+                real = torch.arange(time, device=inputs.device)[None, :] < lengths[:, None]
+            kwargs[self.mask_arg] = ~real if self.mask_arg in _MASK_PAD else real.long()
+        if embedded is None:
+            return self._as_matrix(self.module(x, **kwargs))
+        replacement = embedded if self.batch_first else embedded.transpose(0, 1)
+        calls = []
+
+        def substitute(_module: nn.Module, _args: Any, output: Tensor) -> Tensor:
+            calls.append(1)
+            if len(calls) > 1:
+                raise ValueError(
+                    f"{self.embedding_name} ran more than once in one forward: captum-rnn "
+                    "cannot tell which call embeds the input; pass embedding= naming the "
+                    "input embedding"
+                )
+            if output.shape != replacement.shape:
+                raise ValueError(
+                    f"{self.embedding_name} returned shape {tuple(output.shape)}, expected "
+                    f"{tuple(replacement.shape)}: is batch_first={self.batch_first} right?"
+                )
+            return replacement.to(output.dtype)
+
+        handle = self.embedding.register_forward_hook(substitute)
+        try:
+            return self._as_matrix(self.module(x, **kwargs))
+        finally:
+            handle.remove()
+
+    def _as_matrix(self, out: Any) -> Tensor:
+        if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
+            out = out[0]
+        elif isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
+            out = out["logits"]
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"the model returned {type(out).__name__}; expected a tensor of outputs "
+                "(or a tuple / dict whose first item / 'logits' is one)"
+            )
+        if out.dim() == 1:
+            out = out[:, None]
+        if out.dim() != 2:
+            raise ValueError(
+                f"the model returned shape {tuple(out.shape)}; expected (batch, outputs): "
+                "one output vector per sequence"
+            )
+        return out
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """The embedding of batch-first ``ids`` ``(batch, time, dim)``, detached."""
+        x = ids if self.batch_first else ids.transpose(0, 1)
+        out = self.embedding(x).detach()
+        return out if self.batch_first else out.transpose(0, 1)
+
+
+def adapt(
+    model: nn.Module,
+    *,
+    pad_id: int | None = None,
+    batch_first: bool | None = None,
+    output: str | None = None,
+    embedding: str | nn.Module | None = None,
+    num_classes: int | None = None,
+    lengths_arg: str | None = None,
+    mask_arg: str | None = None,
+) -> SequenceModel:
+    """Turn a user's sequence model into a :class:`SequenceModel` (idempotent).
+
+    Args:
+        model: any ``nn.Module`` or ``LightningModule`` whose forward takes a batch of
+            sequences first; or a :class:`SequenceModel` (returned as is, or re-adapted
+            when hints are given).
+        pad_id: padding token id, when the embedding has no ``padding_idx``.
+        batch_first: the layout of the model's input, when its layers do not say it.
+        output: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``.
+        embedding: name (or module) of the input ``nn.Embedding`` when there are several;
+            ``False`` for a model that reads features although it holds embeddings.
+        num_classes: number of classes when the output width does not tell it.
+        lengths_arg: the forward's parameter that takes lengths ``(batch,)``.
+        mask_arg: the forward's parameter that takes a padding mask ``(batch, time)``
+            (``mask``/``attention_mask``: 1 = real; ``*key_padding_mask``: True = pad).
+
+    Returns:
+        A :class:`SequenceModel`; ``print`` it to see what was given and inferred.
+
+    Raises:
+        ValueError: naming the hint to pass where a property cannot be inferred.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> class Tagger(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.emb = nn.Embedding(10, 4, padding_idx=1)
+        ...         self.rnn = nn.GRU(4, 8, batch_first=True)
+        ...         self.fc = nn.Linear(8, 3)
+        ...     def forward(self, text, text_lengths):
+        ...         return self.fc(self.rnn(self.emb(text))[1][-1])
+        >>> seq = adapt(Tagger())
+        >>> seq.pad_id, seq.batch_first, seq.lengths_arg
+        (1, True, 'text_lengths')
+    """
+    hints = {
+        "pad_id": pad_id,
+        "batch_first": batch_first,
+        "output": output,
+        "embedding": embedding,
+        "num_classes": num_classes,
+        "lengths_arg": lengths_arg,
+        "mask_arg": mask_arg,
+    }
+    given = {k: v for k, v in hints.items() if v is not None}
+    if isinstance(model, SequenceModel):
+        if not given:
+            return model
+        return SequenceModel(model.module, **{**model.hints, **given})
+    return SequenceModel(model, **given)
