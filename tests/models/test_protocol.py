@@ -1,0 +1,274 @@
+"""The model contract: what adapt() infers, what it refuses, and explain() through it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import LayerIntegratedGradients
+from torch import nn
+
+import captum_rnn
+from captum_rnn.models import RNNClassifier, SequenceModel, adapt
+
+
+class ImdbLSTM(nn.Module):
+    """The classic tutorial: time-major packed bidirectional LSTM, pad id 1, one logit."""
+
+    def __init__(self, vocab=20, emb=6, hid=5, pad_idx=1, out=1, batch_first=False):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, emb, padding_idx=pad_idx)
+        self.rnn = nn.LSTM(emb, hid, bidirectional=True, batch_first=batch_first)
+        self.fc = nn.Linear(hid * 2, out)
+
+    def forward(self, text, text_lengths):
+        embedded = self.embedding(text)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded,
+            text_lengths.to("cpu"),
+            batch_first=self.rnn.batch_first,
+            enforce_sorted=False,
+        )
+        _, (hidden, _) = self.rnn(packed)
+        return self.fc(torch.cat((hidden[-2], hidden[-1]), dim=1))
+
+
+class NoPadEmbedding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.rnn = nn.GRU(4, 4, batch_first=True)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(self.embed(x))[1][-1])
+
+
+class TwoEmbeddings(NoPadEmbedding):
+    def __init__(self):
+        super().__init__()
+        self.position = nn.Embedding(50, 4)
+
+
+class NeedsHidden(NoPadEmbedding):
+    def forward(self, x, hidden):  # noqa: D102
+        return self.fc(self.rnn(self.embed(x), hidden)[1][-1])
+
+
+class MaskedGRU(nn.Module):
+    """Hugging Face style: attention_mask with 1 = real token; returns probabilities."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(12, 4, padding_idx=3)
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, input_ids, attention_mask=None):
+        states, _ = self.rnn(self.embed(input_ids))
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(1) / mask.sum(1)
+        return torch.softmax(self.fc(pooled), dim=-1)
+
+
+def _batch(pad=1, time_major=True):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, 20, (3, 6), generator=g)
+    lengths = torch.tensor([6, 4, 2])
+    ids[torch.arange(6)[None, :] >= lengths[:, None]] = pad
+    return (ids.T.contiguous() if time_major else ids), lengths
+
+
+# ------------------------------------------------------------------ inference
+def test_adapt_reads_the_tutorial_model_and_repr_says_how():
+    torch.manual_seed(0)
+    seq = adapt(ImdbLSTM(), output="logits")
+    assert (seq.pad_id, seq.batch_first, seq.lengths_arg, seq.mask_arg) == (
+        1,
+        False,
+        "text_lengths",
+        None,
+    )
+    assert seq.embedding_name == "embedding" and seq.is_token_model
+    text = repr(seq)
+    for name in (
+        "pad_id",
+        "batch_first",
+        "embedding",
+        "num_classes",
+        "output",
+        "lengths_arg",
+        "mask_arg",
+        "module",
+    ):
+        assert f"{name}=" in text
+    assert "embedding.padding_idx" in text and "batch_first of rnn" in text
+    assert "output='logits'  # given" in text
+
+
+def test_adapt_is_idempotent_and_hints_readapt():
+    seq = adapt(ImdbLSTM(), output="logits")
+    assert adapt(seq) is seq
+    again = adapt(seq, pad_id=0)
+    assert again.pad_id == 0 and again.output == "logits" and again.module is seq.module
+    assert isinstance(again, SequenceModel)
+
+
+def test_output_kind_and_classes_are_inferred_from_the_first_output():
+    torch.manual_seed(0)
+    seq = adapt(MaskedGRU())
+    assert seq.mask_arg == "attention_mask" and seq.lengths_arg is None
+    ids = torch.tensor([[4, 5, 6, 3], [7, 8, 3, 3]])
+    out = seq(ids)
+    seq.observe(out)
+    assert seq.output == "probs" and seq.num_classes == 3
+    assert "first output's values" in repr(seq)
+    # the mask the model got: 1 at real tokens, wherever the padding stands
+    torch.testing.assert_close(seq.probabilities(out), out)
+
+
+@pytest.mark.parametrize(
+    ("model", "hints", "match"),
+    [
+        (NoPadEmbedding(), {}, "pad_id="),
+        (TwoEmbeddings(), {}, "embedding="),
+        (NeedsHidden(), {"pad_id": 0}, "'hidden'.*lengths_arg='hidden'"),
+        (nn.Linear(3, 2), {}, "batch_first="),
+        (ImdbLSTM(), {"embedding": "nope"}, "names no submodule"),
+        (ImdbLSTM(), {"lengths_arg": "lens"}, "not a parameter"),
+        (ImdbLSTM(), {"output": "softmax"}, "output must be one of"),
+    ],
+)
+def test_adapt_refuses_to_guess_and_names_the_hint(model, hints, match):
+    with pytest.raises(ValueError, match=match):
+        adapt(model, **hints)
+
+
+def test_one_output_needs_the_output_hint():
+    seq = adapt(ImdbLSTM())
+    ids, lengths = _batch()
+    with pytest.raises(ValueError, match="output='logits'"):
+        captum_rnn.explain(seq, ids, lengths=lengths)
+
+
+def test_adapt_with_hints_never_assumes_pad_zero():
+    seq = adapt(NoPadEmbedding(), pad_id=7)
+    assert seq.pad_id == 7 and "given" in repr(seq)
+
+
+# ------------------------------------------------------------------ explain through it
+def _lig_by_hand(model, ids, lengths, n_steps):
+    """Captum's LayerIntegratedGradients called by hand, the way a user would (batch-first:
+    Captum expands dim 0, so by hand it cannot run a time-major model at all)."""
+    lig = LayerIntegratedGradients(model, model.embedding)
+    return lig.attribute(
+        ids,
+        baselines=torch.full_like(ids, 1),
+        target=0,
+        additional_forward_args=(lengths,),
+        n_steps=n_steps,
+    ).sum(-1)  # (batch, time)
+
+
+def test_explain_equals_layer_integrated_gradients_by_hand():
+    torch.manual_seed(0)
+    time_major = ImdbLSTM().eval()
+    model = ImdbLSTM(batch_first=True).eval()
+    model.load_state_dict(time_major.state_dict())
+    ids, lengths = _batch(time_major=False)
+    explanations = captum_rnn.explain(model, ids, output="logits", n_steps=32, max_steps=32)
+    lig = LayerIntegratedGradients(model, model.embedding)
+    expected = lig.attribute(
+        ids,
+        baselines=torch.full_like(ids, 1),
+        target=0,
+        additional_forward_args=(lengths,),
+        n_steps=32,
+    ).sum(-1)
+    # and the time-major original, through the contract, gives the same numbers
+    time_major_explanations = captum_rnn.explain(
+        time_major, ids.T, output="logits", n_steps=32, max_steps=32
+    )
+    for i, (e, t) in enumerate(zip(explanations, time_major_explanations, strict=True)):
+        n = int(lengths[i])
+        assert e.tokens == t.tokens == [str(x) for x in ids[i, :n].tolist()]
+        torch.testing.assert_close(
+            torch.tensor(e.scores, dtype=torch.float64), expected[i, :n].double(), rtol=1e-5, atol=1e-7
+        )
+        torch.testing.assert_close(torch.tensor(t.scores), torch.tensor(e.scores))
+        assert e.target == 1 and e.n_steps == 32
+
+
+def test_time_major_model_explains_like_its_batch_first_twin():
+    torch.manual_seed(0)
+    time_major = ImdbLSTM().eval()
+    batch_first = ImdbLSTM(batch_first=True).eval()
+    batch_first.load_state_dict(time_major.state_dict())
+    ids, _ = _batch()
+    a = captum_rnn.explain(time_major, ids, output="logits", n_steps=16, max_steps=16)
+    b = captum_rnn.explain(batch_first, ids.T, output="logits", n_steps=16, max_steps=16)
+    for x, y in zip(a, b, strict=True):
+        assert x.tokens == y.tokens
+        torch.testing.assert_close(torch.tensor(x.scores), torch.tensor(y.scores))
+
+
+def test_left_padding_gets_no_score_and_no_token():
+    torch.manual_seed(0)
+    model = MaskedGRU().eval()
+    ids = torch.tensor([[3, 3, 4, 5, 6], [7, 8, 9, 3, 3], [3, 10, 3, 11, 3]])
+    for method in ("integrated_gradients", "saliency", "occlusion", "feature_ablation"):
+        explanations = captum_rnn.explain(model, ids, method=method)
+        assert [e.tokens for e in explanations] == [["4", "5", "6"], ["7", "8", "9"], ["10", "11"]]
+        assert all(len(e.scores) == len(e.tokens) for e in explanations)
+
+
+def test_batch_equals_each_sequence_alone_on_a_user_model():
+    torch.manual_seed(0)
+    model = ImdbLSTM().eval()
+    ids, lengths = _batch()
+    batch = captum_rnn.explain(model, ids, output="logits")
+    for i in range(3):
+        alone = captum_rnn.explain(model, ids[: lengths[i], i : i + 1], output="logits")[0]
+        torch.testing.assert_close(
+            torch.tensor(alone.scores), torch.tensor(batch[i].scores), atol=1e-6, rtol=1e-5
+        )
+
+
+def test_explain_restores_every_submodule_mode_and_leaves_weights_alone():
+    torch.manual_seed(0)
+    model = RNNClassifier(2, vocab_size=20, hidden_size=4, embedding_dim=3, dropout=0.2).train()
+    model.embedding.eval()  # frozen submodule inside a training model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    hooks = [len(m._forward_hooks) for m in model.modules()]
+    captum_rnn.explain(model, torch.tensor([[4, 5, 6, 0]]))
+    assert [m.training for m in model.modules()] == modes
+    assert [len(m._forward_hooks) for m in model.modules()] == hooks
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_explain_restores_modes_when_it_raises():
+    model = MaskedGRU().train()
+    model.rnn.eval()
+    modes = [m.training for m in model.modules()]
+    with pytest.raises(ValueError):
+        captum_rnn.explain(model, torch.tensor([[4, 50]]))  # id 50 outside the vocabulary
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_inside_inference_mode_on_a_user_model():
+    torch.manual_seed(0)
+    model = MaskedGRU().eval()
+    with torch.inference_mode():
+        ids = torch.tensor([[4, 5, 6, 3]])
+        [e] = captum_rnn.explain(model, ids)
+    assert len(e.scores) == 3 and e.delta is not None
+
+
+def test_a_layer_called_twice_is_refused_clearly():
+    class Twice(NoPadEmbedding):
+        def forward(self, x):
+            return self.fc(self.rnn(self.embed(x) + self.embed(x))[1][-1])
+
+    with pytest.raises(ValueError, match="more than once"):
+        captum_rnn.explain(Twice(), torch.tensor([[1, 2, 3]]), pad_id=0)
