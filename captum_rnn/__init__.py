@@ -1,5 +1,8 @@
 """captum-rnn: explain recurrent and attention sequence models with Captum and Lightning.
 
+Any ``nn.Module`` over sequences works: ``adapt(model)`` reads what it can off the model
+(the model contract, ``docs/ARCHITECTURE.md``) and names the hint to pass where it cannot.
+
 Example:
     >>> import torch, captum_rnn
     >>> from captum_rnn.models import RNNClassifier
@@ -11,6 +14,7 @@ from captum_rnn._explain import explain
 from captum_rnn._utils.grad import GradientContext, gradient_context
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __version__ = "0.1.0"
 
@@ -19,7 +23,9 @@ __all__ = [
     "Explanation",
     "Explanations",
     "GradientContext",
+    "SequenceModel",
     "__version__",
+    "adapt",
     "benchmark",
     "explain",
     "gradient_context",
