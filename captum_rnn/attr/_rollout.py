@@ -109,8 +109,11 @@ def _check_mask(mask: Tensor | None, batch: int, time: int, device: torch.device
             raise TypeError(f"mask must be boolean (True at real positions), got {mask.dtype}")
         mask = mask != 0
     mask = mask.to(device)
-    if not bool(mask.any(dim=1).all()):
-        raise ValueError("mask has a sequence with no real position; sequences must be non-empty")
+    empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"mask row(s) {empty} have no real position (all padding); sequences must be non-empty"
+        )
     return mask
 
 

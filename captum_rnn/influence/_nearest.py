@@ -52,6 +52,7 @@ from captum_rnn.influence._store import (
     StoreWriter,
     model_fingerprint,
 )
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["NearestExamples", "Neighbors", "PrototypeEvaluation"]
 
@@ -60,6 +61,8 @@ POOLED = "pooled"
 _POOLINGS = ("mean", "last", "max")
 _MISSING = object()
 _QUERY_ROWS = 8192  # stored vectors searched as queries at a time
+_PARTS = ("output", "input")
+_CALLS = ("last", "mean")
 
 
 @dataclass
@@ -203,12 +206,55 @@ def _rows(value: Any, start: int, stop: int, batch: int) -> Any:
     return value
 
 
+def _has_encode(model: nn.Module) -> bool:
+    """True when the model's class defines ``encode`` (no attribute probing)."""
+    return any(callable(vars(cls).get("encode")) for cls in type(model).__mro__)
+
+
+def _split_layer(name: str) -> tuple[str, str]:
+    """``"fc"`` / ``"fc:output"`` -> ``("fc", "output")``; ``"fc:input"`` -> ``("fc", "input")``."""
+    module, sep, part = name.rpartition(":")
+    if not sep:
+        return name, "output"
+    if part not in _PARTS:
+        raise ValueError(
+            f"layers: {name!r} ends in {':' + part!r}; use 'name' or 'name:output' for a "
+            "module's output and 'name:input' for its (first) input"
+        )
+    return module, part
+
+
+def _check_call(call: Any) -> str | int:
+    if isinstance(call, str) and call in _CALLS:
+        return call
+    if isinstance(call, (int, np.integer)) and not isinstance(call, bool):
+        return int(call)
+    raise ValueError(
+        f"call must be 'last', 'mean' or an int index of the layer's calls in one forward "
+        f"pass (0 = first, -1 = last), got {call!r}"
+    )
+
+
 def _accepts_lengths(model: nn.Module) -> bool:
     try:
         parameters = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
     return "lengths" in parameters
+
+
+def _check_rows(lengths: Any, what: str, start: int) -> None:
+    """Refuse all-padding rows (their vectors would be NaN or meaningless), naming them."""
+    if not isinstance(lengths, Tensor) or lengths.dim() != 1:
+        return
+    empty = (lengths <= 0).nonzero().flatten().tolist()
+    if empty:
+        rows = [start + i for i in empty]
+        raise ValueError(
+            f"{what} {rows[0]} is all padding (length 0)"
+            + (f", and {len(rows) - 1} more: {rows}" if len(rows) > 1 else "")
+            + "; every sequence needs at least one real token"
+        )
 
 
 def _is_regressor(model: nn.Module) -> bool:
@@ -230,10 +276,13 @@ class NearestExamples(DataInfluence):
             returning ``(states, mask, pooled)`` (every captum_rnn recurrent model does).
         train_dataset: a map-style data set of ``(sequence, target)`` items.
         layers: ``None`` for the pooled ``model.encode`` representation (stored as
-            ``"pooled"``), or the name(s) of tensor-returning modules, e.g.
-            ``"representation"`` or ``["step_states", "representation"]``. Modules
-            that return tuples (``nn.LSTM``) are refused: tap them with ``nn.Identity``.
-            A per-step output ``(batch, time, hidden)`` is pooled over the real steps.
+            ``"pooled"``), or the name(s) of submodules: ``"fc"`` (or ``"fc:output"``)
+            for a module's output, ``"fc:input"`` for its first input, e.g.
+            ``"representation"``, ``["step_states", "representation"]`` or, on a user's
+            tutorial model, ``"fc:input"`` (the features its classifier head reads).
+            Modules that return tuples (``nn.LSTM``) are refused: tap them with
+            ``nn.Identity``. A per-step output ``(batch, time, hidden)`` is pooled over
+            the real steps (``(time, batch, hidden)`` for time-major models).
         metric: ``"cosine"`` (default), ``"dot"`` or ``"euclidean"``. Scores are
             similarities (largest first) or distances (smallest first), as in Captum.
         batch_size: examples encoded per forward pass.
@@ -250,6 +299,16 @@ class NearestExamples(DataInfluence):
             memory-mapped store).
         chunk_size: stored vectors scored at a time by exact search.
         index_options: extra keyword arguments for the approximate index.
+        call: which call of a layer that runs several times in one forward pass (a
+            hand-written RNN cell called once per time step) is recorded: ``"last"``
+            (default), ``"mean"`` (of all calls' vectors) or an int index (``0`` the
+            first call, ``-1`` the last). Every call is recorded; a layer run once is
+            the same for all three.
+        pad_id, batch_first, output, embedding, num_classes, lengths_arg, mask_arg:
+            hints for the model contract (:func:`captum_rnn.adapt`): the model is run
+            through it (its own layout, lengths or mask as its forward takes them).
+            Without hints a model the contract cannot read is called as is, with the
+            lengths when its forward has a ``lengths`` parameter.
 
     Example:
         >>> from captum_rnn.data import planted_cues
@@ -277,9 +336,37 @@ class NearestExamples(DataInfluence):
         search_device: str | torch.device | None = None,
         chunk_size: int = 65536,
         index_options: dict[str, Any] | None = None,
+        call: str | int = "last",
+        pad_id: int | None = None,
+        batch_first: bool | None = None,
+        output: str | None = None,
+        embedding: str | nn.Module | None = None,
+        num_classes: int | None = None,
+        lengths_arg: str | None = None,
+        mask_arg: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        hints = {
+            "pad_id": pad_id,
+            "batch_first": batch_first,
+            "output": output,
+            "embedding": embedding,
+            "num_classes": num_classes,
+            "lengths_arg": lengths_arg,
+            "mask_arg": mask_arg,
+        }
+        given = {k: v for k, v in hints.items() if v is not None}
+        seq: SequenceModel | None
+        if isinstance(model, SequenceModel) or given:
+            seq = adapt(model, **given)  # errors name the hint to pass
+        else:
+            try:
+                seq = adapt(model)
+            except (TypeError, ValueError):
+                seq = None  # a model the contract cannot read: called as is
+        if seq is not None:
+            model = seq.module
         if not (hasattr(train_dataset, "__getitem__") and hasattr(train_dataset, "__len__")):
             raise TypeError(
                 "train_dataset must be a map-style Dataset with __getitem__ and __len__, "
@@ -289,7 +376,7 @@ class NearestExamples(DataInfluence):
             raise ValueError("train_dataset is empty")
         modules = dict(model.named_modules())
         if layers is None:
-            if not callable(getattr(model, "encode", None)):
+            if not _has_encode(model):
                 raise ValueError(
                     "layers=None uses model.encode, which this model does not have: name "
                     "the layers to encode, e.g. layers=['representation']"
@@ -301,17 +388,19 @@ class NearestExamples(DataInfluence):
                 raise ValueError(f"layers must be a layer name or a list of names, got {layers!r}")
             if len(set(names)) != len(names):
                 raise ValueError(f"layers holds duplicates: {names}")
-            for name in names:
+            for full in names:
+                name, part = _split_layer(full)
                 if name not in modules or name == "":
                     raise ValueError(
                         f"layers: model has no submodule {name!r}; known: "
                         f"{sorted(n for n in modules if n)[:20]}"
                     )
-                if isinstance(modules[name], nn.RNNBase):
+                if part == "output" and isinstance(modules[name], nn.RNNBase):
                     raise ValueError(
                         f"layers: {name!r} is a {type(modules[name]).__name__}, which returns a "
                         "tuple; tap a tensor instead (e.g. an nn.Identity such as "
-                        "'step_states' or 'representation')"
+                        "'step_states' or 'representation', or the next layer's input "
+                        "such as 'fc:input')"
                     )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -335,9 +424,16 @@ class NearestExamples(DataInfluence):
         self.search_device = search_device
         self.chunk_size = chunk_size
         self.index_options = dict(index_options or {})
-        self._modules = {name: modules[name] for name in names or ()}
+        self.call = _check_call(call)
+        self.seq = seq
+        self._modules = {
+            full: (modules[_split_layer(full)[0]], _split_layer(full)[1]) for full in names or ()
+        }
         self._pass_lengths = _accepts_lengths(model)
-        self._regression = _is_regressor(model)
+        if seq is not None and seq.output is not None:
+            self._regression = seq.output == "regression"
+        else:
+            self._regression = _is_regressor(model)
         self.store_: ExampleStore | None = None
         self.calibration_: _Calibration | None = None
         self._indexes: dict[str, Any] = {}
@@ -373,16 +469,43 @@ class NearestExamples(DataInfluence):
         )
 
     # ------------------------------------------------------------------ encoding
+    def _run(self, inputs: tuple[Tensor, ...], extra: tuple[Any, ...], lengths: Any) -> Any:
+        """Call the model: through the contract when it reads the model, else as is."""
+        if (
+            self.seq is not None
+            and len(inputs) == 1
+            and (not extra or (len(extra) == 1 and extra[0] is lengths))
+        ):
+            return self.seq(inputs[0], lengths)
+        args = inputs + extra
+        if not extra and lengths is not None and self._pass_lengths:
+            args = args + (lengths,)
+        return self.model(*args)
+
     def _forward(
-        self, args: tuple[Any, ...], lengths: Tensor | None, time: int | None
+        self,
+        inputs: tuple[Tensor, ...],
+        extra: tuple[Any, ...],
+        lengths: Tensor | None,
+        time: int | None,
     ) -> tuple[dict[str, Tensor], Tensor]:
-        """One forward pass: the vectors of every layer ``(batch, dim)`` and the predictions."""
+        """One forward pass: the vectors of every layer ``(batch, dim)`` and the predictions.
+
+        Every call of a hooked layer is recorded; ``self.call`` picks the one kept.
+        """
         captured: dict[str, Any] = {}
+        calls: dict[str, list[Any]] = {name: [] for name in self._modules}
         handles = []
 
-        def hook(name: str) -> Callable[..., None]:
-            def record(module: nn.Module, inputs: Any, output: Any) -> None:
-                captured.setdefault(name, output)
+        def hook(name: str, part: str) -> Callable[..., None]:
+            def record(module: nn.Module, args: Any, output: Any) -> None:
+                if part == "input":
+                    value = args[0] if isinstance(args, tuple) and args else None
+                else:
+                    value = output
+                if isinstance(value, Tensor):
+                    value = value.detach()
+                calls[name].append(value)
 
             return record
 
@@ -391,21 +514,61 @@ class NearestExamples(DataInfluence):
             try:
                 if self.layers is None:
                     stack.enter_context(_capture_encode(self.model, captured))
-                for name, module in self._modules.items():
-                    handles.append(module.register_forward_hook(hook(name)))
-                outputs = self.model(*args)
+                for name, (module, part) in self._modules.items():
+                    handles.append(module.register_forward_hook(hook(name, part)))
+                outputs = self._run(inputs, extra, lengths)
                 if self.layers is None and POOLED not in captured:
+                    args = inputs + extra
+                    if not extra and lengths is not None and self._pass_lengths:
+                        args = args + (lengths,)
                     captured[POOLED] = _pooled_of(self.model.encode(*args))
             finally:
                 for handle in handles:
                     handle.remove()
+        for name, values in calls.items():
+            captured[name] = self._select_call(name, values)
+        batch = inputs[0].shape[0]
         vectors = {
-            name: self._flatten(name, captured.get(name), lengths, time)
+            name: self._flatten(name, captured.get(name), lengths, time, batch)
             for name in self.layer_names
         }
         return vectors, self._predictions(outputs)
 
-    def _flatten(self, name: str, value: Any, lengths: Tensor | None, time: int | None) -> Tensor:
+    def _select_call(self, name: str, values: list[Any]) -> Any:
+        if not values:
+            return None
+        if self.call == "last":
+            return values[-1]
+        if self.call == "mean":
+            if len(values) == 1 or not all(isinstance(v, Tensor) for v in values):
+                return (
+                    values[0]
+                    if len(values) == 1
+                    else next(v for v in values if not isinstance(v, Tensor))
+                )
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) > 1:
+                raise ValueError(
+                    f"call='mean': layer {name!r} ran {len(values)} times with different "
+                    f"shapes {sorted(shapes)}; pick one call with call=<int>"
+                )
+            return torch.stack([v.float() for v in values]).mean(dim=0)
+        index = int(self.call)
+        if not -len(values) <= index < len(values):
+            raise ValueError(
+                f"call={index} is out of range: layer {name!r} ran {len(values)} time(s) in "
+                f"the forward pass, so call must be in [-{len(values)}, {len(values)})"
+            )
+        return values[index]
+
+    def _flatten(
+        self,
+        name: str,
+        value: Any,
+        lengths: Tensor | None,
+        time: int | None,
+        batch: int | None = None,
+    ) -> Tensor:
         if value is None:
             raise RuntimeError(f"layer {name!r} did not run during the forward pass")
         if not isinstance(value, Tensor):
@@ -414,6 +577,15 @@ class NearestExamples(DataInfluence):
                 "with an nn.Identity (e.g. 'representation') instead"
             )
         value = value.detach()
+        if (
+            value.dim() == 3
+            and self.seq is not None
+            and not self.seq.batch_first
+            and time is not None
+            and value.shape[0] == time
+            and value.shape[1] == batch
+        ):
+            value = value.transpose(0, 1)  # a time-major model's per-step output
         if value.dim() == 3 and time is not None and value.shape[1] == time:
             value = self._pool_steps(value, lengths)
         return value.reshape(value.shape[0], -1).float()
@@ -467,19 +639,27 @@ class NearestExamples(DataInfluence):
         fingerprint = DataFingerprint()
         writer = StoreWriter(len(dataset), path)
         weights = model_fingerprint(self.model)
+        # A private generator: the loader's base seed must not draw from the global RNG.
         loader = DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.collate_fn,
+            generator=torch.Generator(),
         )
+        start = 0
         for batch in loader:
             inputs, lengths, targets = self._unpack(batch)
             fingerprint.update(inputs, lengths, targets)
             inputs = tuple(_to_device(x, device) for x in inputs)
-            args = inputs + (
-                (lengths.to(device),) if lengths is not None and self._pass_lengths else ()
-            )
+            if lengths is None:
+                lengths = self._query_lengths(inputs, ())
+            _check_rows(self._real_counts(inputs, lengths), "the data set's item", start)
+            run_lengths = None if lengths is None else _to_device(lengths, device)
             time = inputs[0].shape[1] if inputs[0].dim() >= 2 else None
-            vectors, predictions = self._forward(args, lengths, time)
+            vectors, predictions = self._forward(inputs, (), run_lengths, time)
             writer.add(vectors, targets, predictions)
+            start += inputs[0].shape[0]
         info = {
             "layers": self.layers,
             "metric": self.metric,
@@ -551,9 +731,23 @@ class NearestExamples(DataInfluence):
             rows = tuple(_to_device(_rows(x, start, stop, batch), device) for x in inputs)
             more = tuple(_to_device(_rows(a, start, stop, batch), device) for a in extra)
             time = rows[0].shape[1] if rows[0].dim() >= 2 else None
-            parts.append(self._forward(rows + more, self._query_lengths(rows, more), time))
+            lengths = self._query_lengths(rows, more)
+            _check_rows(self._real_counts(rows, lengths), "inputs row", start)
+            parts.append(self._forward(rows, more, lengths, time))
         vectors = {name: torch.cat([p[0][name] for p in parts]) for name in self.layer_names}
         return vectors, torch.cat([p[1] for p in parts])
+
+    def _real_counts(self, inputs: tuple[Tensor, ...], lengths: Any) -> Any:
+        """Real tokens per row: the padding mask of token ids (within the lengths)."""
+        x = inputs[0]
+        seq = self.seq
+        if seq is None or not seq.is_token_model or x.dim() != 2 or x.is_floating_point():
+            return lengths
+        real = seq.padding_mask(x)
+        if isinstance(lengths, Tensor) and lengths.dim() == 1:
+            steps = torch.arange(x.shape[1], device=x.device)
+            real = real & (steps[None, :] < lengths.to(x.device)[:, None])
+        return real.sum(dim=1)
 
     def _query_lengths(self, inputs: tuple[Tensor, ...], extra: tuple[Any, ...]) -> Tensor | None:
         batch = inputs[0].shape[0]
@@ -565,10 +759,15 @@ class NearestExamples(DataInfluence):
                 and not value.dtype.is_floating_point
             ):
                 return value
-        lengths_of = getattr(self.model, "lengths_of", None)
         x = inputs[0]
-        if callable(lengths_of) and x.dim() == 2 and not x.dtype.is_floating_point:
-            return lengths_of(x)
+        seq = self.seq
+        if (
+            seq is not None
+            and seq.is_token_model
+            and x.dim() == 2
+            and not x.dtype.is_floating_point
+        ):
+            return seq.lengths_of(x)
         return None
 
     # ------------------------------------------------------------------ search
@@ -1007,6 +1206,7 @@ class NearestExamples(DataInfluence):
                 batch_size=store.info.get("batch_size", nearest.batch_size),
                 shuffle=False,
                 collate_fn=nearest.collate_fn,
+                generator=torch.Generator(),
             )
             for batch in loader:
                 fingerprint.update(*nearest._unpack(batch))

@@ -44,10 +44,10 @@ def check_metric(metric: str) -> str:
 def check_top_k(top_k: Any, size: int) -> int:
     """Check ``top_k`` against a data set of ``size`` vectors."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
-        raise TypeError(f"top_k must be an int, got {type(top_k).__name__}")
+        raise ValueError(f"top_k must be an int in [1, {size}], got {top_k!r}")
     top_k = int(top_k)
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise ValueError(f"top_k must be >= 1 (an int in [1, {size}]), got {top_k}")
     if top_k > size:
         raise ValueError(f"top_k={top_k} is larger than the training set ({size} examples)")
     return top_k

@@ -123,8 +123,10 @@ def test_search_validation():
         exact_search(torch.randn(1, 4), vectors, 11)
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         exact_search(torch.randn(1, 4), vectors, 0)
-    with pytest.raises(TypeError, match="top_k must be an int"):
+    with pytest.raises(ValueError, match=r"top_k must be an int in \[1, 10\]"):
         exact_search(torch.randn(1, 4), vectors, 2.0)
+    with pytest.raises(ValueError, match=r"top_k must be an int in \[1, 10\], got 2.5"):
+        exact_search(torch.randn(1, 4), vectors, 2.5)
     with pytest.raises(ValueError, match="metric must be one of"):
         exact_search(torch.randn(1, 4), vectors, 2, metric="manhattan")
     with pytest.raises(ValueError, match="queries must be a tensor"):
