@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
-from captum_rnn.models.protocol import adapt
+from captum_rnn.models.protocol import OUTPUT_KINDS, SequenceModel, adapt
 
 __all__ = ["METRICS", "Metric", "get_metric"]
 
@@ -194,17 +194,78 @@ def get_metric(name: str) -> Metric:
 
 
 # ---------------------------------------------------------------------- shared helpers
+#: The model-contract hints every metric accepts as keywords (see ``captum_rnn.adapt``).
+HINT_NAMES = (
+    "pad_id",
+    "batch_first",
+    "output",
+    "embedding",
+    "num_classes",
+    "lengths_arg",
+    "mask_arg",
+)
+# The metrics' former ``output=`` values, kept one release: what each now means.
+_OLD_OUTPUTS = {"auto": "scores", "probability": "probs", "raw": "raw", "logit": "raw"}
+
+
 def _device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
 
 
+def _as_sequence_model(model: Any) -> SequenceModel:
+    return model if isinstance(model, SequenceModel) else adapt(model)
+
+
+def _adapt(model: Any, output: str | None = None, **hints: Any) -> tuple[SequenceModel, str]:
+    """The user's model through the contract, and what the metrics read from its output.
+
+    ``output`` is one of the contract's kinds (``"logits"``, ``"probs"``,
+    ``"log_probs"``, ``"regression"``: a hint for :func:`~captum_rnn.adapt`) or
+    ``None`` (inferred); the former values ``"auto"``, ``"probability"`` and ``"raw"``
+    still work for one release with a ``DeprecationWarning``.
+
+    Returns:
+        ``(sequence_model, mode)`` with ``mode`` ``"scores"`` (probabilities for a
+        classifier, the output for regression), ``"probs"`` or ``"raw"``.
+    """
+    unknown = set(hints) - set(HINT_NAMES)
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword arguments {sorted(unknown)}; model hints: {list(HINT_NAMES)}"
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    mode = "scores"
+    if output in _OLD_OUTPUTS:
+        mode = _OLD_OUTPUTS[output]
+        meaning = {
+            "scores": "output=None (inferred by the model contract)",
+            "probs": "output=None: classifiers are scored by their probabilities",
+            "raw": "nothing: raw outputs of a classifier are deprecated",
+        }[mode]
+        warnings.warn(
+            f"output={output!r} is deprecated and will be removed in the next release; "
+            f"output= now names what the model returns ('logits', 'probs', 'log_probs', "
+            f"'regression'); use {meaning}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        output = None
+    elif output is not None and output not in OUTPUT_KINDS:
+        raise ValueError(
+            f"output must be one of {OUTPUT_KINDS} (what the model returns) or None, got {output!r}"
+        )
+    return adapt(model, output=output, **hints), mode
+
+
 @dataclass
 class _Batch:
-    """A checked padded batch on the model's device.
+    """A checked padded batch, batch-first, on the model's device.
 
-    ``x`` is token ids ``(B, T)`` or float input ``(B, T, F)``; ``mask`` marks real steps.
+    ``x`` is token ids ``(B, T)`` or float input ``(B, T, F)``; ``mask`` marks real steps
+    (wherever the padding stands).
     """
 
     x: Tensor
@@ -221,89 +282,52 @@ class _Batch:
     def time(self) -> int:
         return int(self.x.shape[1])
 
-
-def _padding_idx(model: nn.Module) -> int:
-    return int(getattr(model, "padding_idx", 0) or 0)
-
-
-def _vocab_size(model: nn.Module) -> int | None:
-    size = getattr(model, "vocab_size", None)
-    if size is None and getattr(model, "embedding", None) is not None:
-        size = getattr(model.embedding, "num_embeddings", None)
-    return None if size is None else int(size)
+    def rows(self, part: slice) -> _Batch:
+        return _Batch(
+            self.x[part], self.lengths[part], self.mask[part], self.is_token, self.padding_idx
+        )
 
 
-def _prepare(model: nn.Module, inputs: Any, lengths: Any = None) -> _Batch:
-    """Check ``inputs``/``lengths`` and return a :class:`_Batch` on the model's device."""
+def _prepare(model: Any, inputs: Any, lengths: Any = None) -> _Batch:
+    """Check ``inputs``/``lengths`` for a :class:`SequenceModel` (a raw model is adapted)
+    and return a batch-first :class:`_Batch` on its device with the real-step mask.
+
+    The checks are :func:`captum_rnn._explain.prepare_inputs`'; ``inputs`` may also be a
+    list of 1-D id tensors or of ``(time, features)`` tensors of different lengths.
+    """
+    from captum_rnn._explain import prepare_inputs
+
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    device = _device(model)
-    if not isinstance(inputs, Tensor):
-        if isinstance(inputs, Sequence) and inputs and isinstance(inputs[0], Tensor | list):
-            seqs = [torch.as_tensor(s) for s in inputs]
-            if lengths is None:
-                lengths = [len(s) for s in seqs]
-            pad = _padding_idx(model) if not seqs[0].dtype.is_floating_point else 0
-            inputs = nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=pad)
-        else:
-            inputs = torch.as_tensor(inputs)
-    padding_idx = _padding_idx(model)
-    is_token = not inputs.dtype.is_floating_point
-    if inputs.dtype == torch.bool:
+    seq = _as_sequence_model(model)
+    if (
+        not isinstance(inputs, (Tensor, str))
+        and isinstance(inputs, Sequence)
+        and inputs
+        and isinstance(inputs[0], Tensor)
+        and inputs[0].dtype.is_floating_point
+    ):
+        rows = [torch.as_tensor(r) for r in inputs]
+        if lengths is None:
+            lengths = [len(r) for r in rows]
+        inputs = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        if not seq.batch_first:
+            inputs = inputs.transpose(0, 1)
+    if isinstance(inputs, Tensor) and inputs.dtype == torch.bool:
         raise TypeError("inputs must be integer token ids or float input, got dtype torch.bool")
-    if is_token:
-        if getattr(model, "embedding", None) is None:
-            raise TypeError(
-                f"inputs are integer token ids (dtype {inputs.dtype}) but the model has no "
-                "token embedding; pass float input (batch, time, features)"
-            )
-        if inputs.dim() == 1:
-            inputs = inputs.unsqueeze(0)
-        if inputs.dim() != 2:
-            raise ValueError(
-                f"inputs must be token ids (batch, time) or (time,), got shape {tuple(inputs.shape)}"
-            )
-        vocab = _vocab_size(model)
-        if inputs.numel() and (
-            int(inputs.min()) < 0 or (vocab is not None and int(inputs.max()) >= vocab)
-        ):
-            raise ValueError(f"inputs hold token ids outside the vocabulary [0, {vocab})")
-    else:
-        if inputs.dim() == 2:
-            inputs = inputs.unsqueeze(0)
-        if inputs.dim() != 3:
-            raise ValueError(
-                f"inputs must be float input (batch, time, features), got shape "
-                f"{tuple(inputs.shape)}"
-            )
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs contain NaN or infinite values")
-    if inputs.shape[0] == 0 or inputs.shape[1] == 0:
-        raise ValueError(f"inputs are empty (shape {tuple(inputs.shape)})")
-    inputs = inputs.to(device)
-    batch, time = inputs.shape[0], inputs.shape[1]
-    if lengths is None:
-        if is_token:
-            empty = (inputs == padding_idx).all(dim=1)
-            if bool(empty.any()):
-                raise ValueError(f"inputs[{int(empty.nonzero()[0])}] holds only padding")
-            if hasattr(model, "lengths_of"):
-                lengths = model.lengths_of(inputs)
-            else:
-                steps = torch.arange(1, time + 1, device=device)
-                lengths = ((inputs != padding_idx) * steps).amax(dim=1)
-        else:
-            lengths = torch.full((batch,), time, dtype=torch.long)
-    lengths = torch.as_tensor(lengths)
-    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
-    if lengths.shape != (batch,):
-        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
-    if int(lengths.min()) < 1 or int(lengths.max()) > time:
-        raise ValueError(f"lengths must be in [1, {time}], got {lengths.tolist()}")
-    lengths = lengths.to(device=device, dtype=torch.long)
-    mask = torch.arange(time, device=device)[None, :] < lengths[:, None]
-    return _Batch(inputs, lengths, mask, is_token, padding_idx)
+    if not seq.is_token_model and isinstance(inputs, Tensor) and not inputs.dtype.is_floating_point:
+        raise TypeError(
+            f"inputs are integer token ids (dtype {inputs.dtype}) but the model has no "
+            "token embedding; pass float input (batch, time, features)"
+        )
+    x, lengths, real = prepare_inputs(seq, inputs, lengths)
+    pad = seq.pad_id if seq.is_token_model else 0
+    return _Batch(x, lengths, real, seq.is_token_model, pad)
+
+
+def _native(seq: SequenceModel, x: Tensor) -> Tensor:
+    """A batch-first batch back in the model's own layout (time-major when it is)."""
+    return x if seq.batch_first else x.transpose(0, 1)
 
 
 def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> Tensor:
@@ -311,6 +335,10 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
 
     Accepts a tensor ``(B, T)`` or ``(B, T, D)`` (summed over ``D``), an
     ``Explanations`` list (its ``scores``) or a list of per-sequence score lists.
+
+    Raises:
+        ValueError: when the attributions of a sequence do not cover its real tokens
+            (naming the sequence and both lengths); they are never zero-padded.
     """
     if isinstance(attributions, Tensor):
         scores = attributions.detach()
@@ -323,86 +351,122 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
                 f"{name} must have shape ({batch.size}, time) or ({batch.size}, time, dim), "
                 f"got {tuple(attributions.shape)}"
             )
-        if scores.shape[1] < batch.time:
-            scores = torch.nn.functional.pad(scores, (0, batch.time - scores.shape[1]))
-        elif scores.shape[1] > batch.time:
+        width = int(scores.shape[1])
+        if width < batch.time:
+            past = batch.mask[:, width:].any(dim=1)
+            if bool(past.any()):
+                i = int(past.nonzero()[0])
+                last = int(batch.mask[i].nonzero()[-1]) + 1
+                raise ValueError(
+                    f"{name} for sequence {i} have {width} positions but sequence {i} has "
+                    f"{int(batch.lengths[i])} real tokens spanning {last} positions: "
+                    f"attributions must cover every real token (they are not zero-padded)"
+                )
+            scores = torch.nn.functional.pad(scores, (0, batch.time - width))
+        elif width > batch.time:
             if bool((scores[:, batch.time :] != 0).any()):
-                raise ValueError(f"{name} are longer than the inputs ({batch.time} steps)")
+                raise ValueError(
+                    f"{name} have {width} positions, more than the inputs' {batch.time}"
+                )
             scores = scores[:, : batch.time]
         scores = scores.to(device=batch.x.device, dtype=torch.float64)
     else:
         rows = [getattr(a, "scores", a) for a in attributions]
         if len(rows) != batch.size:
             raise ValueError(f"{name} must have {batch.size} entries, got {len(rows)}")
-        scores = torch.zeros(batch.size, batch.time, dtype=torch.float64)
+        scores = torch.zeros(batch.size, batch.time, dtype=torch.float64, device=batch.x.device)
         for i, row in enumerate(rows):
             row = torch.as_tensor(row, dtype=torch.float64).reshape(-1)
             if row.numel() != int(batch.lengths[i]):
                 raise ValueError(
                     f"{name}[{i}] has {row.numel()} scores but sequence {i} has "
-                    f"{int(batch.lengths[i])} positions"
+                    f"{int(batch.lengths[i])} real tokens"
                 )
-            scores[i, : row.numel()] = row
-        scores = scores.to(batch.x.device)
+            scores[i, batch.mask[i]] = row.to(scores.device)
     if not bool(torch.isfinite(scores[batch.mask]).all()):
         raise ValueError(f"{name} contain NaN or infinite values at real positions")
     return scores.masked_fill(~batch.mask, 0.0)
 
 
-def _output_kind(model: nn.Module, output: str) -> str:
-    if output not in ("auto", "probability", "raw", "logit"):
-        raise ValueError(f"output must be 'auto', 'probability' or 'raw', got {output!r}")
-    if output == "auto":
-        return "probability" if getattr(model, "num_classes", None) is not None else "raw"
-    return "raw" if output == "logit" else output
+def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = None) -> Tensor:
+    """``seq(x, lengths, ids)``; trailing padding beyond the longest row is cut off for a
+    model told the lengths (it changes nothing there and saves time)."""
+    if seq.takes_lengths and x.shape[1] > 1:
+        if seq.is_token_model:
+            real = (ids if ids is not None else x) != seq.pad_id
+            width = int(
+                (real * torch.arange(1, x.shape[1] + 1, device=x.device)).amax().clamp_min(1)
+            )
+        else:
+            width = int(lengths.max())
+        x = x[:, :width]
+        ids = None if ids is None else ids[:, :width]
+    return seq(x, lengths, ids)
 
 
-def _model_outputs(model: nn.Module, batch: _Batch, batch_size: int) -> Tensor:
+def _model_outputs(model: Any, batch: _Batch, batch_size: int) -> Tensor:
     """The model's raw outputs ``(B, outputs)`` for the unperturbed batch (eval mode)."""
-    with torch.no_grad(), preserve_state(model):
-        return torch.cat(
+    seq = _as_sequence_model(model)
+    with torch.no_grad(), preserve_state(seq.module):
+        outputs = torch.cat(
             [
-                model(batch.x[s : s + batch_size], batch.lengths[s : s + batch_size])
+                seq(batch.x[s : s + batch_size], batch.lengths[s : s + batch_size])
                 for s in range(0, batch.size, batch_size)
             ]
         )
+    seq.observe(outputs)
+    return outputs
 
 
-def _select(outputs: Tensor, target: Tensor, kind: str) -> Tensor:
-    """The ``target`` column of ``outputs`` (softmax first for ``"probability"``), float64."""
-    if kind == "probability":
-        outputs = torch.softmax(outputs.double(), dim=-1)
-    return outputs.gather(1, target[:, None])[:, 0].double()
+def _matrix(seq: SequenceModel, outputs: Tensor, mode: str) -> Tensor:
+    """What the metrics read from outputs ``(B, outputs)``: probabilities for a
+    classifier (never raw logits), the output itself for regression or ``"raw"``."""
+    if mode == "raw":
+        return outputs
+    if seq.output is None:
+        seq.observe(outputs)
+    if seq.output == "regression":
+        if mode == "probs":
+            raise ValueError("output='probability': a regression model has no probabilities")
+        return outputs
+    return seq.probabilities(outputs)
+
+
+def _select(seq: SequenceModel, outputs: Tensor, target: Tensor, mode: str) -> Tensor:
+    """The ``target`` column of what the metrics read from ``outputs``, float64."""
+    values = _matrix(seq, outputs.double(), mode)
+    return values.gather(1, target[:, None].to(values.device))[:, 0]
 
 
 def _resolve_target(
-    model: nn.Module, batch: _Batch, target: Any, batch_size: int, outputs: Tensor | None = None
+    model: Any, batch: _Batch, target: Any, batch_size: int, outputs: Tensor | None = None
 ) -> Tensor:
     """The explained output index per sequence: given, or the predicted class.
 
     ``outputs`` are the model's outputs for the batch when already computed.
     """
+    seq = _as_sequence_model(model)
     if outputs is None:
-        outputs = _model_outputs(model, batch, batch_size)
-    return resolve_target(target, outputs, getattr(model, "num_classes", None) is not None)
+        outputs = _model_outputs(seq, batch, batch_size)
+    seq.observe(outputs)
+    return resolve_target(target, outputs, seq.is_classifier)
 
 
 def _forward(
-    model: nn.Module,
+    model: Any,
     x: Tensor,
     lengths: Tensor,
     target: Tensor,
-    kind: str,
+    mode: str,
     batch_size: int,
 ) -> Tensor:
-    """The model's ``target`` output (probability or raw) for each row, float64."""
+    """The model's ``target`` value (see :func:`_select`) for each row, float64."""
+    seq = _as_sequence_model(model)
     out = []
-    with torch.no_grad(), preserve_state(model):
+    with torch.no_grad(), preserve_state(seq.module):
         for s in range(0, x.shape[0], batch_size):
-            chunk_len = lengths[s : s + batch_size]
-            width = int(chunk_len.max())
-            logits = model(x[s : s + batch_size, :width], chunk_len)
-            out.append(_select(logits, target[s : s + batch_size], kind))
+            outputs = _run(seq, x[s : s + batch_size], lengths[s : s + batch_size])
+            out.append(_select(seq, outputs, target[s : s + batch_size], mode))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64, device=x.device)
 
 
@@ -446,6 +510,7 @@ def _method_explainer(method: str, **kwargs: Any) -> Explainer:
         with preserve_state(seq.module), gradient_context(seq.module):
             if seq.is_token_model and not x.dtype.is_floating_point:
                 ids = x
+                mask = seq.padding_mask(x)
                 embedded = seq.embed(x)
             elif seq.is_token_model:
                 # Embedded (perturbed) input: the ids only mark which steps are real.
@@ -468,6 +533,7 @@ def _method_explainer(method: str, **kwargs: Any) -> Explainer:
         return (result.attributions.detach().sum(dim=-1) * mask).double()
 
     explainer.__name__ = method_cls.name
+    explainer._sequence_model = True  # type: ignore[attr-defined]
     return explainer
 
 
@@ -486,10 +552,19 @@ def _explainer_name(method: Any) -> str:
     return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
 
 
+def _explainer_model(explainer: Explainer, model: nn.Module) -> nn.Module:
+    """Built-in explainers take the :class:`SequenceModel`; a user's callable gets the
+    user's own model."""
+    if getattr(explainer, "_sequence_model", False):
+        return _as_sequence_model(model)
+    return model.module if isinstance(model, SequenceModel) else model
+
+
 def _call_explainer(
     explainer: Explainer, model: nn.Module, batch: _Batch, target: Tensor
 ) -> Tensor:
-    return _as_scores(explainer(model, batch.x, batch.lengths, target), batch, "explanations")
+    scores = explainer(_explainer_model(explainer, model), batch.x, batch.lengths, target)
+    return _as_scores(scores, batch, "explanations")
 
 
 def _nanmean(values: Tensor) -> float:

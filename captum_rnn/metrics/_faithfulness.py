@@ -1,8 +1,11 @@
 """Faithfulness: does an explanation rank the tokens the way the model actually uses them?
 
 Every metric here perturbs the input guided by the attribution and watches the model's
-output for the explained target: a probability for classifiers (``output="auto"``), the
-raw output for regressors. Tokens are removed either by deletion (the sequence gets
+output for the explained target: a probability for classifiers (softmax of logits, exp of
+log-probabilities, the probabilities a model returns; never raw logits), the raw output
+for regressors. Every metric takes the user's own model and calls
+:func:`captum_rnn.adapt` on it, with the hints ``pad_id``, ``batch_first``, ``output``,
+``embedding``, ``num_classes``, ``lengths_arg`` and ``mask_arg`` as keywords. Tokens are removed either by deletion (the sequence gets
 shorter: the kept tokens are re-packed and the new lengths passed to the model) or by
 replacement with a baseline token (the padding id by default, whose embedding is zero;
 zeros for continuous input). A sequence with every token deleted is represented by one
@@ -34,19 +37,24 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.metrics._base import (
+    HINT_NAMES,
+    _adapt,
     _as_scores,
     _Batch,
     _check_batch_size,
     _device,
+    _explainer_model,
     _forward,
+    _matrix,
     _model_outputs,
-    _output_kind,
+    _native,
     _prepare,
     _ranks,
     _resolve_explainer,
     _resolve_target,
     _select,
 )
+from captum_rnn.models.protocol import OUTPUT_KINDS, SequenceModel
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -73,7 +81,7 @@ DEFAULT_FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 class _Perturber:
     """Builds perturbed copies of rows of a batch from masks of the positions to keep."""
 
-    def __init__(self, model: nn.Module, batch: _Batch, removal: str, baseline: Any) -> None:
+    def __init__(self, model: SequenceModel, batch: _Batch, removal: str, baseline: Any) -> None:
         if removal not in ("delete", "replace"):
             raise ValueError(f"removal must be 'delete' or 'replace', got {removal!r}")
         self.batch = batch
@@ -85,7 +93,7 @@ class _Perturber:
                 raise TypeError(
                     f"baseline must be a token id (int) for token input, got {baseline!r}"
                 )
-            vocab = getattr(model, "vocab_size", None)
+            vocab = model.vocab_size
             if baseline < 0 or (vocab is not None and baseline >= vocab):
                 raise ValueError(f"baseline token id {baseline} is outside the vocabulary")
             self.fill: Tensor | int = baseline
@@ -176,20 +184,22 @@ class _Setup:
         lengths: Any,
         removal: str,
         baseline: Any,
-        output: str,
+        output: str | None,
         absolute: bool,
         batch_size: int,
+        hints: dict[str, Any] | None = None,
     ) -> None:
         self.batch_size = _check_batch_size(batch_size)
+        self.model, self.kind = _adapt(model, output, **(hints or {}))
+        model = self.model
         self.batch = _prepare(model, inputs, lengths)
         self.scores = None if attributions is None else _as_scores(attributions, self.batch)
-        self.kind = _output_kind(model, output)
         self.perturber = _Perturber(model, self.batch, removal, baseline)
         # One forward pass of the unperturbed batch gives both the target and m(x).
         outputs = _model_outputs(model, self.batch, self.batch_size)
         self.target = _resolve_target(model, self.batch, target, self.batch_size, outputs)
         self.ranks = None if self.scores is None else _ranks(self.scores, self.batch.mask, absolute)
-        self.full = _select(outputs, self.target, self.kind)
+        self.full = _select(model, outputs, self.target, self.kind)
 
     def top_k_spec(self, rows: Tensor, ks: Tensor, keep_top: bool):
         ranks = self.ranks
@@ -213,9 +223,10 @@ def comprehensiveness_sufficiency(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     removal: str = "delete",
     baseline: Any = None,
-    output: str = "auto",
+    output: str | None = None,
     absolute: bool = False,
     batch_size: int = 256,
+    **hints: Any,
 ) -> tuple[Tensor, Tensor]:
     """Comprehensiveness and sufficiency (ERASER) in one batched pass.
 
@@ -233,15 +244,18 @@ def comprehensiveness_sufficiency(
         attributions: scores ``(batch, time)`` or ``(batch, time, dim)`` (summed over
             ``dim``), or ``Explanations``.
         target: output explained: an int, one per sequence, or ``None`` (predicted class).
-        lengths: true lengths; inferred from ``model.padding_idx`` for token ids.
+        lengths: true lengths; from the padding (the model's ``pad_id``) for token ids.
         fractions: fractions of each sequence's tokens, each in ``(0, 1]``.
         removal: ``"delete"`` (shorten the sequence) or ``"replace"`` (with ``baseline``).
-        baseline: token id (default ``model.padding_idx``) or, for continuous input, a
+        baseline: token id (default the model's ``pad_id``) or, for continuous input, a
             value or per-feature vector (default 0) used by ``"replace"``.
-        output: ``"auto"`` (probability for classifiers, raw output otherwise),
-            ``"probability"`` or ``"raw"``.
+        output: what the model returns: ``"logits"``, ``"probs"``, ``"log_probs"``
+            or ``"regression"`` (``None``: inferred by :func:`captum_rnn.adapt`). The
+            former ``"auto"``/``"probability"``/``"raw"`` are deprecated.
         absolute: rank by ``|attribution|`` instead of signed attribution.
         batch_size: perturbed sequences per forward pass.
+        hints: ``pad_id``, ``batch_first``, ``embedding``, ``num_classes``,
+            ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
     Returns:
         ``(comprehensiveness, sufficiency)``, each float64 ``(batch,)``.
@@ -265,6 +279,7 @@ def comprehensiveness_sufficiency(
         output,
         absolute,
         batch_size,
+        hints,
     )
     return _aopc(model, setup, fractions, comprehensive=True), _aopc(
         model, setup, fractions, comprehensive=False
@@ -288,7 +303,7 @@ def _aopc(
     t_rows, t_ks = u_rows[todo], u_ks[todo]
     spec = setup.top_k_spec(t_rows, t_ks, keep_top=not comprehensive)
     values[todo] = _evaluate(
-        model,
+        setup.model,
         setup.perturber,
         setup.target,
         setup.kind,
@@ -330,9 +345,10 @@ _SETUP_KEYS = ("lengths", "removal", "baseline", "output", "absolute", "batch_si
 
 
 def _setup_from_kwargs(model, inputs, attributions, target, kwargs) -> _Setup:
-    unknown = set(kwargs) - set(_SETUP_KEYS) - {"fractions"}
+    unknown = set(kwargs) - set(_SETUP_KEYS) - {"fractions"} - set(HINT_NAMES)
     if unknown:
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+    hints = {k: v for k, v in kwargs.items() if k in HINT_NAMES and k != "output"}
     return _Setup(
         model,
         inputs,
@@ -341,9 +357,10 @@ def _setup_from_kwargs(model, inputs, attributions, target, kwargs) -> _Setup:
         kwargs.get("lengths"),
         kwargs.get("removal", "delete"),
         kwargs.get("baseline"),
-        kwargs.get("output", "auto"),
+        kwargs.get("output"),
         kwargs.get("absolute", False),
         kwargs.get("batch_size", 256),
+        hints,
     )
 
 
@@ -402,9 +419,10 @@ def _curve(
     steps: int | None,
     removal: str,
     baseline: Any,
-    output: str,
+    output: str | None,
     absolute: bool,
     batch_size: int,
+    hints: dict[str, Any],
 ) -> PerturbationCurve:
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be None (every token) or an int >= 1, got {steps!r}")
@@ -419,6 +437,7 @@ def _curve(
         output,
         absolute,
         batch_size,
+        hints,
     )
     batch = setup.batch
     per_row: list[Tensor] = []
@@ -441,7 +460,13 @@ def _curve(
     todo = ~unchanged
     spec = setup.top_k_spec(rows[todo], ks[todo], keep_top=kind == "insertion")
     values[todo] = _evaluate(
-        model, setup.perturber, setup.target, setup.kind, int(todo.sum()), spec, setup.batch_size
+        setup.model,
+        setup.perturber,
+        setup.target,
+        setup.kind,
+        int(todo.sum()),
+        spec,
+        setup.batch_size,
     )
     fractions, curves, areas = [], [], []
     start = 0
@@ -465,9 +490,10 @@ def deletion_curve(
     steps: int | None = 10,
     removal: str = "delete",
     baseline: Any = None,
-    output: str = "auto",
+    output: str | None = None,
     absolute: bool = False,
     batch_size: int = 256,
+    **hints: Any,
 ) -> PerturbationCurve:
     """Deletion curves: remove the most important tokens first and follow the output.
 
@@ -502,6 +528,7 @@ def deletion_curve(
         output,
         absolute,
         batch_size,
+        hints,
     )
 
 
@@ -515,9 +542,10 @@ def insertion_curve(
     steps: int | None = 10,
     removal: str = "delete",
     baseline: Any = None,
-    output: str = "auto",
+    output: str | None = None,
     absolute: bool = False,
     batch_size: int = 256,
+    **hints: Any,
 ) -> PerturbationCurve:
     """Insertion curves: start from the empty (or all-baseline) sequence and insert the
     most important tokens first. A faithful ranking makes the output rise fast: a large
@@ -539,6 +567,7 @@ def insertion_curve(
         output,
         absolute,
         batch_size,
+        hints,
     )
 
 
@@ -565,8 +594,9 @@ def leave_one_out(
     lengths: Any = None,
     removal: str = "delete",
     baseline: Any = None,
-    output: str = "auto",
+    output: str | None = None,
     batch_size: int = 256,
+    **hints: Any,
 ) -> Tensor:
     """The output drop ``m(x) - m(x without token t)`` for every real position ``t``.
 
@@ -583,7 +613,7 @@ def leave_one_out(
         torch.Size([1, 3])
     """
     setup = _Setup(
-        model, inputs, None, target, lengths, removal, baseline, output, False, batch_size
+        model, inputs, None, target, lengths, removal, baseline, output, False, batch_size, hints
     )
     batch = setup.batch
     rows = torch.repeat_interleave(torch.arange(batch.size, device=batch.x.device), batch.lengths)
@@ -596,7 +626,13 @@ def leave_one_out(
         return rows[part], steps[None, :] != positions[part][:, None]
 
     values = _evaluate(
-        model, setup.perturber, setup.target, setup.kind, int(rows.numel()), spec, setup.batch_size
+        setup.model,
+        setup.perturber,
+        setup.target,
+        setup.kind,
+        int(rows.numel()),
+        spec,
+        setup.batch_size,
     )
     drops = torch.zeros(batch.size, batch.time, dtype=torch.float64, device=batch.x.device)
     drops[batch.mask] = setup.full[rows] - values
@@ -659,8 +695,9 @@ def loo_kendall(
     drops: Tensor | None = None,
     removal: str = "delete",
     baseline: Any = None,
-    output: str = "auto",
+    output: str | None = None,
     batch_size: int = 256,
+    **hints: Any,
 ) -> Tensor:
     """Kendall tau-b between the attributions and the leave-one-out output drops.
 
@@ -674,12 +711,13 @@ def loo_kendall(
     Returns:
         float64 ``(batch,)``; NaN for one-token sequences or constant attributions.
     """
-    batch = _prepare(model, inputs, lengths)
+    seq, _ = _adapt(model, output if output in OUTPUT_KINDS else None, **hints)
+    batch = _prepare(seq, inputs, lengths)
     scores = _as_scores(attributions, batch)
     if drops is None:
         drops = leave_one_out(
-            model,
-            batch.x,
+            seq,
+            _native(seq, batch.x),
             target,
             lengths=batch.lengths,
             removal=removal,
@@ -694,14 +732,13 @@ def loo_kendall(
 
 
 # ---------------------------------------------------------------------- Captum metrics
-def _input_space(model: nn.Module, batch: _Batch, baseline: Any) -> tuple[Tensor, Tensor]:
+def _input_space(model: SequenceModel, batch: _Batch, baseline: Any) -> tuple[Tensor, Tensor]:
     """The input in the space the RNN reads and its reference (padding embedding / 0)."""
     if batch.is_token:
-        embedding = model.embedding
         with torch.no_grad():
-            embedded = embedding(batch.x).detach()
+            embedded = model.embed(batch.x)
             ids = batch.padding_idx if baseline is None else int(baseline)
-            reference = embedding(torch.full_like(batch.x, ids)).detach()
+            reference = model.embed(torch.full_like(batch.x, ids))
         return embedded, reference
     reference = torch.as_tensor(
         0.0 if baseline is None else baseline, dtype=batch.x.dtype, device=batch.x.device
@@ -721,9 +758,10 @@ def infidelity(
     scale: float | None = None,
     n_perturb_samples: int = 10,
     normalize: bool = True,
-    output: str = "raw",
+    output: str | None = None,
     seed: int = 0,
     max_examples_per_batch: int | None = None,
+    **hints: Any,
 ) -> Tensor:
     """Captum's ``infidelity`` for per-token attributions, perturbing in embedding space.
 
@@ -743,8 +781,8 @@ def infidelity(
         n_perturb_samples: perturbations per sequence.
         normalize: rescale the attributions by the least-squares optimal factor first
             (Captum's ``normalize``), so methods in different units compare fairly.
-        output: ``"raw"`` (default: the logit, the function gradient methods explain),
-            ``"probability"`` or ``"auto"``.
+        output: what the model returns (see :func:`comprehensiveness_sufficiency`);
+            classifiers are scored by their probabilities.
         seed: seeds the perturbations (the caller's random state is untouched).
         Other arguments: as :func:`comprehensiveness_sufficiency`.
 
@@ -761,17 +799,17 @@ def infidelity(
         )
     if n_perturb_samples < 1:
         raise ValueError(f"n_perturb_samples must be >= 1, got {n_perturb_samples}")
+    model, kind = _adapt(model, output, **hints)
     batch = _prepare(model, inputs, lengths)
     scores = _as_scores(attributions, batch)
-    kind = _output_kind(model, output)
     target = _resolve_target(model, batch, target, 256)
     embedded, reference = _input_space(model, batch, baseline)
     presence = batch.mask.to(embedded.dtype)
 
-    def forward(z: Tensor, emb: Tensor, ref: Tensor, lens: Tensor) -> Tensor:
+    def forward(z: Tensor, emb: Tensor, ref: Tensor, lens: Tensor, *ids: Tensor) -> Tensor:
         x = ref + z[..., None] * (emb - ref)
-        out = model(x, lens)
-        return torch.softmax(out, dim=-1) if kind == "probability" else out
+        out = model(x, lens, ids[0] if ids else None)
+        return _matrix(model, out, kind)
 
     longest = int(batch.lengths.max())
 
@@ -787,13 +825,14 @@ def infidelity(
         drop = drop * (z > 0).to(z.dtype)
         return drop, z - drop
 
-    with preserve_state(model), seeded(seed, _device(model)):
+    extra = (embedded, reference, batch.lengths) + ((batch.x,) if batch.is_token else ())
+    with preserve_state(model.module), seeded(seed, _device(model)):
         values = captum_infidelity(
             forward,
             perturb,
             presence,
             scores.to(presence.dtype),
-            additional_forward_args=(embedded, reference, batch.lengths),
+            additional_forward_args=extra,
             target=target,
             n_perturb_samples=n_perturb_samples,
             max_examples_per_batch=max_examples_per_batch,
@@ -816,6 +855,7 @@ def sensitivity_max(
     seed: int = 0,
     method_kwargs: dict[str, Any] | None = None,
     max_examples_per_batch: int | None = None,
+    **hints: Any,
 ) -> Tensor:
     """Captum's ``sensitivity_max`` for token models: noise in embedding space.
 
@@ -843,6 +883,7 @@ def sensitivity_max(
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     explainer = _resolve_explainer(method, method_kwargs)
+    model, _ = _adapt(model, **hints)
     batch = _prepare(model, inputs, lengths)
     target = _resolve_target(model, batch, target, 256)
     embedded, _ = _input_space(model, batch, None)
@@ -862,7 +903,8 @@ def sensitivity_max(
         if isinstance(x, tuple):  # Captum passes the unperturbed input as a 1-tuple
             (x,) = x
         lens, tgt = additional_forward_args
-        scores = torch.as_tensor(explainer(model, x, lens, tgt), dtype=torch.float64)
+        scores = explainer(_explainer_model(explainer, model), x, lens, tgt)
+        scores = torch.as_tensor(scores, dtype=torch.float64)
         mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
         return (scores.to(x.device) * mask,)  # Captum iterates over a tuple of tensors
 

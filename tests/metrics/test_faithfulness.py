@@ -183,17 +183,24 @@ def test_loo_kendall_and_kendall_tau_by_hand():
     assert math.isnan(float(one[0]))  # one token: undefined
 
 
+def _raw_infidelity(*args, **kwargs):
+    # The exact per-token scores are those of the logit: read the raw output (the
+    # deprecated output="raw"; classifiers are scored by probabilities by default).
+    with pytest.deprecated_call():
+        return infidelity(*args, output="raw", **kwargs)
+
+
 def test_infidelity_is_zero_for_the_exact_attribution():
     model = LinearScorer()
     exact = torch.tensor([[SCORES[t] for t in A], [1.5, -1.0, 9.0, 9.0, 9.0]])
     for noise in ("subset", "gaussian"):
         for normalize in (True, False):
-            values = infidelity(model, IDS, exact, 1, noise=noise, normalize=normalize)
+            values = _raw_infidelity(model, IDS, exact, 1, noise=noise, normalize=normalize)
             assert values.tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
     # Twice the truth: normalisation rescales it away; without it, removing every token
     # (scale=1) errs by exactly sum(s).
-    assert infidelity(model, IDS, 2 * exact, 1).tolist() == pytest.approx([0, 0], abs=1e-6)
-    raw = infidelity(model, IDS, 2 * exact, 1, scale=1.0, normalize=False)
+    assert _raw_infidelity(model, IDS, 2 * exact, 1).tolist() == pytest.approx([0, 0], abs=1e-6)
+    raw = _raw_infidelity(model, IDS, 2 * exact, 1, scale=1.0, normalize=False)
     assert raw.tolist() == pytest.approx([3.25**2, 0.5**2], abs=1e-6)
 
 
