@@ -72,10 +72,10 @@ def prepare_inputs(
             )
         elif inputs.dim() == 2 and not model.batch_first:
             inputs = inputs.transpose(0, 1)
-        if inputs.dtype.is_floating_point or inputs.dtype == torch.bool or inputs.is_complex():
+        if inputs.dtype not in (torch.int64, torch.int32, torch.int16):
             raise TypeError(
-                f"inputs must be token ids (an integer tensor) for this token model, "
-                f"got dtype {inputs.dtype}"
+                f"inputs must be token ids (an int64, int32 or int16 tensor) for this token "
+                f"model, got dtype {inputs.dtype}"
             )
         if inputs.dim() == 1:
             inputs = inputs.unsqueeze(0)

@@ -33,6 +33,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_float, check_int
 from captum_rnn._utils.state import seeded
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.models.protocol import SequenceModel, adapt
@@ -137,6 +138,28 @@ def get_method(name: str) -> type[AttributionMethod]:
         raise ValueError(f"method must be one of {available_methods()}, got {name!r}") from None
 
 
+#: Default bytes of activations one forward+backward may hold (see ``activation_bytes``).
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+
+def activation_bytes(model: SequenceModel, inputs: Tensor) -> int:
+    """Estimate the bytes one sequence holds for backward in one forward pass.
+
+    Counts, per time step, the input width and the outputs of the model's recurrent layers
+    (gates, cell and hidden state per direction and layer) and linear layers, twice (the
+    values and their gradients). An estimate on the safe side, used to chunk work.
+    """
+    width = inputs.shape[-1]
+    for module in model.module.modules():
+        if isinstance(module, nn.RNNBase):
+            gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1) + 2
+            directions = 2 if module.bidirectional else 1
+            width += module.hidden_size * gates * directions * module.num_layers
+        elif isinstance(module, nn.Linear):
+            width += module.out_features
+    return max(1, 2 * inputs.shape[1] * width * inputs.element_size())
+
+
 class IntegratedGradientsMethod(AttributionMethod):
     """Captum's ``IntegratedGradients`` in embedding space, with adaptive step count.
 
@@ -146,7 +169,12 @@ class IntegratedGradientsMethod(AttributionMethod):
         rtol, atol: a sequence has converged when
             ``|delta| <= rtol * |F(x) - F(baseline)| + atol`` (defaults 0.05 and 1e-3).
         method: Captum's integration rule (default ``"gausslegendre"``).
-        internal_batch_size: passed to Captum to bound memory.
+        internal_batch_size: sequences x steps per forward pass; by default the most that
+            fits ``memory_budget``.
+        memory_budget: bytes the activations of one forward+backward may take (default
+            256 MiB, estimated from the input and the model's recurrent and linear layers).
+            The batch and the steps are cut into chunks to stay under it, so memory does
+            not grow with the batch; small inputs run in one pass as before.
     """
 
     name = "integrated_gradients"
@@ -164,9 +192,16 @@ class IntegratedGradientsMethod(AttributionMethod):
         atol: float = 1e-3,
         method: str = "gausslegendre",
         internal_batch_size: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> MethodResult:
-        if n_steps < 2 or max_steps < n_steps:
-            raise ValueError(f"need 2 <= n_steps <= max_steps, got {n_steps} and {max_steps}")
+        n_steps = check_int("n_steps", n_steps, 2)
+        max_steps = check_int("max_steps", max_steps, n_steps)
+        rtol, atol = check_float("rtol", rtol, 0.0), check_float("atol", atol, 0.0)
+        if internal_batch_size is None:
+            per_example = activation_bytes(self.model, inputs)
+            budget = check_int("memory_budget", memory_budget, 1)
+            internal_batch_size = max(1, budget // per_example)
+        internal_batch_size = check_int("internal_batch_size", internal_batch_size, 1)
         ig = IntegratedGradients(self.model)
         batch = inputs.shape[0]
         attributions = torch.zeros_like(inputs)
@@ -175,22 +210,26 @@ class IntegratedGradientsMethod(AttributionMethod):
         todo = torch.arange(batch, device=inputs.device)
         steps = n_steps
         while True:
-            attr, d = ig.attribute(
-                inputs[todo],
-                baselines=baselines[todo],
-                target=target[todo],
-                additional_forward_args=self.forward_args(lengths, todo),
-                n_steps=steps,
-                method=method,
-                internal_batch_size=internal_batch_size,
-                return_convergence_delta=True,
-            )
-            attributions[todo] = attr.detach()
-            delta[todo] = d.detach().to(delta.dtype)
-            used[todo] = steps
+            # Sequences per Captum call: with the steps, at most internal_batch_size rows.
+            chunk = max(1, internal_batch_size // steps)
+            for start in range(0, len(todo), chunk):
+                rows = todo[start : start + chunk]
+                attr, d = ig.attribute(
+                    inputs[rows],
+                    baselines=baselines[rows],
+                    target=target[rows],
+                    additional_forward_args=self.forward_args(lengths, rows),
+                    n_steps=steps,
+                    method=method,
+                    internal_batch_size=max(internal_batch_size, len(rows)),
+                    return_convergence_delta=True,
+                )
+                attributions[rows] = attr.detach()
+                delta[rows] = d.detach().to(delta.dtype)
+                used[rows] = steps
             # Completeness: sum(attr) - delta = F(x) - F(baseline).
-            difference = attr.detach().sum(dim=(1, 2)) - d.detach()
-            converged = d.detach().abs() <= rtol * difference.abs() + atol
+            difference = attributions[todo].sum(dim=(1, 2)) - delta[todo]
+            converged = delta[todo].abs() <= rtol * difference.abs() + atol
             if bool(converged.all()) or steps >= max_steps:
                 break
             todo = todo[~converged]
@@ -260,6 +299,9 @@ class GradientShapMethod(AttributionMethod):
     name = "gradient_shap"
 
     def attribute(self, inputs, baselines, target, lengths, n_samples=20, stdevs=None, **kwargs):
+        n_samples = check_int("n_samples", n_samples, 1)
+        if stdevs is not None:
+            stdevs = check_float("stdevs", stdevs, 0.0)
         if stdevs is None:
             stdevs = 0.09 * float(inputs.detach().abs().mean().clamp_min(1e-6))
         with seeded(0, inputs.device):
@@ -301,6 +343,11 @@ class _PerStepPerturbation(AttributionMethod):
                 "feature_mask is built by captum-rnn: pass features='step' (one feature per "
                 "time step) or features='cell' (one per time step and input feature)"
             )
+        for option in ("window", "n_samples", "perturbations_per_eval"):
+            if option in kwargs:
+                kwargs[option] = check_int(option, kwargs[option], 1)
+        if kwargs.get("alpha") is not None:
+            kwargs["alpha"] = check_float("alpha", kwargs["alpha"], 0.0)
         per_cell = features == "cell"
         spread = 1 if per_cell else inputs.shape[2]
         attributions = torch.zeros_like(inputs)
