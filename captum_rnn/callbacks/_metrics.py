@@ -1,8 +1,8 @@
-"""Find a faithfulness metric by name at run time and call it on a probe batch.
+"""Find a metric by name at run time and call it on a probe batch.
 
-Metrics live in ``captum_rnn.metrics``, which may not exist yet in an installation:
-names are looked up when used, and a missing one gives a ``ValueError`` that lists
-what is available. A metric can also be any callable. It is called as::
+Names are those of the metric registry (``captum_rnn.metrics.available_metrics()``),
+looked up when used: an unknown one gives a ``ValueError`` that lists what is
+available. A metric can also be any callable. It is called as::
 
     metric(model, inputs, attributions, target=..., lengths=..., **metric_kwargs)
 
@@ -37,24 +37,25 @@ _ROLES = {
 }
 
 
-def _metrics_module() -> Any:
+def _registry() -> Any:
     try:
-        return importlib.import_module("captum_rnn.metrics")
+        return importlib.import_module("captum_rnn.metrics._registry")
     except ImportError:
         return None
 
 
 def available_metrics() -> list[str]:
-    """Public callables of ``captum_rnn.metrics`` in this installation, sorted."""
-    module = _metrics_module()
-    if module is None:
-        return []
-    names = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
-    return sorted(
-        n
-        for n in names
-        if callable(getattr(module, n, None)) and not inspect.isclass(getattr(module, n))
-    )
+    """The registered metrics' names (``captum_rnn.metrics.available_metrics()``)."""
+    registry = _registry()
+    return [] if registry is None else registry.available_metrics()
+
+
+# What a callback cannot give a metric, and where such a metric is computed instead.
+_CANNOT_GIVE = {
+    "rationale": "a rationale",
+    "lexicon": "a lexicon and a vocabulary",
+    "train_data": "training data and a training run",
+}
 
 
 def resolve_metrics(
@@ -62,9 +63,12 @@ def resolve_metrics(
 ) -> list[tuple[str, Callable[..., Any]]]:
     """Turn names and callables into ``[(name, callable)]``.
 
+    Names are those of the metric registry (``captum_rnn.metrics.available_metrics()``).
+
     Raises:
-        ValueError: when a name is not in ``captum_rnn.metrics``; the message lists
-            the available metrics.
+        ValueError: for a name the registry does not declare (the message lists the
+            available metrics), or a registered metric that needs what a callback
+            cannot give (a rationale, a lexicon, training data).
         TypeError: for anything that is neither a name nor a callable.
     """
     if metrics is None:
@@ -74,16 +78,23 @@ def resolve_metrics(
     if not isinstance(metrics, Sequence):
         raise TypeError(f"{argument} must be a metric name, a callable or a sequence of them")
     resolved = []
-    module = _metrics_module()
+    registry = _registry()
     for metric in metrics:
         if isinstance(metric, str):
-            fn = getattr(module, metric, None) if module is not None else None
-            if not callable(fn):
+            declared = None if registry is None else registry.METRICS.get(metric)
+            if declared is None:
                 raise ValueError(
                     f"{argument}: metric {metric!r} is not available in captum_rnn.metrics; "
                     f"available: {available_metrics()}"
                 )
-            resolved.append((metric, fn))
+            missing = [_CANNOT_GIVE[n] for n in declared.needs if n in _CANNOT_GIVE]
+            if missing or declared.function is None:
+                raise ValueError(
+                    f"{argument}: metric {metric!r} needs {' and '.join(missing) or 'more'}, "
+                    "which a training callback cannot give: compute it with "
+                    "captum_rnn.benchmark(...)"
+                )
+            resolved.append((metric, declared.function))
         elif callable(metric):
             resolved.append((getattr(metric, "__name__", type(metric).__name__), metric))
         else:

@@ -1,9 +1,12 @@
 """How good is an explanation? Faithfulness, plausibility and sanity metrics.
 
-Every metric has a :class:`Metric` description (``get_metric(name)``) that says whether
-higher or lower is better and its range. Metrics take a model with
-``forward(x, lengths)``, the inputs and the attributions (a tensor or ``Explanations``)
-and return one value per sequence.
+Every metric is declared once in a registry (``available_metrics()``,
+``get_metric(name)``): whether higher or lower is better, its range and its cost.
+Metrics take the user's own model (any ``nn.Module`` or ``LightningModule``; it goes
+through :func:`captum_rnn.adapt`, whose hints ``pad_id``, ``batch_first``, ``output``,
+``embedding``, ``num_classes``, ``lengths_arg`` and ``mask_arg`` they accept as
+keywords), the inputs and the attributions (a tensor or ``Explanations``) and return
+one value per sequence.
 
 Example:
     >>> import torch, captum_rnn
@@ -22,7 +25,7 @@ from captum_rnn.metrics._attention_sanity import (
     attention_intervention,
     attention_sanity,
 )
-from captum_rnn.metrics._base import METRICS, Metric, get_metric
+from captum_rnn.metrics._base import Metric
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.metrics._dataset_view import (
     DatasetAttributionSummary,
@@ -64,6 +67,7 @@ from captum_rnn.metrics._plausibility import (
     token_iou,
     top_k_mask,
 )
+from captum_rnn.metrics._registry import METRICS, available_metrics, get_metric
 from captum_rnn.metrics._sanity import (
     RandomizationResult,
     data_randomization_test,
@@ -98,6 +102,7 @@ __all__ = [
     "PerturbationCurve",
     "RandomizationResult",
     "auprc",
+    "available_metrics",
     "comprehensiveness",
     "comprehensiveness_sufficiency",
     "data_randomization_test",

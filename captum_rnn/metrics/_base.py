@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -22,7 +22,7 @@ from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.models.protocol import OUTPUT_KINDS, SequenceModel, adapt
 
-__all__ = ["METRICS", "Metric", "get_metric"]
+__all__ = ["Metric"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,17 @@ class Metric:
         description: one sentence on what it measures.
         chance: what a random attribution is expected to score, when that is known
             independently of the model and data (``None`` otherwise).
+        cost: what one value costs (forward passes per sequence, or a word).
+        needs: what besides a model, inputs and attributions it needs (``"rationale"``,
+            ``"lexicon"``, ``"train_data"``, ``"explainer"``).
+        default: computed by ``benchmark`` when ``metrics=None`` (if its needs are met).
+        compute: ``compute(context) -> per-sequence values`` (a tensor ``(batch,)``) or
+            one number, for ``benchmark``; see ``captum_rnn.metrics._registry``.
+        function: the public function callbacks call as
+            ``function(model, inputs, attributions, target=..., lengths=...)``.
 
     Example:
+        >>> from captum_rnn.metrics import get_metric
         >>> m = get_metric("comprehensiveness")
         >>> m.higher_is_better, m.range
         (True, (-1.0, 1.0))
@@ -52,6 +61,11 @@ class Metric:
     family: str
     description: str
     chance: float | None = None
+    cost: str = ""
+    needs: tuple[str, ...] = ()
+    default: bool = False
+    compute: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+    function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):
@@ -69,128 +83,6 @@ class Metric:
     def arrow(self) -> str:
         """``"↑"`` when higher is better, ``"↓"`` when lower is better."""
         return "\u2191" if self.higher_is_better else "\u2193"
-
-
-_PROB = (-1.0, 1.0)
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric(
-            "comprehensiveness",
-            "higher",
-            _PROB,
-            "faithfulness",
-            "AOPC of the output drop when the top-ranked tokens are removed (ERASER)",
-        ),
-        Metric(
-            "sufficiency",
-            "lower",
-            _PROB,
-            "faithfulness",
-            "AOPC of the output drop when only the top-ranked tokens are kept (ERASER)",
-        ),
-        Metric(
-            "faithfulness",
-            "higher",
-            (-2.0, 2.0),
-            "faithfulness",
-            "comprehensiveness minus sufficiency: the summary used to recommend a method",
-        ),
-        Metric(
-            "deletion_auc",
-            "lower",
-            (0.0, 1.0),
-            "faithfulness",
-            "area under the output curve as tokens are removed, most important first",
-        ),
-        Metric(
-            "insertion_auc",
-            "higher",
-            (0.0, 1.0),
-            "faithfulness",
-            "area under the output curve as tokens are inserted, most important first",
-        ),
-        Metric(
-            "loo_kendall",
-            "higher",
-            (-1.0, 1.0),
-            "faithfulness",
-            "Kendall tau between attributions and the output drop of removing each token",
-            chance=0.0,
-        ),
-        Metric(
-            "infidelity",
-            "lower",
-            (0.0, math.inf),
-            "faithfulness",
-            "Captum infidelity (normalised) under random removal of tokens in embedding space",
-        ),
-        Metric(
-            "sensitivity_max",
-            "lower",
-            (0.0, math.inf),
-            "faithfulness",
-            "Captum sensitivity_max: largest relative change under small embedding noise",
-        ),
-        Metric(
-            "auprc",
-            "higher",
-            (0.0, 1.0),
-            "plausibility",
-            "average precision of the attributions against the 0/1 rationale mask",
-        ),
-        Metric(
-            "token_f1",
-            "higher",
-            (0.0, 1.0),
-            "plausibility",
-            "F1 of the top-k tokens against the rationale (k = rationale size)",
-        ),
-        Metric(
-            "token_iou",
-            "higher",
-            (0.0, 1.0),
-            "plausibility",
-            "intersection over union of the top-k tokens and the rationale",
-        ),
-        Metric(
-            "lexicon_spearman",
-            "higher",
-            (-1.0, 1.0),
-            "plausibility",
-            "Spearman correlation of attributions toward the positive class with human valence",
-            chance=0.0,
-        ),
-        Metric(
-            "randomization",
-            "lower",
-            (-1.0, 1.0),
-            "sanity",
-            "rank similarity of the explanations before and after randomising the weights",
-            chance=0.0,
-        ),
-        Metric(
-            "data_randomization",
-            "lower",
-            (-1.0, 1.0),
-            "sanity",
-            "rank similarity of the explanations of models trained on true and on shuffled labels",
-            chance=0.0,
-        ),
-    )
-}
-
-
-def get_metric(name: str) -> Metric:
-    """Return the :class:`Metric` description called ``name``.
-
-    Raises:
-        ValueError: for an unknown name; the message lists the known ones.
-    """
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(f"metric must be one of {sorted(METRICS)}, got {name!r}") from None
 
 
 # ---------------------------------------------------------------------- shared helpers

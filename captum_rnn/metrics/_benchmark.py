@@ -20,56 +20,38 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.state import seeded
 from captum_rnn.metrics._base import (
-    _as_scores,
+    _adapt,
     _Batch,
     _call_explainer,
     _device,
     _method_explainer,
     _nanmean,
+    _native,
     _prepare,
     _resolve_target,
-    get_metric,
 )
-from captum_rnn.metrics._faithfulness import (
-    comprehensiveness_sufficiency,
-    deletion_auc,
-    infidelity,
-    insertion_auc,
-    leave_one_out,
-    loo_kendall,
-    sensitivity_max,
-)
-from captum_rnn.metrics._plausibility import auprc, lexicon_agreement, token_f1, token_iou
+from captum_rnn.metrics._faithfulness import leave_one_out
+from captum_rnn.metrics._registry import METRICS, MetricContext, available_metrics, get_metric
 from captum_rnn.metrics._sanity import (
     _copy_model,
-    explanation_similarity,
     label_randomized_copy,
     randomize_parameters,
 )
+from captum_rnn.models.protocol import adapt
 
 __all__ = ["BenchmarkResult", "applicable_methods", "benchmark"]
 
-FAITHFULNESS = (
-    "comprehensiveness",
-    "sufficiency",
-    "deletion_auc",
-    "insertion_auc",
-    "loo_kendall",
-    "infidelity",
+#: Faithfulness metrics that are table columns of their own (from the registry).
+FAITHFULNESS = tuple(
+    m.name for m in METRICS.values() if m.family == "faithfulness" and m.name != "faithfulness"
 )
-PLAUSIBILITY = ("auprc", "token_f1", "token_iou")
+PLAUSIBILITY = tuple(
+    m.name for m in METRICS.values() if m.family == "plausibility" and m.needs == ("rationale",)
+)
 #: Metrics computed when ``metrics=None`` (plausibility ones need a rationale or a
 #: lexicon; ``sensitivity_max`` and ``data_randomization`` are opt-in: they cost
 #: ten more explanations per method and a training run).
-DEFAULT_METRICS = (*FAITHFULNESS, "randomization")
-_KNOWN = (
-    *FAITHFULNESS,
-    "sensitivity_max",
-    *PLAUSIBILITY,
-    "lexicon_spearman",
-    "randomization",
-    "data_randomization",
-)
+DEFAULT_METRICS = tuple(m.name for m in METRICS.values() if m.default)
 RANDOM = "random"
 
 
@@ -391,7 +373,7 @@ def _resolve_methods(
     from captum_rnn.attr import get_method
 
     if methods is None:
-        names: list[Any] = applicable_methods(model)
+        names: list[Any] = applicable_methods(getattr(model, "module", model))
     elif isinstance(methods, str) or callable(methods):
         names = [methods]
     else:
@@ -415,29 +397,43 @@ def _resolve_methods(
 def _resolve_metrics(
     metrics: Any, has_rationale: bool, has_lexicon: bool, has_train: bool
 ) -> list[str]:
+    have = {
+        "rationale": has_rationale,
+        "lexicon": has_lexicon,
+        "train_data": has_train,
+        "explainer": True,
+    }
     if metrics is None:
-        chosen = list(DEFAULT_METRICS)
-        if has_rationale:
-            chosen += list(PLAUSIBILITY)
-        if has_lexicon:
-            chosen.append("lexicon_spearman")
-        if has_train:
-            chosen.append("data_randomization")
+        chosen = [m.name for m in METRICS.values() if m.default]
+        chosen += [
+            m.name
+            for m in METRICS.values()
+            if not m.default
+            and m.needs
+            and set(m.needs) - {"explainer"}
+            and all(have[n] for n in m.needs)
+        ]
     else:
         chosen = [metrics] if isinstance(metrics, str) else list(metrics)
     for name in chosen:
-        if name not in _KNOWN:
-            raise ValueError(f"metrics must be taken from {list(_KNOWN)}, got {name!r}")
-        if name in PLAUSIBILITY and not has_rationale:
-            raise ValueError(
-                f"metric {name!r} needs a rationale: pass rationale= or PlantedCues data"
-            )
-        if name == "lexicon_spearman" and not has_lexicon:
-            raise ValueError("metric 'lexicon_spearman' needs lexicon= and vocab= (a token model)")
-        if name == "data_randomization" and not has_train:
-            raise ValueError("metric 'data_randomization' needs train_data=")
-    ordered = [m for m in _KNOWN if m in chosen]
-    if "comprehensiveness" in ordered and "sufficiency" in ordered:
+        if name not in METRICS:
+            raise ValueError(f"metrics must be taken from {available_metrics()}, got {name!r}")
+        for need in METRICS[name].needs:
+            if have[need]:
+                continue
+            if need == "rationale":
+                raise ValueError(
+                    f"metric {name!r} needs a rationale: pass rationale= or PlantedCues data"
+                )
+            if need == "lexicon":
+                raise ValueError(f"metric {name!r} needs lexicon= and vocab= (a token model)")
+            raise ValueError(f"metric {name!r} needs train_data=")
+    ordered = [m for m in METRICS if m in chosen]
+    if (
+        "comprehensiveness" in ordered
+        and "sufficiency" in ordered
+        and "faithfulness" not in ordered
+    ):
         ordered.insert(0, "faithfulness")
     return ordered
 
@@ -461,6 +457,8 @@ def benchmark(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
+    output: str | None = None,
+    **hints: Any,
 ) -> BenchmarkResult:
     """Benchmark attribution methods on a model: speed, faithfulness, plausibility, sanity.
 
@@ -519,6 +517,7 @@ def benchmark(
     inputs, lengths, _labels, data_rationale, data_vocab = _unpack_data(data)
     rationale = data_rationale if rationale is None else rationale
     vocab = data_vocab if vocab is None else vocab
+    model, _ = _adapt(model, output, **hints)
     batch = _prepare(model, inputs, lengths)
     device = _device(model)
     target = _resolve_target(model, batch, target, 256)
@@ -544,20 +543,23 @@ def benchmark(
         # Shared work: leave-one-out drops and randomised copies serve every method.
         bar.set_postfix_str("leave-one-out")
         drops = (
-            leave_one_out(model, batch.x, target, lengths=batch.lengths, removal=removal)
+            leave_one_out(
+                model, _native(model, batch.x), target, lengths=batch.lengths, removal=removal
+            )
             if "loo_kendall" in chosen
             else None
         )
         bar.update(1)
         randomized = None
         if "randomization" in chosen:
-            randomized = _copy_model(model)
+            randomized = adapt(_copy_model(model.module), **model.hints)
             with seeded(seed, device):
-                randomize_parameters(randomized)
+                randomize_parameters(randomized.module)
         shuffled = None
         if "data_randomization" in chosen:
             bar.set_postfix_str("training on shuffled labels")
-            shuffled, _ = label_randomized_copy(model, train_data, seed=seed)
+            shuffled, _ = label_randomized_copy(model.module, train_data, seed=seed)
+            shuffled = adapt(shuffled, **model.hints)
         bar.update(1)
 
         rows = []
@@ -585,35 +587,28 @@ def benchmark(
                 "seconds": seconds[name],
                 "ms_per_sequence": 1e3 * seconds[name] / batch.size,
             }
+            context = MetricContext(
+                model,
+                batch,
+                scores,
+                target,
+                explainer,
+                drops=drops,
+                randomized=randomized,
+                shuffled=shuffled,
+                rationale=rationale_mask,
+                lexicon=lexicon,
+                vocab=vocab,
+                positive_class=positive_class,
+                removal=removal,
+                seed=seed,
+            )
             for metric in chosen:
                 bar.set_postfix_str(f"{name}: {metric}")
-                if metric != "faithfulness":
-                    row.update(
-                        _score(
-                            metric,
-                            model,
-                            batch,
-                            scores,
-                            target,
-                            explainer,
-                            drops=drops,
-                            randomized=randomized,
-                            shuffled=shuffled,
-                            rationale=rationale_mask,
-                            lexicon=lexicon,
-                            vocab=vocab,
-                            positive_class=positive_class,
-                            removal=removal,
-                            batch_size=batch_size,
-                            seed=seed,
-                            row=row,
-                        )
-                    )
+                row[metric] = _summary(METRICS[metric].compute(context))
                 bar.update(1)
-            if "faithfulness" in chosen:
-                row["faithfulness"] = row["comprehensiveness"] - row["sufficiency"]
-            if "_lexicon" in row:
-                lexicon_details[name] = row.pop("_lexicon")
+            if "lexicon" in context.details:
+                lexicon_details[name] = context.details["lexicon"]
             rows.append(row)
     finally:
         bar.close()
@@ -635,84 +630,11 @@ def benchmark(
     )
 
 
-def _score(
-    metric: str,
-    model: nn.Module,
-    batch: _Batch,
-    scores: Tensor,
-    target: Tensor,
-    explainer: Callable,
-    *,
-    drops: Tensor | None,
-    randomized: nn.Module | None,
-    shuffled: nn.Module | None,
-    rationale: Tensor | None,
-    lexicon: Mapping[str, float] | None,
-    vocab: Any,
-    positive_class: int,
-    removal: str,
-    batch_size: int,
-    seed: int,
-    row: dict[str, Any],
-) -> dict[str, float]:
-    x, lengths = batch.x, batch.lengths
-    common = dict(lengths=lengths, removal=removal)
-    if metric == "comprehensiveness" or (
-        metric == "sufficiency" and "comprehensiveness" not in row
-    ):
-        comp, suff = comprehensiveness_sufficiency(model, x, scores, target, **common)
-        return {"comprehensiveness": _nanmean(comp), "sufficiency": _nanmean(suff)}
-    if metric == "sufficiency":
-        return {}
-    if metric == "deletion_auc":
-        return {metric: _nanmean(deletion_auc(model, x, scores, target, **common))}
-    if metric == "insertion_auc":
-        return {metric: _nanmean(insertion_auc(model, x, scores, target, **common))}
-    if metric == "loo_kendall":
-        return {
-            metric: _nanmean(loo_kendall(model, x, scores, target, lengths=lengths, drops=drops))
-        }
-    if metric == "infidelity":
-        return {metric: _nanmean(infidelity(model, x, scores, target, lengths=lengths, seed=seed))}
-    if metric == "sensitivity_max":
-        values = sensitivity_max(
-            model, x, explainer, target, lengths=lengths, seed=seed, n_perturb_samples=5
-        )
-        return {metric: _nanmean(values)}
-    if metric in ("auprc", "token_f1", "token_iou"):
-        fn = {"auprc": auprc, "token_f1": token_f1, "token_iou": token_iou}[metric]
-        return {metric: _nanmean(fn(scores.cpu(), rationale, lengths=lengths.cpu()))}
-    if metric == "lexicon_spearman":
-        return {
-            metric: _lexicon_score(
-                model, batch, explainer, lexicon, vocab, positive_class, seed, row
-            )
-        }
-    if metric in ("randomization", "data_randomization"):
-        other = randomized if metric == "randomization" else shuffled
-        with seeded(seed, _device(model)):
-            after = _call_explainer(explainer, other, batch, target)
-        similarity = explanation_similarity(scores, after, batch.mask)
-        return {metric: _nanmean(similarity)}
-    raise ValueError(f"unknown metric {metric!r}")  # pragma: no cover - checked earlier
-
-
-def _lexicon_score(model, batch, explainer, lexicon, vocab, positive_class, seed, row) -> float:
-    from captum_rnn.explanation import Explanation
-
-    target = torch.full((batch.size,), positive_class, dtype=torch.long, device=batch.x.device)
-    with seeded(seed, _device(model)):
-        scores = _as_scores(explainer(model, batch.x, batch.lengths, target), batch)
-    explanations = []
-    for i in range(batch.size):
-        n = int(batch.lengths[i])
-        words = vocab.decode(batch.x[i, :n].tolist())
-        explanations.append(
-            Explanation(list(words), scores[i, :n].tolist(), "m", target=positive_class)
-        )
-    agreement = lexicon_agreement(explanations, lexicon, positive_class=positive_class)
-    row["_lexicon"] = agreement  # moved to BenchmarkResult.lexicon, not a table column
-    return agreement.spearman
+def _summary(values: Any) -> float:
+    """A metric's per-sequence values (or one number) as the table's mean."""
+    if isinstance(values, Tensor):
+        return _nanmean(values.double())
+    return float(values)
 
 
 def _recommend(

@@ -1,0 +1,364 @@
+"""The metric registry: every explanation-quality metric declared once.
+
+A declaration (:class:`~captum_rnn.metrics.Metric`) gives the metric's name, direction
+(higher or lower is better), range, cost, what it needs, and the functions that compute
+it: ``compute(context)`` for :func:`~captum_rnn.metrics.benchmark` (per-sequence values
+from a :class:`MetricContext`) and ``function`` for the training callbacks. ``METRICS``,
+:func:`get_metric`, :func:`available_metrics`, ``benchmark`` and
+``captum_rnn.callbacks`` all read this one table, so a new metric is one declaration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from captum_rnn._utils.state import seeded
+from captum_rnn.metrics._base import (
+    Metric,
+    _as_scores,
+    _Batch,
+    _call_explainer,
+    _device,
+    _explainer_model,
+    _native,
+)
+from captum_rnn.metrics._faithfulness import (
+    DEFAULT_FRACTIONS,
+    comprehensiveness,
+    comprehensiveness_sufficiency,
+    deletion_auc,
+    infidelity,
+    insertion_auc,
+    loo_kendall,
+    sensitivity_max,
+    sufficiency,
+)
+from captum_rnn.metrics._plausibility import auprc, lexicon_agreement, token_f1, token_iou
+from captum_rnn.metrics._sanity import explanation_similarity, model_randomization_test
+from captum_rnn.models.protocol import SequenceModel
+
+__all__ = ["METRICS", "MetricContext", "available_metrics", "get_metric"]
+
+
+@dataclass
+class MetricContext:
+    """What ``compute`` gets: the adapted model, the batch, one method's scores and the
+    work shared by every method (leave-one-out drops, randomised copies)."""
+
+    model: SequenceModel
+    batch: _Batch
+    scores: Tensor
+    target: Tensor
+    explainer: Callable[..., Any] | None = None
+    drops: Tensor | None = None
+    randomized: nn.Module | None = None
+    shuffled: nn.Module | None = None
+    rationale: Tensor | None = None
+    lexicon: Mapping[str, float] | None = None
+    vocab: Any = None
+    positive_class: int = 1
+    removal: str = "delete"
+    seed: int = 0
+    #: results a metric shares with another (comprehensiveness and sufficiency).
+    cache: dict[str, Any] = field(default_factory=dict)
+    #: extra results that are not table columns (the lexicon agreement).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def x(self) -> Tensor:
+        """The batch in the model's own layout, as the public metrics take it."""
+        return _native(self.model, self.batch.x)
+
+
+# ---------------------------------------------------------------------- compute functions
+def _aopc_pair(ctx: MetricContext) -> tuple[Tensor, Tensor]:
+    if "aopc" not in ctx.cache:
+        ctx.cache["aopc"] = comprehensiveness_sufficiency(
+            ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, removal=ctx.removal
+        )
+    return ctx.cache["aopc"]
+
+
+def _faithfulness(ctx: MetricContext) -> Tensor:
+    comp, suff = _aopc_pair(ctx)
+    return comp - suff
+
+
+def _deletion(ctx: MetricContext) -> Tensor:
+    common = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
+    return deletion_auc(ctx.model, ctx.x, ctx.scores, ctx.target, **common)
+
+
+def _insertion(ctx: MetricContext) -> Tensor:
+    common = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
+    return insertion_auc(ctx.model, ctx.x, ctx.scores, ctx.target, **common)
+
+
+def _loo(ctx: MetricContext) -> Tensor:
+    return loo_kendall(
+        ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, drops=ctx.drops
+    )
+
+
+def _infidelity(ctx: MetricContext) -> Tensor:
+    return infidelity(
+        ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, seed=ctx.seed
+    )
+
+
+def _sensitivity(ctx: MetricContext) -> Tensor:
+    return sensitivity_max(
+        ctx.model,
+        ctx.x,
+        ctx.explainer,
+        ctx.target,
+        lengths=ctx.batch.lengths,
+        seed=ctx.seed,
+        n_perturb_samples=5,
+    )
+
+
+def _plausibility(fn: Callable[..., Tensor]) -> Callable[[MetricContext], Tensor]:
+    def compute(ctx: MetricContext) -> Tensor:
+        return fn(ctx.scores.cpu(), ctx.rationale, lengths=ctx.batch.lengths.cpu())
+
+    return compute
+
+
+def _lexicon(ctx: MetricContext) -> float:
+    from captum_rnn.explanation import Explanation
+
+    batch, positive = ctx.batch, ctx.positive_class
+    target = torch.full((batch.size,), positive, dtype=torch.long, device=batch.x.device)
+    with seeded(ctx.seed, _device(ctx.model)):
+        model = _explainer_model(ctx.explainer, ctx.model)
+        scores = _as_scores(ctx.explainer(model, batch.x, batch.lengths, target), batch)
+    explanations = []
+    for i in range(batch.size):
+        real = batch.mask[i]
+        words = ctx.vocab.decode(batch.x[i][real].tolist())
+        explanations.append(
+            Explanation(list(words), scores[i][real].tolist(), "m", target=positive)
+        )
+    agreement = lexicon_agreement(explanations, ctx.lexicon, positive_class=positive)
+    ctx.details["lexicon"] = agreement
+    return agreement.spearman
+
+
+def _similarity(attribute: str) -> Callable[[MetricContext], Tensor]:
+    def compute(ctx: MetricContext) -> Tensor:
+        with seeded(ctx.seed, _device(ctx.model)):
+            after = _call_explainer(ctx.explainer, getattr(ctx, attribute), ctx.batch, ctx.target)
+        return explanation_similarity(ctx.scores, after, ctx.batch.mask)
+
+    return compute
+
+
+def _faithfulness_function(
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """Comprehensiveness minus sufficiency per sequence (higher is better)."""
+    comp, suff = comprehensiveness_sufficiency(model, inputs, attributions, target, **kwargs)
+    return comp - suff
+
+
+def _randomization_function(
+    model: nn.Module, inputs: Any, target: Any = None, **kwargs: Any
+) -> Tensor:
+    """Per-sequence similarity of integrated gradients before and after randomising
+    every weight (the callbacks' form of :func:`model_randomization_test`)."""
+    return model_randomization_test(model, inputs, target=target, **kwargs).per_sequence
+
+
+# ---------------------------------------------------------------------- the declarations
+_PROB = (-1.0, 1.0)
+_FR = len(DEFAULT_FRACTIONS)
+_DECLARED = (
+    Metric(
+        "faithfulness",
+        "higher",
+        _PROB,
+        "faithfulness",
+        "comprehensiveness minus sufficiency: the summary used to recommend a method",
+        cost=f"{1 + 2 * _FR} forward passes per sequence (with the two below)",
+        compute=_faithfulness,
+        function=_faithfulness_function,
+    ),
+    Metric(
+        "comprehensiveness",
+        "higher",
+        _PROB,
+        "faithfulness",
+        "AOPC of the output drop when the top-ranked tokens are removed (ERASER)",
+        cost=f"{1 + _FR} forward passes per sequence",
+        default=True,
+        compute=lambda ctx: _aopc_pair(ctx)[0],
+        function=comprehensiveness,
+    ),
+    Metric(
+        "sufficiency",
+        "lower",
+        _PROB,
+        "faithfulness",
+        "AOPC of the output drop when only the top-ranked tokens are kept (ERASER)",
+        cost=f"{1 + _FR} forward passes per sequence",
+        default=True,
+        compute=lambda ctx: _aopc_pair(ctx)[1],
+        function=sufficiency,
+    ),
+    Metric(
+        "deletion_auc",
+        "lower",
+        (0.0, 1.0),
+        "faithfulness",
+        "area under the output curve as tokens are removed, most important first",
+        cost="11 forward passes per sequence",
+        default=True,
+        compute=_deletion,
+        function=deletion_auc,
+    ),
+    Metric(
+        "insertion_auc",
+        "higher",
+        (0.0, 1.0),
+        "faithfulness",
+        "area under the output curve as tokens are inserted, most important first",
+        cost="11 forward passes per sequence",
+        default=True,
+        compute=_insertion,
+        function=insertion_auc,
+    ),
+    Metric(
+        "loo_kendall",
+        "higher",
+        (-1.0, 1.0),
+        "faithfulness",
+        "Kendall tau between attributions and the output drop of removing each token",
+        chance=0.0,
+        cost="one forward pass per token (shared by every method)",
+        default=True,
+        compute=_loo,
+        function=loo_kendall,
+    ),
+    Metric(
+        "infidelity",
+        "lower",
+        (0.0, math.inf),
+        "faithfulness",
+        "Captum infidelity (normalised) under random removal of tokens in embedding space",
+        cost="10 forward passes per sequence",
+        default=True,
+        compute=_infidelity,
+        function=infidelity,
+    ),
+    Metric(
+        "sensitivity_max",
+        "lower",
+        (0.0, math.inf),
+        "faithfulness",
+        "Captum sensitivity_max: largest relative change under small embedding noise",
+        cost="5 explanations per sequence",
+        needs=("explainer",),
+        compute=_sensitivity,
+        function=sensitivity_max,
+    ),
+    Metric(
+        "auprc",
+        "higher",
+        (0.0, 1.0),
+        "plausibility",
+        "average precision of the attributions against the 0/1 rationale mask",
+        cost="free (no forward pass)",
+        needs=("rationale",),
+        compute=_plausibility(auprc),
+        function=auprc,
+    ),
+    Metric(
+        "token_f1",
+        "higher",
+        (0.0, 1.0),
+        "plausibility",
+        "F1 of the top-k tokens against the rationale (k = rationale size)",
+        cost="free (no forward pass)",
+        needs=("rationale",),
+        compute=_plausibility(token_f1),
+        function=token_f1,
+    ),
+    Metric(
+        "token_iou",
+        "higher",
+        (0.0, 1.0),
+        "plausibility",
+        "intersection over union of the top-k tokens and the rationale",
+        cost="free (no forward pass)",
+        needs=("rationale",),
+        compute=_plausibility(token_iou),
+        function=token_iou,
+    ),
+    Metric(
+        "lexicon_spearman",
+        "higher",
+        (-1.0, 1.0),
+        "plausibility",
+        "Spearman correlation of attributions toward the positive class with human valence",
+        chance=0.0,
+        cost="one explanation per sequence",
+        needs=("lexicon", "explainer"),
+        compute=_lexicon,
+    ),
+    Metric(
+        "randomization",
+        "lower",
+        (-1.0, 1.0),
+        "sanity",
+        "rank similarity of the explanations before and after randomising the weights",
+        chance=0.0,
+        cost="one explanation per sequence",
+        needs=("explainer",),
+        default=True,
+        compute=_similarity("randomized"),
+        function=_randomization_function,
+    ),
+    Metric(
+        "data_randomization",
+        "lower",
+        (-1.0, 1.0),
+        "sanity",
+        "rank similarity of the explanations of models trained on true and on shuffled labels",
+        chance=0.0,
+        cost="a training run and one explanation per sequence",
+        needs=("train_data", "explainer"),
+        compute=_similarity("shuffled"),
+    ),
+)
+
+#: Every metric by name, in the order of benchmark tables.
+METRICS: dict[str, Metric] = {m.name: m for m in _DECLARED}
+
+
+def available_metrics() -> list[str]:
+    """The names of the registered metrics, in the order of benchmark tables.
+
+    Example:
+        >>> "comprehensiveness" in available_metrics()
+        True
+    """
+    return list(METRICS)
+
+
+def get_metric(name: str) -> Metric:
+    """Return the :class:`Metric` declaration called ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known ones.
+    """
+    try:
+        return METRICS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"metric must be one of {available_metrics()}, got {name!r}") from None
