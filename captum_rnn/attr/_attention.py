@@ -11,6 +11,10 @@ position ``(batch, time)`` for the model's pooled output, exactly 0 at padding:
 
 Where the attention comes from, in this order:
 
+0. ``attention_modules=[...]`` given to the class: the user's own attention modules
+   (see below); the model is then run through the model contract
+   (:func:`captum_rnn.adapt`), so ``inputs`` are batch-first ``(batch, time)`` ids (or
+   features) whatever the model's own layout;
 1. :class:`~captum_rnn.models.transformer.AttentionTap` modules (``TransformerClassifier``);
 2. the attention pooling layer of a captum-rnn recurrent model (``attention="additive"``
    or ``"dot"``);
@@ -19,6 +23,26 @@ Where the attention comes from, in this order:
    (``need_weights=True, average_attn_weights=False``) and PyTorch's fused fast path is
    switched off for the call (it skips the attention module). Their
    ``key_padding_mask`` tells which positions are padding.
+
+Custom attention modules (``attention_modules=``), one entry per module, each:
+
+* ``"decoder.attention"``: the module's output is the weights (a tensor; or a tuple of
+  which exactly one tensor sums to 1 over its last dimension);
+* ``("decoder.attention", "output")``: the same, said explicitly;
+* ``("attn", 1)``: item 1 of the tuple the module returns (``(context, weights)``);
+* ``("attn", "weights_attr_name")``: the attribute the module stores them in during
+  its forward (read right after each call).
+
+The weights may be ``(batch, time)`` (bentrevett's ``Attention``), ``(batch, 1, time)``,
+``(batch, time, 1)``, the time-major ``(time, batch)`` / ``(time, batch, 1)`` (read as
+batch-first when ``batch == time``), ``(batch, time, time)`` self-attention or
+``(batch, heads, query, time)``. Padding is told by the contract (the padding id and
+the lengths), and the result is ``(batch, time)``, one relevance per input position,
+exactly 0 at padding. A module called several times in one forward (a decoder step
+loop) gives one attention call per call. The contract's hints (``pad_id``,
+``batch_first``, ``lengths_arg``, ...) are keywords of the classes.
+
+In every case a row that is all padding is a ``ValueError`` naming the row.
 
 Hooks are removed, the fast-path flag and ``model.attention_maps`` restored, in
 ``finally``. Gradient paths run inside :func:`captum_rnn.gradient_context`.
@@ -58,6 +82,7 @@ from captum_rnn.attr._rollout import (
     flow_from_fused,
     fuse_attention,
 )
+from captum_rnn.models.protocol import SequenceModel, adapt
 from captum_rnn.models.recurrent import RecurrentModel
 from captum_rnn.models.transformer import AttentionTap, TransformerClassifier
 
@@ -91,6 +116,8 @@ class _Record:
 
     grad_tensor: Tensor
     weights: Tensor
+    #: maps a gradient of ``grad_tensor`` to ``weights``' layout (default: a reshape)
+    view: Any = None
 
 
 @dataclass
@@ -98,6 +125,101 @@ class _Capture:
     output: Any
     records: list[_Record]
     key_mask: Tensor | None = None  # (batch, key), True at real positions
+
+
+def _contract(model: nn.Module, hints: dict[str, Any] | None = None) -> SequenceModel | None:
+    """The model through the contract, or ``None`` where it cannot be read (no hints)."""
+    given = {k: v for k, v in (hints or {}).items() if v is not None}
+    if isinstance(model, SequenceModel) or given:
+        return adapt(model, **given)
+    try:
+        return adapt(model)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_attention_modules(model: nn.Module, entries: Any) -> list[tuple[str, nn.Module, Any]]:
+    """``attention_modules`` as ``[(name, module, spec)]``; spec: ``"output"``, int or str."""
+    if isinstance(entries, (str, tuple)):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(
+            "attention_modules must be a non-empty list of module names or (name, spec) "
+            f"pairs, got {entries!r}"
+        )
+    named = dict(model.named_modules())
+    parsed = []
+    for entry in entries:
+        if isinstance(entry, str):
+            name, spec = entry, "output"
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str):
+            name, spec = entry
+        else:
+            raise ValueError(
+                f"attention_modules entry {entry!r}: expected 'name', (name, 'output'), "
+                "(name, index of the returned tuple) or (name, 'attribute_name')"
+            )
+        if isinstance(spec, bool) or not isinstance(spec, (str, int)) or spec == "":
+            raise ValueError(
+                f"attention_modules entry {entry!r}: the spec must be 'output', an int "
+                "index or an attribute name"
+            )
+        if name not in named or name == "":
+            raise ValueError(
+                f"attention_modules: the model has no submodule {name!r}; known: "
+                f"{sorted(n for n in named if n)[:20]}"
+            )
+        parsed.append((name, named[name], spec))
+    return parsed
+
+
+def _pick_weights(out: Any, name: str) -> Any:
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        found = [
+            x
+            for x in out
+            if isinstance(x, Tensor)
+            and x.is_floating_point()
+            and x.numel() > 0
+            and torch.allclose(
+                x.detach().sum(-1).float(), torch.ones((), device=x.device), atol=1e-4
+            )
+        ]
+        if len(found) == 1:
+            return found[0]
+    raise ValueError(
+        f"attention module {name!r} returned {type(out).__name__}: say which item holds the "
+        f"weights, e.g. attention_modules=[({name!r}, 1)], or the attribute that stores them"
+    )
+
+
+def _custom_record(value: Any, name: str, batch: int, time: int) -> _Record:
+    """A custom module's weights as ``(batch, heads, query, time)``."""
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        raise TypeError(
+            f"attention module {name!r} gave {type(value).__name__}, not floating-point weights"
+        )
+    shape = tuple(value.shape)
+
+    def rec(view: Any) -> _Record:
+        return _Record(value, view(value), view)
+
+    if value.dim() == 2 or (value.dim() == 3 and shape[-1] == 1):
+        if shape[:2] == (batch, time):
+            return rec(lambda w: w.reshape(batch, time)[:, None, None, :])
+        if shape[:2] == (time, batch):
+            return rec(lambda w: w.reshape(time, batch).transpose(0, 1)[:, None, None, :])
+    if value.dim() == 3 and shape[0] == batch and shape[-1] == time:
+        return rec(lambda w: w[:, None])
+    if value.dim() == 4 and shape[0] == batch and shape[-1] == time:
+        return rec(lambda w: w)
+    raise ValueError(
+        f"attention module {name!r} gave weights of shape {tuple(value.shape)}; expected "
+        f"(batch, time) = ({batch}, {time}), (batch, 1, time), (batch, time, 1), the "
+        "time-major (time, batch[, 1]), (batch, time, time) or (batch, heads, query, time)"
+    )
 
 
 def _sources(model: nn.Module) -> tuple[str, list[nn.Module]]:
@@ -158,6 +280,50 @@ def capture_attention(
     kind, modules = _sources(model)
     capture = _capture(model, kind, modules, inputs, _as_args(additional_forward_args))
     return capture.output, [r.weights for r in capture.records], capture.key_mask
+
+
+def _capture_custom(
+    seq: SequenceModel, entries: list[tuple[str, nn.Module, Any]], inputs: Tensor, lengths: Any
+) -> _Capture:
+    """Run ``seq(inputs, lengths)`` recording the user's attention modules' weights."""
+    raw: list[tuple[str, Any]] = []
+    handles = []
+
+    def hook(name: str, spec: Any) -> Any:
+        def record(module: nn.Module, args: Any, out: Any) -> None:
+            if spec == "output":
+                value = _pick_weights(out, name)
+            elif isinstance(spec, int):
+                if not isinstance(out, (tuple, list)) or not -len(out) <= spec < len(out):
+                    raise ValueError(
+                        f"attention_modules: ({name!r}, {spec}) indexes the module's output, "
+                        f"which is a {type(out).__name__}"
+                        + (f" of {len(out)} items" if isinstance(out, (tuple, list)) else "")
+                    )
+                value = out[spec]
+            else:
+                value = getattr(module, spec, _MISSING)
+                if value is _MISSING:
+                    raise ValueError(
+                        f"attention_modules: module {name!r} has no attribute {spec!r} after "
+                        "its forward"
+                    )
+            raw.append((name, value))
+
+        return record
+
+    try:
+        for name, module, spec in entries:
+            handles.append(module.register_forward_hook(hook(name, spec)))
+        output = seq(inputs, lengths)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not raw:
+        names = [name for name, _, _ in entries]
+        raise RuntimeError(f"the forward pass called none of the attention modules {names}")
+    batch, time = inputs.shape[0], inputs.shape[1]
+    return _Capture(output, [_custom_record(v, n, batch, time) for n, v in raw])
 
 
 def _capture(
@@ -261,8 +427,47 @@ def _split_layers(records: list[_Record]) -> tuple[list[int], int | None, int]:
     return square, pooled, time
 
 
+def _given_lengths(args: tuple) -> Tensor | None:
+    first = args[0] if args else None
+    if isinstance(first, Tensor) and first.dim() == 1 and not first.dtype.is_floating_point:
+        return first
+    return None
+
+
+def _contract_mask(
+    seq: SequenceModel, inputs: Tensor, args: tuple, time: int, device: torch.device
+) -> Tensor | None:
+    """``(batch, time)`` True at real positions from the lengths or the padding id."""
+    lengths = _given_lengths(args)
+    if lengths is not None:
+        return torch.arange(time, device=device)[None, :] < lengths.to(device)[:, None]
+    if seq.is_token_model and not inputs.dtype.is_floating_point and inputs.dim() == 2:
+        return seq.padding_mask(inputs).to(device)
+    return None
+
+
+def _check_rows(mask: Tensor) -> Tensor:
+    empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"row {empty[0]} of the batch is all padding (no real position)"
+            + (f"; so are rows {empty[1:]}" if len(empty) > 1 else "")
+            + ": every sequence needs at least one real token"
+        )
+    return mask
+
+
+def _checked_mask(mask: Any, batch: int, time: int, device: torch.device) -> Tensor:
+    mask = torch.as_tensor(mask, device=device)
+    if mask.shape != (batch, time):
+        raise ValueError(f"mask must have shape ({batch}, {time}), got {tuple(mask.shape)}")
+    if mask.dtype.is_floating_point:
+        raise TypeError(f"mask must be boolean (True at real positions), got {mask.dtype}")
+    return _check_rows(mask.bool())
+
+
 def _real_mask(
-    model: nn.Module,
+    seq: SequenceModel | None,
     inputs: Tensor,
     args: tuple,
     mask: Any,
@@ -271,33 +476,24 @@ def _real_mask(
     time: int,
 ) -> Tensor:
     device = capture.records[0].weights.device
+    found = None
     if mask is not None:
-        mask = torch.as_tensor(mask, device=device)
-        if mask.shape != (batch, time):
-            raise ValueError(f"mask must have shape ({batch}, {time}), got {tuple(mask.shape)}")
-        if mask.dtype.is_floating_point:
-            raise TypeError(f"mask must be boolean (True at real positions), got {mask.dtype}")
-        mask = mask.bool()
-    elif hasattr(model, "lengths_of") and hasattr(model, "padding_idx"):
-        lengths = args[0] if args and isinstance(args[0], Tensor) and args[0].dim() == 1 else None
-        if lengths is None and not inputs.dtype.is_floating_point and inputs.dim() == 2:
-            lengths = model.lengths_of(inputs)
-        if lengths is None:
-            lengths = torch.full((batch,), time, device=device)
-        mask = torch.arange(time, device=device)[None, :] < lengths.to(device)[:, None]
+        return _checked_mask(mask, batch, time, device)
+    if seq is not None and seq.takes_lengths:
+        found = _contract_mask(seq, inputs, args, time, device)
+        if found is None:
+            found = torch.ones(batch, time, dtype=torch.bool, device=device)
     elif capture.key_mask is not None:
-        mask = capture.key_mask.to(device)
+        found = capture.key_mask.to(device)
     else:
-        mask = torch.ones(batch, time, dtype=torch.bool, device=device)
-    if not bool(mask.any(dim=1).all()):
-        raise ValueError("a sequence has no real position: sequences must be non-empty")
-    return mask
+        found = torch.ones(batch, time, dtype=torch.bool, device=device)
+    return _check_rows(found)
 
 
 def _row_weights(position: Any, model: nn.Module, mask: Tensor, dtype: torch.dtype) -> Tensor:
     """``(batch, T)`` weights over output rows for the explained position."""
     if position is None:
-        position = getattr(model, "pooling", "mean")
+        position = model.pooling if isinstance(model, TransformerClassifier) else "mean"
         if position not in _POSITIONS:
             position = "mean"
     batch, time = mask.shape
@@ -420,9 +616,39 @@ class _AttentionAttribution(Attribution):
 
     uses_gradients: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        attention_modules: Any = None,
+        *,
+        pad_id: int | None = None,
+        batch_first: bool | None = None,
+        output: str | None = None,
+        embedding: str | nn.Module | None = None,
+        num_classes: int | None = None,
+        lengths_arg: str | None = None,
+        mask_arg: str | None = None,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        hints = {
+            "pad_id": pad_id,
+            "batch_first": batch_first,
+            "output": output,
+            "embedding": embedding,
+            "num_classes": num_classes,
+            "lengths_arg": lengths_arg,
+            "mask_arg": mask_arg,
+        }
+        seq = _contract(model, hints)
+        if seq is not None:
+            model = seq.module
+        self.seq = seq
+        self.attention_modules = None
+        if attention_modules is not None:
+            if seq is None:
+                seq = self.seq = adapt(model)  # the error names the hint to pass
+            self.attention_modules = _parse_attention_modules(model, attention_modules)
         super().__init__(model)
         self.model = model
 
@@ -437,13 +663,30 @@ class _AttentionAttribution(Attribution):
     ) -> Tensor:
         inputs = _check_inputs(inputs)
         args = _as_args(additional_forward_args)
-        kind, modules = _sources(self.model)
+        if self.attention_modules is not None:
+            kind, modules = "custom", []
+        else:
+            kind, modules = _sources(self.model)
         if through_states and kind != "recurrent":
             raise ValueError(
                 "through_states=True maps attention over recurrent states to tokens; "
                 f"{type(self.model).__name__} attends over tokens already"
             )
-        saved_maps = getattr(self.model, "attention_maps", _MISSING)
+        self._check_padding_rows(kind, inputs, args, mask)
+        saved_maps = vars(self.model).get("attention_maps", _MISSING)
+
+        def run(inputs: Tensor, args: tuple) -> _Capture:
+            if kind == "custom":
+                if len(args) > 1 or (args and _given_lengths(args) is None):
+                    raise ValueError(
+                        "with attention_modules the model runs through the model contract: "
+                        "additional_forward_args may only be (lengths,)"
+                    )
+                return _capture_custom(
+                    self.seq, self.attention_modules, inputs, _given_lengths(args)
+                )
+            return _capture(self.model, kind, modules, inputs, args)
+
         try:
             if self.uses_gradients or through_states:
                 with gradient_context(self.model) as ctx:
@@ -451,20 +694,32 @@ class _AttentionAttribution(Attribution):
                     if inputs.dtype.is_floating_point and not inputs.requires_grad:
                         # A graph to the attention even when the parameters are frozen.
                         inputs = inputs.detach().requires_grad_(True)
-                    capture = _capture(self.model, kind, modules, inputs, args)
+                    capture = run(inputs, args)
                     result, mask = self._finish(
-                        compute, capture, inputs, args, mask, target, through_states
+                        compute, capture, inputs, args, mask, target, through_states, kind
                     )
             else:
                 with torch.no_grad():
-                    capture = _capture(self.model, kind, modules, inputs, args)
+                    capture = run(inputs, args)
                     result, mask = self._finish(
-                        compute, capture, inputs, args, mask, target, through_states
+                        compute, capture, inputs, args, mask, target, through_states, kind
                     )
         finally:
             if saved_maps is not _MISSING:
                 self.model.attention_maps = saved_maps
         return (result * mask.to(result.dtype)).detach()
+
+    def _check_padding_rows(self, kind: str, inputs: Tensor, args: tuple, mask: Any) -> None:
+        """All-padding rows are refused before the model runs (it may fail or give NaN)."""
+        batch, time = inputs.shape[0], inputs.shape[1]
+        if mask is not None:
+            _checked_mask(mask, batch, time, inputs.device)
+            return
+        seq = self.seq
+        if seq is not None and (kind == "custom" or seq.takes_lengths):
+            found = _contract_mask(seq, inputs, args, time, inputs.device)
+            if found is not None and found.shape == (batch, time):
+                _check_rows(found)
 
     def _finish(
         self,
@@ -475,10 +730,16 @@ class _AttentionAttribution(Attribution):
         mask: Any,
         target: Any,
         through_states: bool,
+        kind: str = "",
     ) -> tuple[Tensor, Tensor]:
         square, pooled, time = _split_layers(capture.records)
         batch = capture.records[0].weights.shape[0]
-        mask = _real_mask(self.model, inputs, args, mask, capture, batch, time)
+        if kind == "custom" and mask is None:
+            found = _contract_mask(self.seq, inputs, args, time, capture.records[0].weights.device)
+            if found is None:
+                found = torch.ones(batch, time, dtype=torch.bool, device=inputs.device)
+            mask = found
+        mask = _real_mask(self.seq, inputs, args, mask, capture, batch, time)
         scores = compute(capture, square, pooled, mask, target)
         if through_states:
             mapping = _state_token_map(self.model, inputs, mask, target, args)
@@ -778,7 +1039,7 @@ class GradientAttentionRollout(_AttentionAttribution):
             for record, grad in zip(records, grads, strict=True):
                 if grad is None:
                     grad = torch.zeros_like(record.grad_tensor)
-                grad = grad.reshape(record.weights.shape)
+                grad = record.view(grad) if record.view else grad.reshape(record.weights.shape)
                 cam = (grad * record.weights).clamp_min(0).mean(dim=1).detach()
                 if cam.shape[-2] == 1:
                     cams.append(cam * mask[:, None, :].to(cam.dtype))
