@@ -214,11 +214,11 @@ def recurrent_states(
         >>> trace.gate("update").shape, float(trace.gate("update")[1, 2:].abs().sum())
         (torch.Size([2, 6, 4]), 0.0)
     """
+    from captum_rnn.models.recurrent import RecurrentModel
+
     if isinstance(model, nn.RNNBase):
         rnn, embed = model, None
-    elif isinstance(getattr(model, "rnn", None), nn.RNNBase) and callable(
-        getattr(model, "embed", None)
-    ):
+    elif isinstance(model, RecurrentModel) and isinstance(model.rnn, nn.RNNBase):
         rnn, embed = model.rnn, model.embed
     else:
         raise TypeError(
@@ -358,14 +358,20 @@ def unit_token_responses(
     from captum_rnn.data import pad_collate
     from captum_rnn.models.recurrent import RecurrentModel
 
-    vocab_size = getattr(model, "vocab_size", None)
+    vocab_size = model.vocab_size if isinstance(model, RecurrentModel) else None
     if not isinstance(vocab_size, int):
-        raise ValueError("unit_token_responses needs a token model (vocab_size set)")
+        raise ValueError(
+            "unit_token_responses needs a captum_rnn recurrent token model (vocab_size set)"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     device = next(model.parameters()).device
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn or pad_collate
+    loader = DataLoader(  # a private generator: the global random state is left alone
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_fn or pad_collate,
+        generator=torch.Generator(),
     )
     sums = counts = total = total_sq = None
     steps = 0
