@@ -558,7 +558,7 @@ def benchmark(
         shuffled = None
         if "data_randomization" in chosen:
             bar.set_postfix_str("training on shuffled labels")
-            shuffled, _ = label_randomized_copy(model.module, train_data, seed=seed)
+            shuffled, _ = label_randomized_copy(model, train_data, seed=seed)
             shuffled = adapt(shuffled, **model.hints)
         bar.update(1)
 

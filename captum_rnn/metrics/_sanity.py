@@ -16,6 +16,7 @@ checks work on copies, and the caller's random state is left alone.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import warnings
@@ -26,8 +27,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from captum_rnn._utils.state import seeded
+from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.metrics._base import (
+    _adapt,
     _Batch,
     _call_explainer,
     _device,
@@ -38,6 +40,7 @@ from captum_rnn.metrics._base import (
     _resolve_target,
 )
 from captum_rnn.metrics._plausibility import spearman
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = [
     "RandomizationResult",
@@ -236,6 +239,7 @@ def model_randomization_test(
     seed: int = 0,
     method_kwargs: dict[str, Any] | None = None,
     reference: Tensor | None = None,
+    **hints: Any,
 ) -> RandomizationResult:
     """The model-parameter randomisation test for one attribution method.
 
@@ -260,6 +264,8 @@ def model_randomization_test(
         method_kwargs: options for a named method.
         reference: the original model's explanations ``(batch, time)`` when already
             computed (saves one explanation).
+        hints: ``pad_id``, ``batch_first``, ``output``, ``embedding``, ``num_classes``,
+            ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
     Returns:
         A :class:`RandomizationResult` (``passed``, ``similarity``, ``stages``, ``reason``).
@@ -274,6 +280,7 @@ def model_randomization_test(
     if measure not in _MEASURES:
         raise ValueError(f"measure must be one of {_MEASURES}, got {measure!r}")
     explainer = _resolve_explainer(method, method_kwargs)
+    model, _ = _adapt(model, **hints)
     batch = _prepare(model, inputs, lengths)
     target = _resolve_target(model, batch, target, 256)
     device = _device(model)
@@ -284,8 +291,8 @@ def model_randomization_test(
         from captum_rnn.metrics._base import _as_scores
 
         reference = _as_scores(reference, batch, "reference")
-    randomized = _copy_model(model)
-    stages = _stages(randomized)
+    randomized = adapt(_copy_model(model.module), **model.hints)
+    stages = _stages(randomized.module)
     if not stages:
         raise ValueError("model has no parameters to randomise")
     groups = [[s] for s in stages] if cascade else [stages]
@@ -346,6 +353,7 @@ def data_randomization_test(
     method_kwargs: dict[str, Any] | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
     reference: Tensor | None = None,
+    **hints: Any,
 ) -> RandomizationResult:
     """The data-label randomisation test for one attribution method.
 
@@ -372,12 +380,14 @@ def data_randomization_test(
 
     if measure not in _MEASURES:
         raise ValueError(f"measure must be one of {_MEASURES}, got {measure!r}")
-    if not isinstance(model, pl.LightningModule):
+    module = model.module if isinstance(model, SequenceModel) else model
+    if not isinstance(module, pl.LightningModule):
         raise TypeError(
             "model must be a LightningModule (its training_step trains the shuffled-label "
-            f"copy), got {type(model).__name__}"
+            f"copy), got {type(module).__name__}"
         )
     explainer = _resolve_explainer(method, method_kwargs)
+    model, _ = _adapt(model, **hints)
     batch = _prepare(model, inputs, lengths)
     target = _resolve_target(model, batch, target, 256)
     device = _device(model)
@@ -392,6 +402,7 @@ def data_randomization_test(
         seed=seed,
         trainer_kwargs=trainer_kwargs,
     )
+    randomized = adapt(randomized, **model.hints)
     with seeded(seed, device):
         after = _call_explainer(explainer, randomized, batch, target)
     per_sequence = explanation_similarity(reference, after, batch.mask, measure)
@@ -414,14 +425,18 @@ def label_randomized_copy(
     batch_size: int = 32,
     seed: int = 0,
     trainer_kwargs: dict[str, Any] | None = None,
+    **hints: Any,
 ) -> tuple[nn.Module, float | None]:
     """A freshly initialised copy of ``model`` trained on ``train_data`` with shuffled labels.
 
     Share it between methods: one training serves every method's data-label check.
 
+    ``model`` is the user's model (or a ``SequenceModel``; ``hints`` as for
+    :func:`captum_rnn.adapt`); the batches are padded with its ``pad_id``.
+
     Returns:
-        ``(copy in eval mode on the model's device, its accuracy on the shuffled labels)``
-        (accuracy ``None`` for regressors).
+        ``(copy of the user's model in eval mode on the model's device, its accuracy on
+        the shuffled labels)`` (accuracy ``None`` for regressors).
     """
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader
@@ -430,7 +445,12 @@ def label_randomized_copy(
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    seq, _ = _adapt(model, **hints)
+    model = seq.module
     device = _device(model)
+    collate = pad_collate
+    if seq.is_token_model:
+        collate = functools.partial(pad_collate, padding_value=seq.pad_id)
     sequences, labels = _training_items(train_data)
     generator = torch.Generator().manual_seed(seed)
     shuffled = labels[torch.randperm(len(labels), generator=generator)]
@@ -439,7 +459,7 @@ def label_randomized_copy(
         dataset,
         batch_size=batch_size,
         shuffle=True,
-        collate_fn=pad_collate,
+        collate_fn=collate,
         generator=torch.Generator().manual_seed(seed),
     )
     randomized = _copy_model(model)
@@ -467,21 +487,22 @@ def label_randomized_copy(
         quiet.setLevel(level)
     randomized._trainer = None
     randomized.to(device).eval()
-    return randomized, _train_accuracy(randomized, dataset, batch_size)
+    return randomized, _train_accuracy(adapt(randomized, **seq.hints), dataset, collate)
 
 
-def _train_accuracy(model: nn.Module, dataset: Any, batch_size: int) -> float | None:
-    from captum_rnn.data import pad_collate
-
-    if getattr(model, "num_classes", None) is None:
-        return None
-    device = _device(model)
+def _train_accuracy(seq: SequenceModel, dataset: Any, collate: Any) -> float | None:
+    device = _device(seq)
     correct = 0
-    with torch.no_grad():
+    with torch.no_grad(), preserve_state(seq.module):
         for start in range(0, len(dataset), 256):
-            x, lengths, y = pad_collate(
+            x, lengths, y = collate(
                 [dataset[i] for i in range(start, min(start + 256, len(dataset)))]
             )
-            predicted = model(x.to(device), lengths.to(device)).argmax(dim=-1).cpu()
+            # pad_collate is batch-first, as the SequenceModel takes it
+            outputs = seq(x.to(device), lengths.to(device))
+            seq.observe(outputs)
+            if not seq.is_classifier:
+                return None
+            predicted = seq.probabilities(outputs).argmax(dim=-1).cpu()
             correct += int((predicted == y.view(-1)).sum())
     return correct / max(len(dataset), 1)
