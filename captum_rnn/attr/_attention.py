@@ -796,7 +796,11 @@ class AttentionWeights(_AttentionAttribution):
 
         def compute(capture, square, pooled, mask, target):
             records = capture.records
-            if isinstance(layer, bool) or not -len(records) <= layer < len(records):
+            if (
+                isinstance(layer, bool)
+                or not isinstance(layer, int)
+                or not -len(records) <= layer < len(records)
+            ):
                 raise ValueError(f"layer must be in [-{len(records)}, {len(records)}), got {layer}")
             fused = _fuse_heads(records[layer].weights, head_fusion)
             if layer % len(records) == pooled:

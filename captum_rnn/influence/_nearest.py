@@ -1042,6 +1042,8 @@ class NearestExamples(DataInfluence):
         layer = self._layer(layer)
         if isinstance(k_per_class, bool) or not isinstance(k_per_class, int) or k_per_class < 1:
             raise ValueError(f"k_per_class must be a positive int, got {k_per_class!r}")
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+            raise ValueError(f"max_samples must be a positive int, got {max_samples!r}")
         labels = self._class_labels(store, "prototypes")
         x = self._kernel_space(store.vectors[layer])
         gamma = median_gamma(x, seed=seed) if gamma is None else float(gamma)
@@ -1110,8 +1112,8 @@ class NearestExamples(DataInfluence):
                     torch.randperm(len(members), generator=generator)[: state["max_samples"]]
                 ]
             values[members] = witness(x[members], x[reference], x[protos], gamma)
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"k must be an int, got {type(k).__name__}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int (criticisms to choose), got {k!r}")
         return mmd_criticisms(
             x, values, k, gamma, exclude=state["indices"], regularizer=regularizer, sign=sign
         )

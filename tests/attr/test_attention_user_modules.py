@@ -148,3 +148,10 @@ def test_all_padding_rows_are_value_errors_naming_the_row(cls):
             torch.tensor([[4, 5, 6], [7, 8, 9]]),
             mask=torch.tensor([[True, True, False], [False, False, False]]),
         )
+
+
+def test_layer_must_be_an_int_in_range():
+    model = AttnGRU("weights").eval()
+    weights = AttentionWeights(model, attention_modules=["attention"])
+    with pytest.raises(ValueError, match=r"layer must be in \[-1, 1\), got 1.5"):
+        weights.attribute(batch(), layer=1.5)

@@ -144,3 +144,17 @@ def test_options_padding_rows_and_random_state():
     empty = SequenceDataset([torch.tensor([3, 4]), torch.tensor([PAD, PAD])], [0, 1])
     with pytest.raises(ValueError, match="item 1 is all padding"):
         NearestExamples(model, empty, layers="fc:input", collate_fn=collate).fit()
+
+
+def test_option_ranges_are_value_errors_naming_the_option():
+    model = TutorialGRU().eval()
+    data = token_data(12, 40)
+    nearest = NearestExamples(
+        model, data, layers="fc:input", collate_fn=PadCollate(padding_value=PAD)
+    )
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        nearest.criticisms(k=2.5)
+    with pytest.raises(ValueError, match="max_samples must be a positive int"):
+        nearest.prototypes(max_samples=0)
+    with pytest.raises(ValueError, match="k_per_class must be a positive int"):
+        nearest.prototypes(k_per_class=0)
