@@ -262,10 +262,10 @@ def test_mislabel_detection_errors():
 
 # ---------------------------------------------------------------------------- real data
 def _nearest_test_helpers():
-    """The snippet split and training recipe of tests/attr/test_nearest.py (reused)."""
+    """The snippet split and training recipe of tests/influence/test_nearest.py (reused)."""
     module = sys.modules.get("test_nearest")
     if module is None or not hasattr(module, "_split_snippets"):
-        path = Path(__file__).parents[1] / "attr" / "test_nearest.py"
+        path = Path(__file__).parents[1] / "influence" / "test_nearest.py"
         spec = importlib.util.spec_from_file_location("_nearest_test_helpers", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
