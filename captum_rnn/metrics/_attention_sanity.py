@@ -41,17 +41,20 @@ from torch import Tensor, nn
 from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.attr._attention import _MHA_ARGS
 from captum_rnn.metrics._base import (
+    _adapt,
     _call_explainer,
     _check_batch_size,
     _device,
     _model_outputs,
     _nanmean,
+    _native,
     _prepare,
     _resolve_explainer,
     _resolve_target,
 )
 from captum_rnn.metrics._faithfulness import kendall_tau, leave_one_out
 from captum_rnn.metrics._sanity import RandomizationResult, model_randomization_test
+from captum_rnn.models.protocol import SequenceModel
 
 __all__ = ["AttentionSanityReport", "attention_intervention", "attention_sanity"]
 
@@ -244,7 +247,7 @@ def attention_intervention(
         new = new.mean(dim=1) if average else new
         return out, new[0] if unbatched else new
 
-    saved_maps = getattr(model, "attention_maps", None)
+    saved_maps = vars(model).get("attention_maps")  # the model's own record, restored
     fast_path = torch.backends.mha.get_fastpath_enabled()
     handles = []
     try:
@@ -428,8 +431,10 @@ def _attention_explainer(name: str) -> Callable[[nn.Module, Tensor, Tensor, Tens
     return explainer
 
 
-def _probabilities(outputs: Tensor, classify: bool) -> Tensor:
-    return torch.softmax(outputs.double(), dim=-1) if classify else outputs.double()
+def _probabilities(seq: SequenceModel, outputs: Tensor) -> Tensor:
+    """Class probabilities for a classifier (from what it returns), else the outputs."""
+    outputs = outputs.double()
+    return seq.probabilities(outputs) if seq.is_classifier else outputs
 
 
 def _changes(
@@ -462,13 +467,14 @@ def attention_sanity(
     threshold: float = 0.05,
     seed: int = 0,
     batch_size: int = 256,
+    **hints: Any,
 ) -> AttentionSanityReport:
     """Run the attention sanity checks on a batch and return the figures.
 
     Args:
         model: a ``TransformerClassifier`` or a captum-rnn recurrent model with attention
             (``RNNClassifier(..., attention="additive")``); it is not modified.
-        inputs: token ids ``(batch, time)`` (padding ``model.padding_idx``), or a list of
+        inputs: token ids ``(batch, time)`` (padding: the model's pad id), or a list of
             sequences.
         target: the explained output per sequence (default the predicted class).
         lengths: true lengths (inferred from padding by default).
@@ -487,6 +493,7 @@ def attention_sanity(
         threshold: mean total variation under shuffling above which attention "matters".
         seed: seeds the shuffles, the randomisation and sampling methods.
         batch_size: forward-pass chunk size.
+        hints: ``pad_id``, ``batch_first``, ``output``, ... for :func:`captum_rnn.adapt`.
 
     Returns:
         An :class:`AttentionSanityReport` (``summary()``, ``to_dict()``, ``str()``).
@@ -517,16 +524,18 @@ def attention_sanity(
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     batch_size = _check_batch_size(batch_size)
-    batch = _prepare(model, inputs, lengths)
+    seq, _ = _adapt(model, **hints)
+    model = seq.module
+    batch = _prepare(seq, inputs, lengths)
     if not batch.is_token:
         raise TypeError("inputs must be token ids (batch, time): attention checks need tokens")
-    classify = getattr(model, "num_classes", None) is not None
     device = _device(model)
-    saved_maps = getattr(model, "attention_maps", None)
+    saved_maps = vars(model).get("attention_maps")  # the model's own record, restored
     try:
-        outputs = _model_outputs(model, batch, batch_size)
-        target = _resolve_target(model, batch, target, batch_size, outputs)
-        before = _probabilities(outputs, classify)
+        outputs = _model_outputs(seq, batch, batch_size)
+        classify = seq.is_classifier
+        target = _resolve_target(seq, batch, target, batch_size, outputs)
+        before = _probabilities(seq, outputs)
         predicted = outputs.argmax(dim=-1)
         if labels is not None:
             labels = torch.as_tensor(labels, device=outputs.device)
@@ -540,12 +549,14 @@ def attention_sanity(
         name = attention if attention != "auto" else ("rollout" if len(modules) > 1 else "weights")
         attention_name = f"attention_{name}"
         with seeded(seed, device):
-            scores = _call_explainer(_attention_explainer(attention_name), model, batch, target)
+            scores = _call_explainer(_attention_explainer(attention_name), seq, batch, target)
             gradient = _call_explainer(
-                _resolve_explainer(gradient_method), model, batch, target
+                _resolve_explainer(gradient_method), seq, batch, target
             ).abs()
         tau_gradient = kendall_tau(scores, gradient, batch.mask)
-        drops = leave_one_out(model, batch.x, target, lengths=batch.lengths, batch_size=batch_size)
+        drops = leave_one_out(
+            seq, _native(seq, batch.x), target, lengths=batch.lengths, batch_size=batch_size
+        )
         tau_loo = kendall_tau(scores, drops, batch.mask)
 
         # permutation test
@@ -554,7 +565,7 @@ def attention_sanity(
         flips = 0
         for draw in range(permutations):
             with attention_intervention(model, "shuffle", seed=seed * 1_000_003 + draw):
-                after = _probabilities(_model_outputs(model, batch, batch_size), classify)
+                after = _probabilities(seq, _model_outputs(seq, batch, batch_size))
             tv, change, flipped = _changes(before, after, predicted, classify)
             tv_sum += tv
             change_sum += change
@@ -562,9 +573,9 @@ def attention_sanity(
 
         # uniform baseline
         with attention_intervention(model, "uniform"):
-            uniform_outputs = _model_outputs(model, batch, batch_size)
+            uniform_outputs = _model_outputs(seq, batch, batch_size)
         uniform_tv, uniform_change, uniform_flipped = _changes(
-            before, _probabilities(uniform_outputs, classify), predicted, classify
+            before, _probabilities(seq, uniform_outputs), predicted, classify
         )
         accuracy = uniform_accuracy = None
         if labels is not None:
@@ -577,8 +588,8 @@ def attention_sanity(
                 explainer = _attention_explainer(method)
                 reference = scores if method == attention_name else None
                 results[method] = model_randomization_test(
-                    model,
-                    batch.x,
+                    seq,
+                    _native(seq, batch.x),
                     explainer,
                     target,
                     lengths=batch.lengths,
