@@ -46,9 +46,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from captum_rnn._utils.state import preserve_state
-from captum_rnn.metrics._base import (
-    _prepare,
-)
+from captum_rnn.metrics._base import _adapt, _prepare
 
 __all__ = ["DatasetAttributionSummary", "dataset_attribution_summary"]
 
@@ -446,21 +444,35 @@ def _from_tensors(
                 f"attributions must be ({ids.shape[0]}, time) or ({ids.shape[0]}, time, dim) "
                 f"for token inputs {tuple(ids.shape)}, got {tuple(attributions.shape)}"
             )
-        if attributions.shape[1] < ids.shape[1]:
-            attributions = torch.nn.functional.pad(
-                attributions, (0, ids.shape[1] - attributions.shape[1])
-            )
         pad = padding_idx
-        if pad is None:
-            pad = vocab.pad_index if vocab is not None and hasattr(vocab, "pad_index") else 0
+        if pad is None and vocab is not None:
+            pad = getattr(vocab, "pad_index", None)
         if lengths is None:
+            if pad is None:
+                raise ValueError(
+                    "cannot tell the padding of the token ids: pass padding_idx=, model=, "
+                    "a vocab= with a pad_index, or lengths= (captum-rnn never assumes 0)"
+                )
             steps = torch.arange(1, ids.shape[1] + 1)
             lengths = ((ids != pad) * steps).amax(dim=1)
         lengths = _check_lengths(lengths, ids.shape[0], ids.shape[1])
+        width = int(attributions.shape[1])
+        if width < ids.shape[1]:
+            for i, n in enumerate(lengths.tolist()):
+                real = ids[i, :n] != pad if pad is not None else torch.ones(n, dtype=torch.bool)
+                span = int(real.nonzero()[-1]) + 1 if bool(real.any()) else 0
+                if span > width:
+                    raise ValueError(
+                        f"attributions for sequence {i} have {width} positions but sequence "
+                        f"{i} has {int(real.sum())} real tokens spanning {span} positions: "
+                        "attributions must cover every real token (they are not zero-padded)"
+                    )
+            attributions = torch.nn.functional.pad(attributions, (0, ids.shape[1] - width))
         keys, scores, rows = [], [], []
         for i, n in enumerate(lengths.tolist()):
             row, s = ids[i, :n], attributions[i, :n].double()
-            real = row != pad  # a padding id is never evidence, wherever it sits
+            # a padding id is never evidence, wherever it sits
+            real = row != pad if pad is not None else torch.ones_like(row, dtype=torch.bool)
             if not bool(torch.isfinite(s[real]).all()):
                 raise ValueError(f"attributions[{i}] contain NaN or infinite values")
             rows.append(row[real])
@@ -539,6 +551,7 @@ def _check_threshold(name: str, value: Any, low: float, high: float | None) -> f
 
 # ---------------------------------------------------------------------- the model checks
 def _predictions(model: nn.Module, x: Tensor, lengths: Tensor, batch_size: int) -> Tensor:
+    """Predicted classes of a batch-first batch (``model``: a ``SequenceModel``)."""
     out = []
     with torch.no_grad(), preserve_state(model):
         for s in range(0, x.shape[0], batch_size):
@@ -551,7 +564,7 @@ def _token_flip_rates(
 ) -> dict[int, float]:
     """Share of the sequences holding each candidate id whose prediction changes when
     every occurrence of it is deleted (the sequence gets shorter)."""
-    pad = int(getattr(model, "padding_idx", 0) or 0)
+    pad = model.pad_id
     batch = _prepare(model, list(ids))
     device = batch.x.device
     before = _predictions(model, batch.x, batch.lengths, batch_size)
@@ -755,6 +768,7 @@ def dataset_attribution_summary(
     max_flip_checks: int = 20,
     baseline: float = 0.0,
     batch_size: int = 256,
+    **hints: Any,
 ) -> DatasetAttributionSummary:
     """Aggregate attributions over a data set per token (or feature) and per class, and
     flag tokens whose influence is out of proportion to their frequency or that carry a
@@ -769,7 +783,7 @@ def dataset_attribution_summary(
         inputs: token ids ``(batch, time)`` (needed with a 2-D attribution tensor; with
             ``Explanations`` they identify tokens for the flip test), or the continuous
             input ``(batch, time, features)`` (needed for the flip test).
-        lengths: true lengths; inferred from ``padding_idx`` for token ids, else every
+        lengths: true lengths; inferred from the padding id for token ids, else every
             step is real.
         classes: one class per sequence to group by (predicted classes or labels); with
             ``Explanations`` the default comes from ``by``; with tensors the default is
@@ -780,7 +794,9 @@ def dataset_attribution_summary(
         model: optional; enables the flip test (one batched pass per checked token).
         feature_names: names of continuous features.
         class_names: display names of integer classes.
-        padding_idx: the padding token id (default: the model's, the vocabulary's, or 0).
+        padding_idx: the padding token id (default: the model's ``pad_id``, the
+            vocabulary's ``pad_index``; otherwise pass it or ``lengths``: 0 is never
+            assumed).
         ratio_threshold: influence/frequency ratio that counts as out of proportion.
         purity_threshold: class purity of a token's sequences that counts as "carries a
             class on its own".
@@ -789,6 +805,8 @@ def dataset_attribution_summary(
         max_flip_checks: the flip test runs on this many tokens, by influence share.
         baseline: continuous flip test: the value a removed feature is set to.
         batch_size: sequences per forward pass in the flip test.
+        hints: ``pad_id``, ``batch_first``, ``output``, ... for :func:`captum_rnn.adapt`
+            (with ``model``).
 
     Returns:
         A :class:`DatasetAttributionSummary`: ``rows`` (by influence share),
@@ -827,8 +845,12 @@ def dataset_attribution_summary(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if padding_idx is None and model is not None:
-        padding_idx = getattr(model, "padding_idx", None)
+    if model is not None:
+        model, _ = _adapt(model, **hints)
+        if padding_idx is None and model.is_token_model:
+            padding_idx = model.pad_id
+    elif hints:
+        raise TypeError(f"model hints {sorted(hints)} need model=")
 
     source = explanations_or_attributions
     if isinstance(source, Tensor):

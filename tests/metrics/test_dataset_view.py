@@ -138,9 +138,30 @@ def test_padding_token_inside_lengths_is_not_counted():
     ids, lengths = padded_batch(seed=1, batch=5, vocab=10, max_len=8)
     ids[0, 2] = 0
     scores = torch.randn(ids.shape)
-    s = dataset_attribution_summary(scores, ids, lengths=lengths, classes=[0, 1, 0, 1, 0])
+    # the padding id is told (0 is never assumed)
+    s = dataset_attribution_summary(
+        scores, ids, lengths=lengths, classes=[0, 1, 0, 1, 0], padding_idx=0
+    )
     assert all(r["id"] != 0 for r in s.rows)
     assert s.n_positions == int(lengths.sum()) - 1
+
+
+def test_token_ids_without_a_padding_id_or_lengths_are_an_error():
+    ids, lengths = padded_batch(seed=1, batch=5, vocab=10, max_len=8)
+    scores = torch.randn(ids.shape)
+    with pytest.raises(ValueError, match="padding_idx=.*never assumes 0"):
+        dataset_attribution_summary(scores, ids, classes=[0, 1, 0, 1, 0])
+    # with lengths and no padding id every step within the lengths counts
+    s = dataset_attribution_summary(scores, ids, lengths=lengths, classes=[0, 1, 0, 1, 0])
+    assert s.n_positions == int(lengths.sum())
+
+
+def test_attributions_shorter_than_the_real_tokens_are_an_error():
+    ids, lengths = padded_batch(seed=1, batch=5, vocab=10, max_len=8)
+    longest = int(lengths.argmax())
+    short = torch.randn(ids.shape[0], int(lengths.max()) - 1)
+    with pytest.raises(ValueError, match=rf"sequence {longest} has {int(lengths.max())} real"):
+        dataset_attribution_summary(short, ids, lengths=lengths, padding_idx=0)
 
 
 def test_html_and_markdown_escape_tokens():
