@@ -373,7 +373,7 @@ def _resolve_methods(
     from captum_rnn.attr import get_method
 
     if methods is None:
-        names: list[Any] = applicable_methods(getattr(model, "module", model))
+        names: list[Any] = applicable_methods(model.module)
     elif isinstance(methods, str) or callable(methods):
         names = [methods]
     else:
@@ -470,15 +470,15 @@ def benchmark(
     parameter-randomisation check (when it is computed).
 
     Args:
-        model: a captum-rnn model (or any module with ``forward(x, lengths)``,
-            ``embedding``, ``padding_idx``).
+        model: the user's model (any ``nn.Module`` or ``LightningModule`` over
+            sequences; it goes through :func:`captum_rnn.adapt`).
         data: token ids ``(batch, time)``, continuous input ``(batch, time, features)``,
             ``(inputs, lengths[, targets])``, a list of sequences, a
             ``SequenceDataset`` or ``PlantedCues`` (whose masks are used as rationale).
         methods: names from ``captum_rnn.attr.available_methods()`` or callables
             ``(model, inputs, lengths, target) -> scores``; ``None`` discovers every
             registered method applicable to the model (aliases left out).
-        metrics: metric names (see ``captum_rnn.metrics.METRICS``); ``None`` gives the
+        metrics: names from ``captum_rnn.metrics.available_metrics()``; ``None`` gives the
             faithfulness metrics and the randomisation check, plus the plausibility
             metrics when a rationale or lexicon is given and the data-label check
             when ``train_data`` is given. ``sensitivity_max`` is opt-in.
@@ -496,6 +496,11 @@ def benchmark(
         batch_size: sequences explained per call (bounds memory for IG, LIME ...).
         seed: seeds sampling methods, noise and the random reference.
         progress: show a progress bar (tqdm) while it runs.
+        output: what the model returns (``"logits"``, ``"probs"``, ``"log_probs"``,
+            ``"regression"``; inferred when ``None``); classifiers are scored by their
+            probabilities.
+        hints: ``pad_id``, ``batch_first``, ``embedding``, ``num_classes``,
+            ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
     Returns:
         A :class:`BenchmarkResult` (a list of rows with ``to_markdown()``, ``plot()``,

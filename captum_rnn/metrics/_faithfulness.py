@@ -5,8 +5,10 @@ output for the explained target: a probability for classifiers (softmax of logit
 log-probabilities, the probabilities a model returns; never raw logits), the raw output
 for regressors. Every metric takes the user's own model and calls
 :func:`captum_rnn.adapt` on it, with the hints ``pad_id``, ``batch_first``, ``output``,
-``embedding``, ``num_classes``, ``lengths_arg`` and ``mask_arg`` as keywords. Tokens are removed either by deletion (the sequence gets
-shorter: the kept tokens are re-packed and the new lengths passed to the model) or by
+``embedding``, ``num_classes``, ``lengths_arg`` and ``mask_arg`` as keywords.
+
+Tokens are removed either by deletion (the sequence gets shorter: the kept tokens are
+re-packed and the new lengths passed to the model) or by
 replacement with a baseline token (the padding id by default, whose embedding is zero;
 zeros for continuous input). A sequence with every token deleted is represented by one
 baseline token, since an RNN cannot read an empty sequence.
