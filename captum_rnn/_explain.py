@@ -279,8 +279,7 @@ def explain(
             raise ValueError(f"labels must have {inputs.shape[0]} entries, got {len(labels)}")
         embedded = seq.embed(inputs) if seq.is_token_model else inputs
         reference = _baselines(seq, baselines, inputs, embedded)
-        with torch.no_grad():
-            outputs = seq(inputs, lengths)
+        outputs = _first_forward(seq, inputs, lengths)
         seq.observe(outputs)
         if not bool(torch.isfinite(outputs).all()):
             bad = int((~torch.isfinite(outputs)).any(dim=-1).nonzero()[0])
@@ -330,6 +329,20 @@ def explain(
             )
         )
     return explanations
+
+
+def _first_forward(seq: SequenceModel, inputs: Tensor, lengths: Tensor) -> Tensor:
+    """The model's outputs for the batch; a failure inside the user's forward is reported
+    against ``inputs`` (with the model's message), not as a bare error from deep inside."""
+    try:
+        with torch.no_grad():
+            return seq(inputs, lengths)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        layout = "batch-first" if seq.batch_first else "time-major"
+        raise ValueError(
+            f"the model's forward failed on inputs of shape {tuple(inputs.shape)} "
+            f"(batch-first here; the model is {layout}): {error}"
+        ) from error
 
 
 def _plain(value: Any) -> Any:
