@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
-from captum_rnn.attr._methods import get_method
+from captum_rnn.attr._methods import check_options, get_method
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.protocol import SequenceModel, adapt
 
@@ -270,6 +270,7 @@ def explain(
     }
     seq = adapt(model, **hints)
     method_cls = get_method(method)
+    check_options(method_cls, kwargs)
     with preserve_state(seq.module), gradient_context(seq.module):
         inputs = prepare_tensors(inputs)
         lengths = prepare_tensors(lengths)

@@ -38,7 +38,7 @@ from captum_rnn._utils.state import seeded
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.models.protocol import SequenceModel, adapt
 
-__all__ = ["AttributionMethod", "MethodResult", "available_methods", "get_method"]
+__all__ = ["AttributionMethod", "MethodResult", "available_methods", "check_options", "get_method"]
 
 
 @dataclass
@@ -74,6 +74,8 @@ class AttributionMethod:
     aliases: ClassVar[tuple[str, ...]] = ()
     #: True when the method needs gradients (it then runs inside ``gradient_context``).
     uses_gradients: ClassVar[bool] = True
+    #: The options ``attribute`` takes; ``None`` leaves them unchecked.
+    options: ClassVar[tuple[str, ...] | None] = None
     _registry: ClassVar[dict[str, type[AttributionMethod]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -119,6 +121,22 @@ class AttributionMethod:
             A :class:`MethodResult`.
         """
         raise NotImplementedError
+
+
+def check_options(method: type[AttributionMethod], kwargs: dict[str, Any]) -> None:
+    """Refuse options ``method`` does not take, naming them and the ones it does.
+
+    Raises:
+        TypeError: for an unknown option.
+    """
+    if method.options is None:
+        return
+    unknown = sorted(set(kwargs) - set(method.options))
+    if unknown:
+        raise TypeError(
+            f"method {method.name!r} takes no option {', '.join(map(repr, unknown))}; "
+            f"its options: {list(method.options) or 'none'}"
+        )
 
 
 def available_methods() -> list[str]:
@@ -178,6 +196,15 @@ class IntegratedGradientsMethod(AttributionMethod):
     """
 
     name = "integrated_gradients"
+    options = (
+        "n_steps",
+        "max_steps",
+        "rtol",
+        "atol",
+        "method",
+        "internal_batch_size",
+        "memory_budget",
+    )
     aliases = ("ig",)
 
     def attribute(
@@ -246,6 +273,7 @@ class SaliencyMethod(AttributionMethod):
     """Captum's ``Saliency``: absolute gradient per input dimension."""
 
     name = "saliency"
+    options = ()
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = Saliency(self.model).attribute(
@@ -262,6 +290,7 @@ class InputXGradientMethod(AttributionMethod):
     """Captum's ``InputXGradient`` (relative to zero, not to the baseline)."""
 
     name = "input_x_gradient"
+    options = ()
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = InputXGradient(self.model).attribute(
@@ -278,6 +307,7 @@ class DeepLiftMethod(AttributionMethod):
     modules, so there DeepLift's rescale rule reduces to gradient x (input - baseline)."""
 
     name = "deeplift"
+    options = ()
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         attr = DeepLift(self.model).attribute(
@@ -297,6 +327,7 @@ class GradientShapMethod(AttributionMethod):
     """
 
     name = "gradient_shap"
+    options = ("n_samples", "stdevs")
 
     def attribute(self, inputs, baselines, target, lengths, n_samples=20, stdevs=None, **kwargs):
         n_samples = check_int("n_samples", n_samples, 1)
@@ -382,6 +413,7 @@ class FeatureAblationMethod(_PerStepPerturbation):
     ``features="cell"``)."""
 
     name = "feature_ablation"
+    options = ("features", "perturbations_per_eval")
 
     def _one(self, x, baseline, target, args, per_cell, **kwargs):
         return FeatureAblation(self.model).attribute(
@@ -399,6 +431,7 @@ class OcclusionMethod(_PerStepPerturbation):
     """Captum's ``Occlusion`` with a window of ``window`` steps (default 1) and stride 1."""
 
     name = "occlusion"
+    options = ("features", "window", "perturbations_per_eval")
 
     def _one(self, x, baseline, target, args, per_cell, window: int = 1, **kwargs):
         window = min(int(window), x.shape[1])
@@ -446,6 +479,7 @@ class LimeMethod(_SurrogateMethod):
     """
 
     name = "lime"
+    options = ("features", "n_samples", "alpha", "perturbations_per_eval")
 
     def _explainer(self, alpha: float) -> Lime:
         return Lime(self.model, interpretable_model=WeightedRidge(alpha=alpha))
@@ -458,6 +492,7 @@ class KernelShapMethod(_SurrogateMethod):
     """
 
     name = "kernel_shap"
+    options = ("features", "n_samples", "alpha", "perturbations_per_eval")
     default_alpha = 0.0
 
     def _explainer(self, alpha: float) -> Lime:
