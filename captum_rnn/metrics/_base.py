@@ -286,9 +286,9 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
     if seq.takes_lengths and x.shape[1] > 1:
         if seq.is_token_model:
             real = (ids if ids is not None else x) != seq.pad_id
-            width = int(
-                (real * torch.arange(1, x.shape[1] + 1, device=x.device)).amax().clamp_min(1)
-            )
+            last = (real * torch.arange(1, x.shape[1] + 1, device=x.device)).amax()
+            # Tokens replaced by the pad id still count within the lengths.
+            width = max(int(last), int(lengths.max()), 1)
         else:
             width = int(lengths.max())
         x = x[:, :width]
@@ -321,7 +321,12 @@ def _matrix(seq: SequenceModel, outputs: Tensor, mode: str) -> Tensor:
         if mode == "probs":
             raise ValueError("output='probability': a regression model has no probabilities")
         return outputs
-    return seq.probabilities(outputs)
+    probabilities = seq.probabilities(outputs)
+    if outputs.shape[-1] == 1:
+        # One binary logit: its column is the probability of class 1, the evidence that
+        # explain() attributes.
+        return probabilities[:, 1:]
+    return probabilities
 
 
 def _select(seq: SequenceModel, outputs: Tensor, target: Tensor, mode: str) -> Tensor:
@@ -341,6 +346,14 @@ def _resolve_target(
     if outputs is None:
         outputs = _model_outputs(seq, batch, batch_size)
     seq.observe(outputs)
+    if seq.is_classifier and outputs.shape[-1] == 1:
+        # As explain(): a one-logit model is explained as the evidence for class 1.
+        if target is not None and not (isinstance(target, int) and target == 1):
+            raise ValueError(
+                "the model has one output logit: it is explained as the evidence for "
+                "class 1; pass target=None or target=1"
+            )
+        return torch.zeros(outputs.shape[0], dtype=torch.long, device=outputs.device)
     return resolve_target(target, outputs, seq.is_classifier)
 
 

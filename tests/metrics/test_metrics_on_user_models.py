@@ -261,3 +261,61 @@ def test_benchmark_on_a_user_model_with_hints():
     for row in rows.values():
         assert -1 <= row["comprehensiveness"] <= 1
         assert row["faithfulness"] == pytest.approx(row["comprehensiveness"] - row["sufficiency"])
+
+
+# ---------------------------------------------------------------------- the zoo
+zoo = pytest.importorskip("zoo")
+
+
+def _first(case, n=6):
+    """The first ``n`` sequences of a zoo case, in the model's own layout."""
+    axis = 0 if case.batch_first or not case.token else 1
+    if not case.token and not case.batch_first:
+        axis = 1
+    inputs = case.inputs.narrow(axis, 0, n)
+    lengths = None if case.lengths is None else case.lengths[:n]
+    return inputs, lengths
+
+
+def _probabilities_by_hand(case, inputs, lengths):
+    seq = captum_rnn.adapt(case.model, **case.hints)
+    with torch.no_grad():
+        out = case.call(inputs, lengths).double()
+    seq.observe(out)
+    probs = seq.probabilities(out)
+    return probs[:, 1:] if out.shape[-1] == 1 else probs
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_zoo_models_are_scored_by_their_probabilities(name):
+    case = zoo.build(name)
+    inputs, lengths = _first(case)
+    explanations = captum_rnn.explain(case.model, inputs, "saliency", lengths=lengths, **case.hints)
+    comp, suff = comprehensiveness_sufficiency(
+        case.model, inputs, explanations, lengths=lengths, **case.hints
+    )
+    for values in (comp, suff):
+        assert bool(torch.isfinite(values).all())
+        assert bool(((values >= -1) & (values <= 1)).all())
+    # Replacing every real token by the baseline (the pad id / zeros), by hand.
+    full = _probabilities_by_hand(case, inputs, lengths)
+    target = full.argmax(dim=-1)
+    if case.token:
+        real = inputs != case.pad_id
+        blank = torch.where(real, torch.full_like(inputs, case.pad_id), inputs)
+    else:
+        blank = torch.zeros_like(inputs)
+    empty = _probabilities_by_hand(case, blank, lengths)
+    pick = lambda p: p.gather(1, target[:, None])[:, 0]  # noqa: E731
+    want = pick(full) - pick(empty)
+    comp_all, suff_all = comprehensiveness_sufficiency(
+        case.model,
+        inputs,
+        explanations,
+        lengths=lengths,
+        fractions=(1.0,),
+        removal="replace",
+        **case.hints,
+    )
+    assert comp_all.tolist() == pytest.approx(want.tolist(), abs=1e-6)
+    assert suff_all.tolist() == pytest.approx([0.0] * len(want), abs=1e-12)
