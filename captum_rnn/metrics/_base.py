@@ -10,6 +10,7 @@ positions, so that no metric ever ranks, removes or counts a padded position.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,14 @@ def _as_sequence_model(model: Any) -> SequenceModel:
     return model if isinstance(model, SequenceModel) else adapt(model)
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside captum_rnn."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("captum_rnn"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _adapt(model: Any, output: str | None = None, **hints: Any) -> tuple[SequenceModel, str]:
     """The user's model through the contract, and what the metrics read from its output.
 
@@ -142,7 +151,7 @@ def _adapt(model: Any, output: str | None = None, **hints: Any) -> tuple[Sequenc
             f"output= now names what the model returns ('logits', 'probs', 'log_probs', "
             f"'regression'); use {meaning}",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=_caller_level(),
         )
         output = None
     elif output is not None and output not in OUTPUT_KINDS:

@@ -319,3 +319,10 @@ def test_zoo_models_are_scored_by_their_probabilities(name):
     )
     assert comp_all.tolist() == pytest.approx(want.tolist(), abs=1e-6)
     assert suff_all.tolist() == pytest.approx([0.0] * len(want), abs=1e-12)
+
+
+def test_the_deprecation_warning_points_at_the_callers_line():
+    model = seeded_model(GRUClassifier, "logits")
+    with pytest.warns(DeprecationWarning, match="output='auto' is deprecated") as record:
+        comprehensiveness(model, IDS, SCORES, output="auto")
+    assert record[0].filename == __file__
