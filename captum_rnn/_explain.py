@@ -13,7 +13,7 @@ from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.attr._methods import check_options, get_method
 from captum_rnn.explanation import Explanation, Explanations
-from captum_rnn.models.protocol import SequenceModel, adapt
+from captum_rnn.models.protocol import SequenceModel, adapt, pop_hints
 
 __all__ = ["explain", "prepare_inputs"]
 
@@ -203,13 +203,6 @@ def explain(
     labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
-    pad_id: int | None = None,
-    batch_first: bool | None = None,
-    output: str | None = None,
-    embedding: Any = None,
-    num_classes: int | None = None,
-    lengths_arg: str | None = None,
-    mask_arg: str | None = None,
     **kwargs: Any,
 ) -> Explanations:
     """Explain a model's outputs for some sequences with one attribution method.
@@ -243,10 +236,11 @@ def explain(
         labels: optional true labels, stored on the explanations.
         feature_names: names of continuous input features, for plots.
         class_names: names of the classes, for titles and reports.
-        pad_id, batch_first, output, embedding, num_classes, lengths_arg, mask_arg:
-            hints for :func:`captum_rnn.adapt` where the model does not say them.
-        kwargs: method options, e.g. ``n_steps``, ``max_steps``, ``rtol`` for IG,
-            ``n_samples`` for Lime.
+        kwargs: the model contract's hints where the model does not say them
+            (``pad_id``, ``batch_first``, ``output``, ``embedding``, ``num_classes``,
+            ``lengths_arg``, ``mask_arg``: see :func:`captum_rnn.adapt`), and the method's
+            options, e.g. ``n_steps``, ``max_steps``, ``rtol`` for IG, ``n_samples`` for
+            Lime.
 
     Returns:
         :class:`~captum_rnn.Explanations`, one :class:`~captum_rnn.Explanation` per
@@ -259,16 +253,7 @@ def explain(
         >>> len(e.scores)
         3
     """
-    hints = {
-        "pad_id": pad_id,
-        "batch_first": batch_first,
-        "output": output,
-        "embedding": embedding,
-        "num_classes": num_classes,
-        "lengths_arg": lengths_arg,
-        "mask_arg": mask_arg,
-    }
-    seq = adapt(model, **hints)
+    seq = adapt(model, **pop_hints(kwargs))
     method_cls = get_method(method)
     check_options(method_cls, kwargs)
     with preserve_state(seq.module), gradient_context(seq.module):

@@ -82,7 +82,7 @@ from captum_rnn.attr._rollout import (
     flow_from_fused,
     fuse_attention,
 )
-from captum_rnn.models.protocol import SequenceModel, adapt
+from captum_rnn.models.protocol import SequenceModel, adapt, adapt_if_readable
 from captum_rnn.models.recurrent import RecurrentModel
 from captum_rnn.models.transformer import AttentionTap, TransformerClassifier
 
@@ -125,17 +125,6 @@ class _Capture:
     output: Any
     records: list[_Record]
     key_mask: Tensor | None = None  # (batch, key), True at real positions
-
-
-def _contract(model: nn.Module, hints: dict[str, Any] | None = None) -> SequenceModel | None:
-    """The model through the contract, or ``None`` where it cannot be read (no hints)."""
-    given = {k: v for k, v in (hints or {}).items() if v is not None}
-    if isinstance(model, SequenceModel) or given:
-        return adapt(model, **given)
-    try:
-        return adapt(model)
-    except (TypeError, ValueError):
-        return None
 
 
 def _parse_attention_modules(model: nn.Module, entries: Any) -> list[tuple[str, nn.Module, Any]]:
@@ -620,27 +609,11 @@ class _AttentionAttribution(Attribution):
         self,
         model: nn.Module,
         attention_modules: Any = None,
-        *,
-        pad_id: int | None = None,
-        batch_first: bool | None = None,
-        output: str | None = None,
-        embedding: str | nn.Module | None = None,
-        num_classes: int | None = None,
-        lengths_arg: str | None = None,
-        mask_arg: str | None = None,
+        **hints: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        hints = {
-            "pad_id": pad_id,
-            "batch_first": batch_first,
-            "output": output,
-            "embedding": embedding,
-            "num_classes": num_classes,
-            "lengths_arg": lengths_arg,
-            "mask_arg": mask_arg,
-        }
-        seq = _contract(model, hints)
+        seq = adapt_if_readable(model, **hints)
         if seq is not None:
             model = seq.module
         self.seq = seq

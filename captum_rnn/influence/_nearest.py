@@ -52,7 +52,7 @@ from captum_rnn.influence._store import (
     StoreWriter,
     model_fingerprint,
 )
-from captum_rnn.models.protocol import SequenceModel, adapt
+from captum_rnn.models.protocol import adapt_if_readable
 
 __all__ = ["NearestExamples", "Neighbors", "PrototypeEvaluation"]
 
@@ -304,9 +304,9 @@ class NearestExamples(DataInfluence):
             (default), ``"mean"`` (of all calls' vectors) or an int index (``0`` the
             first call, ``-1`` the last). Every call is recorded; a layer run once is
             the same for all three.
-        pad_id, batch_first, output, embedding, num_classes, lengths_arg, mask_arg:
-            hints for the model contract (:func:`captum_rnn.adapt`): the model is run
-            through it (its own layout, lengths or mask as its forward takes them).
+        hints: the model contract's keywords (``pad_id``, ``batch_first``, ``output``,
+            ``embedding``, ``num_classes``, ``lengths_arg``, ``mask_arg``; see
+            :func:`captum_rnn.adapt`): the model is run through it (its own layout, lengths or mask as its forward takes them).
             Without hints a model the contract cannot read is called as is, with the
             lengths when its forward has a ``lengths`` parameter.
 
@@ -337,34 +337,12 @@ class NearestExamples(DataInfluence):
         chunk_size: int = 65536,
         index_options: dict[str, Any] | None = None,
         call: str | int = "last",
-        pad_id: int | None = None,
-        batch_first: bool | None = None,
-        output: str | None = None,
-        embedding: str | nn.Module | None = None,
-        num_classes: int | None = None,
-        lengths_arg: str | None = None,
-        mask_arg: str | None = None,
+        **hints: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        hints = {
-            "pad_id": pad_id,
-            "batch_first": batch_first,
-            "output": output,
-            "embedding": embedding,
-            "num_classes": num_classes,
-            "lengths_arg": lengths_arg,
-            "mask_arg": mask_arg,
-        }
-        given = {k: v for k, v in hints.items() if v is not None}
-        seq: SequenceModel | None
-        if isinstance(model, SequenceModel) or given:
-            seq = adapt(model, **given)  # errors name the hint to pass
-        else:
-            try:
-                seq = adapt(model)
-            except (TypeError, ValueError):
-                seq = None  # a model the contract cannot read: called as is
+        # a model the contract cannot read (and no hints) is called as is
+        seq = adapt_if_readable(model, **hints)
         if seq is not None:
             model = seq.module
         if not (hasattr(train_dataset, "__getitem__") and hasattr(train_dataset, "__len__")):

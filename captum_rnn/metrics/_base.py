@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
-from captum_rnn.models.protocol import OUTPUT_KINDS, SequenceModel, adapt
+from captum_rnn.models.protocol import HINT_NAMES, OUTPUT_KINDS, SequenceModel, adapt
 
 __all__ = ["Metric"]
 
@@ -87,16 +87,6 @@ class Metric:
 
 
 # ---------------------------------------------------------------------- shared helpers
-#: The model-contract hints every metric accepts as keywords (see ``captum_rnn.adapt``).
-HINT_NAMES = (
-    "pad_id",
-    "batch_first",
-    "output",
-    "embedding",
-    "num_classes",
-    "lengths_arg",
-    "mask_arg",
-)
 # The metrics' former ``output=`` values, kept one release: what each now means.
 _OLD_OUTPUTS = {"auto": "scores", "probability": "probs", "raw": "raw", "logit": "raw"}
 

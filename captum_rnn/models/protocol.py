@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["OUTPUT_KINDS", "SequenceModel", "adapt"]
+__all__ = ["HINT_NAMES", "OUTPUT_KINDS", "SequenceModel", "adapt", "adapt_if_readable", "pop_hints"]
 
 #: What a model's output means: class scores before softmax, probabilities,
 #: log-probabilities (``NLLLoss`` style) or regression values.
@@ -44,7 +44,8 @@ _LENGTH_NAMES = ("lengths", "length", "text_lengths", "seq_len", "seq_lens", "le
 _MASK_REAL = ("mask", "attention_mask", "src_mask_real")
 # True = padding (PyTorch's convention)
 _MASK_PAD = ("src_key_padding_mask", "key_padding_mask", "padding_mask")
-_HINTS = (
+#: The keywords of :func:`adapt`; every entry point accepts them and passes them on.
+HINT_NAMES = (
     "pad_id",
     "batch_first",
     "output",
@@ -82,9 +83,11 @@ class SequenceModel(nn.Module):
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(module).__name__}")
-        unknown = set(hints) - set(_HINTS)
+        unknown = set(hints) - set(HINT_NAMES)
         if unknown:
-            raise TypeError(f"adapt() got unknown hints {sorted(unknown)}; known: {list(_HINTS)}")
+            raise TypeError(
+                f"adapt() got unknown hints {sorted(unknown)}; known: {list(HINT_NAMES)}"
+            )
         declared = {}
         declare = getattr(type(module), "sequence_model_hints", None)
         if callable(declare):
@@ -452,6 +455,34 @@ class SequenceModel(nn.Module):
         x = ids if self.batch_first else ids.transpose(0, 1)
         out = self.embedding(x).detach()
         return out if self.batch_first else out.transpose(0, 1)
+
+
+def adapt_if_readable(model: nn.Module, **hints: Any) -> SequenceModel | None:
+    """:func:`adapt` where the model can be read, else ``None`` (for entry points that also
+    take plain callables or feature extractors). With hints, or a ``SequenceModel``, the
+    contract's errors are raised as they are: they name the hint to pass."""
+    given = {k: v for k, v in hints.items() if v is not None}
+    if isinstance(model, SequenceModel) or given:
+        return adapt(model, **given)
+    try:
+        return adapt(model)
+    except (TypeError, ValueError):
+        return None
+
+
+def pop_hints(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove the contract's hints from ``kwargs`` and return the ones that were given.
+
+    Entry points take the hints among their keyword arguments and hand them to
+    :func:`adapt`; what is left are their own options.
+
+    Example:
+        >>> options = {"pad_id": 1, "n_steps": 32, "output": None}
+        >>> pop_hints(options), options
+        ({'pad_id': 1}, {'n_steps': 32})
+    """
+    hints = {name: kwargs.pop(name) for name in HINT_NAMES if name in kwargs}
+    return {k: v for k, v in hints.items() if v is not None}
 
 
 def adapt(
