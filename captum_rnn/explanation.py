@@ -10,13 +10,14 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+import operator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from captum_rnn._utils.jsonio import load_json
+from captum_rnn._utils.jsonio import check, decode_float, encode_float, load_json, require
 from captum_rnn.viz import (
     figure_to_data_uri,
     html_page,
@@ -90,10 +91,21 @@ class Explanation:
     def top(self, k: int = 5, absolute: bool = False) -> list[tuple[str, float]]:
         """The ``k`` positions with the highest score (or highest ``|score|``).
 
+        NaN scores rank last (below ``-inf``); ties keep the sequence order.
+
+        Args:
+            k: how many positions.
+            absolute: rank by ``|score|``.
+
         Returns:
             ``[(token, score), ...]`` in decreasing order.
         """
-        key = (lambda i: abs(self.scores[i])) if absolute else (lambda i: self.scores[i])
+
+        def key(i: int) -> tuple[bool, float]:
+            value = abs(self.scores[i]) if absolute else self.scores[i]
+            is_nan = value != value
+            return (not is_nan, 0.0 if is_nan else value)
+
         order = sorted(range(len(self.scores)), key=key, reverse=True)[:k]
         return [(self.tokens[i], self.scores[i]) for i in order]
 
@@ -150,29 +162,91 @@ class Explanation:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field (non-finite floats become ``None``)."""
+        """A strict-JSON dict of every field that :meth:`from_dict` reads back unchanged.
+
+        Non-finite numbers round-trip: in the number fields (``scores``,
+        ``feature_scores``, ``probability``, ``output``, ``delta``) they are written as
+        ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``; in the free-form ``label`` and
+        ``extra`` as ``{"__float__": "NaN"}`` and so on.
+
+        Raises:
+            ValueError: naming the field, when ``target``, ``predicted`` or ``n_steps``
+                is neither an integer nor ``None`` (the file would not load).
+        """
         data = asdict(self)
         data["format"] = _FORMAT
-        return _finite(data)
+        for name in ("target", "predicted", "n_steps"):
+            if data[name] is not None:
+                try:
+                    data[name] = operator.index(data[name])  # numpy and torch integers too
+                except TypeError:
+                    raise ValueError(
+                        f"{name} must be an integer or None to be saved, got {data[name]!r}"
+                    ) from None
+        for name in _NUMBER_FIELDS:
+            data[name] = _encode_numbers(data[name])
+        data["label"] = _encode_any(data["label"])
+        data["extra"] = _encode_any(data["extra"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Explanation:
-        """Rebuild an explanation from :meth:`to_dict`'s output (validated)."""
+        """Rebuild an explanation from :meth:`to_dict`'s output (validated).
+
+        ``null`` scores (how files before non-finite numbers round-tripped stored them)
+        are read as NaN.
+
+        Raises:
+            ValueError: naming the field, when ``data`` is not a saved explanation.
+        """
+        return cls._from_json(data, "")
+
+    @classmethod
+    def _from_json(cls, data: Any, where: str) -> Explanation:
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"not a saved Explanation (expected format {_FORMAT!r})")
-        names = {f.name for f in fields(cls)}
-        missing = {"tokens", "scores", "method"} - data.keys()
-        if missing:
-            raise ValueError(f"saved Explanation lacks {sorted(missing)}")
-        return cls(**{k: v for k, v in data.items() if k in names})
+            place = f"{where}: " if where else ""
+            raise ValueError(f"{place}not a saved Explanation (expected format {_FORMAT!r})")
+        at = f"{where}." if where else ""
+        tokens = require(data, "tokens", list, where)
+        for i, token in enumerate(tokens):
+            check(token, str, f"{at}tokens[{i}]")
+        scores = _decode_numbers(require(data, "scores", list, where), f"{at}scores", 1)
+        values: dict[str, Any] = {"tokens": tokens, "scores": scores}
+        values["method"] = require(data, "method", str, where)
+        for name in ("target", "predicted", "n_steps"):
+            values[name] = require(data, name, (int, type(None)), where, None)
+        for name in ("probability", "output", "delta"):
+            value = require(data, name, (float, str, type(None)), where, None)
+            values[name] = None if value is None else decode_float(value, at + name)
+        rows = require(data, "feature_scores", (list, type(None)), where, None)
+        values["feature_scores"] = (
+            None if rows is None else _decode_numbers(rows, f"{at}feature_scores", 2)
+        )
+        for name in ("feature_names", "class_names"):
+            names = require(data, name, (list, type(None)), where, None)
+            for i, item in enumerate(names or ()):
+                check(item, str, f"{at}{name}[{i}]")
+            values[name] = names
+        try:
+            values["label"] = _decode_any(data.get("label"))
+            values["extra"] = _decode_any(require(data, "extra", dict, where, {}))
+        except RecursionError:
+            raise ValueError(f"{at}label or {at}extra is nested too deeply") from None
+        return cls(**values)
 
     def save(self, path: str | Path) -> None:
-        """Write the explanation as JSON to ``path``."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        """Write the explanation as strict JSON to ``path`` (non-finite numbers round-trip)."""
+        Path(path).write_text(
+            json.dumps(self.to_dict(), indent=1, allow_nan=False), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Explanation:
-        """Read an explanation written by :meth:`save` (JSON only, nothing is unpickled)."""
+        """Read an explanation written by :meth:`save` (JSON only, nothing is unpickled).
+
+        Raises:
+            ValueError: naming the file (and the field) when it is not a saved explanation.
+        """
         return load_json(path, "explanation", cls.from_dict)
 
 
@@ -194,27 +268,66 @@ class Explanations(list):
         return html_page(title, "\n".join(e.to_html() for e in self))
 
     def save(self, path: str | Path) -> None:
-        """Write all explanations to one JSON file."""
+        """Write all explanations to one strict JSON file (non-finite numbers round-trip)."""
         payload = {"format": _FORMAT + "s", "explanations": [e.to_dict() for e in self]}
-        Path(path).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        Path(path).write_text(json.dumps(payload, indent=1, allow_nan=False), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> Explanations:
-        """Read explanations written by :meth:`save` (JSON only, nothing is unpickled)."""
+        """Read explanations written by :meth:`save` (JSON only, nothing is unpickled).
+
+        Raises:
+            ValueError: naming the file (and the field) when it is not saved explanations.
+        """
 
         def build(data: Any) -> Explanations:
             if not isinstance(data, dict) or data.get("format") != _FORMAT + "s":
                 raise ValueError("not a saved Explanations file")
-            return cls(Explanation.from_dict(d) for d in data["explanations"])
+            items = require(data, "explanations", list)
+            return cls(Explanation._from_json(d, f"explanations[{i}]") for i, d in enumerate(items))
 
         return load_json(path, "Explanations", build)
 
 
-def _finite(value: Any) -> Any:
+_NUMBER_FIELDS = ("scores", "feature_scores", "probability", "output", "delta")
+_FLOAT_TAG = "__float__"  # marks a non-finite float in the free-form fields
+
+
+def _encode_numbers(value: Any) -> Any:
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return encode_float(value)
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [_encode_numbers(v) for v in value]
+    return value
+
+
+def _decode_numbers(values: list[Any], where: str, depth: int) -> list[Any]:
+    """A list (``depth`` 1) or list of lists (2) of numbers; ``null`` reads as NaN."""
+    out: list[Any] = []
+    for i, value in enumerate(values):
+        here = f"{where}[{i}]"
+        if depth > 1:
+            out.append(_decode_numbers(check(value, list, here), here, depth - 1))
+        else:
+            out.append(math.nan if value is None else decode_float(value, here))
+    return out
+
+
+def _encode_any(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_TAG: encode_float(value)}
+    if isinstance(value, dict):
+        return {k: _encode_any(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode_any(v) for v in value]
+    return value
+
+
+def _decode_any(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.keys() == {_FLOAT_TAG} and value[_FLOAT_TAG] in ("NaN", "Infinity", "-Infinity"):
+            return decode_float(value[_FLOAT_TAG], _FLOAT_TAG)
+        return {k: _decode_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_any(v) for v in value]
     return value

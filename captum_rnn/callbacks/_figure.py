@@ -5,7 +5,8 @@ cells sit exactly under each token's characters (blue pushes toward the explaine
 class, red against it; each row scaled by its own largest |score|). Drawing one text
 per row instead of one per token makes the figure about ten times cheaper than a
 per-token plot, which matters when it is drawn after every epoch. Continuous input
-gets a plain time-step heatmap.
+gets a plain time-step heatmap. Tokens, class names and the title are drawn with
+``parse_math=False``: a ``$`` in them must not break the logger (and the fit) in mathtext.
 """
 
 from __future__ import annotations
@@ -123,12 +124,25 @@ def probe_figure(
     )
     if not continuous:
         for i, line in enumerate(lines):
-            ax.text(0, i + 0.5, line, family=_FONT, fontsize=fontsize, va="center", ha="left")
+            ax.text(
+                0,
+                i + 0.5,
+                line,
+                family=_FONT,
+                fontsize=fontsize,
+                va="center",
+                ha="left",
+                parse_math=False,
+            )
     ax.set_xlim(0, width)
     ax.set_ylim(n, 0)
-    ax.set_yticks(np.arange(n) + 0.5, [_label(e, i) for i, e in enumerate(explanations)])
+    ax.set_yticks(
+        np.arange(n) + 0.5,
+        [_label(e, i) for i, e in enumerate(explanations)],
+        parse_math=False,
+    )
     ax.tick_params(axis="y", labelsize=fontsize, length=0)
     ax.set_xticks([])
     if title:
-        ax.set_title(title, fontsize=fontsize + 1, loc="left")
+        ax.set_title(title, fontsize=fontsize + 1, loc="left", parse_math=False)
     return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-from captum_rnn._utils.jsonio import load_json
+from captum_rnn._utils.jsonio import check, load_json, require
 
 from ._tokenizer import tokenize
 
@@ -24,6 +25,10 @@ _VERSION = 1
 
 class Vocabulary:
     """A token vocabulary whose padding index is always 0 and unknown index always 1.
+
+    Lookups (:meth:`index`, :meth:`encode`, ``in``) match a token exactly, else by its
+    Unicode NFC form, so composed and decomposed spellings of a word ("café" as U+00E9
+    or as "e" + U+0301) get the same index.
 
     Args:
         tokens: the regular tokens, in the order they get indices 2, 3, ...;
@@ -63,6 +68,13 @@ class Vocabulary:
             if token not in self._stoi:
                 self._stoi[token] = len(self._itos)
                 self._itos.append(token)
+        self._nfc = _nfc_aliases(self._itos)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles from before the NFC lookup lack the aliases
+        self.__dict__.update(state)
+        if "_nfc" not in state:
+            self._nfc = _nfc_aliases(self._itos)
 
     @classmethod
     def build(
@@ -117,7 +129,17 @@ class Vocabulary:
         return len(self._itos)
 
     def __contains__(self, token: object) -> bool:
-        return token in self._stoi
+        return isinstance(token, str) and self._find(token) is not None
+
+    def _find(self, token: str) -> int | None:
+        """The index of ``token``: exact, else of its NFC form, else ``None``."""
+        found = self._stoi.get(token)
+        if found is None:
+            nfc = unicodedata.normalize("NFC", token)
+            found = self._stoi.get(nfc)
+            if found is None:
+                found = self._nfc.get(nfc)
+        return found
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocabulary):
@@ -162,13 +184,16 @@ class Vocabulary:
         return dict(self._stoi)
 
     def index(self, token: str) -> int:
-        """Return the index of ``token``, or ``unk_index`` for an unknown token.
+        """Return the index of ``token`` (or of its NFC form), else ``unk_index``.
 
         Example:
             >>> Vocabulary(["a"]).index("zzz")
             1
         """
-        return self._stoi.get(token, 1)
+        if not isinstance(token, str):
+            return self._stoi.get(token, 1)
+        found = self._find(token)
+        return 1 if found is None else found
 
     def token(self, index: int) -> str:
         """Return the token at ``index``.
@@ -207,8 +232,11 @@ class Vocabulary:
             >>> Vocabulary(["a", "b"]).encode(["b", "a", "c"])
             [3, 2, 1]
         """
-        get = self._stoi.get
-        return [get(tok, 1) for tok in _as_tokens(text_or_tokens, tokenizer, "text_or_tokens")]
+        get, index = self._stoi.get, self.index
+        return [
+            found if (found := get(tok)) is not None else index(tok)
+            for tok in _as_tokens(text_or_tokens, tokenizer, "text_or_tokens")
+        ]
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> list[str]:
         """Map indices back to tokens; padding and unknown indices are kept.
@@ -288,19 +316,22 @@ class Vocabulary:
         """Rebuild a vocabulary from :meth:`to_dict` output, validating it.
 
         Raises:
-            ValueError: if ``data`` is not a valid vocabulary description.
+            ValueError: naming the field, if ``data`` is not a valid vocabulary description.
         """
         if not isinstance(data, dict):
             raise ValueError(f"vocabulary data must be a JSON object, got {type(data).__name__}")
         if data.get("format") != _FORMAT:
             raise ValueError(f"not a vocabulary file: 'format' must be {_FORMAT!r}")
-        if data.get("version") != _VERSION:
-            raise ValueError(f"unsupported vocabulary version {data.get('version')!r}")
-        pad, unk, itos = data.get("pad_token"), data.get("unk_token"), data.get("itos")
-        if not isinstance(pad, str) or not isinstance(unk, str) or pad == unk:
+        version = data.get("version")
+        if isinstance(version, bool) or version != _VERSION:
+            raise ValueError(f"unsupported vocabulary version {version!r}")
+        pad = require(data, "pad_token", str)
+        unk = require(data, "unk_token", str)
+        if pad == unk:
             raise ValueError("'pad_token' and 'unk_token' must be two different strings")
-        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
-            raise ValueError("'itos' must be a list of strings")
+        itos = require(data, "itos", list)
+        for position, token in enumerate(itos):
+            check(token, str, f"itos[{position}] (itos must be a list of strings)")
         if itos[:2] != [pad, unk]:
             raise ValueError("'itos' must start with pad_token then unk_token")
         if len(set(itos)) != len(itos):
@@ -327,6 +358,16 @@ class Vocabulary:
             ValueError: if the file is not valid JSON or not a valid vocabulary.
         """
         return load_json(path, "vocabulary", cls.from_dict)
+
+
+def _nfc_aliases(itos: list[str]) -> dict[str, int]:
+    """NFC form -> index, for tokens stored in another normalisation form."""
+    aliases: dict[str, int] = {}
+    for position, token in enumerate(itos):
+        nfc = unicodedata.normalize("NFC", token)
+        if nfc != token:
+            aliases.setdefault(nfc, position)
+    return aliases
 
 
 def _as_tokens(

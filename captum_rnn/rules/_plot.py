@@ -1,4 +1,8 @@
-"""State diagrams of automata drawn with matplotlib alone (no graphviz)."""
+"""State diagrams of automata drawn with matplotlib alone (no graphviz).
+
+State names, symbols and the title are drawn with ``parse_math=False``: an alphabet
+with ``$`` (prices, LaTeX-like tokens) is shown as written, not parsed as mathtext.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +89,7 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
                 Circle((x, y), _RADIUS * 0.82, fill=False, edgecolor="black", lw=1.0, zorder=4)
             )
         name = names[q] if len(names[q]) <= 6 else str(q)
-        ax.text(x, y, name, ha="center", va="center", fontsize=fontsize, zorder=5)
+        ax.text(x, y, name, ha="center", va="center", fontsize=fontsize, zorder=5, parse_math=False)
     sx, sy = pos[dfa.start]
     ax.add_patch(
         FancyArrowPatch(
@@ -128,6 +132,7 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
                 fontsize=fontsize - 1,
                 bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
                 zorder=6,
+                parse_math=False,
             )
             continue
         x1, y1 = pos[r]
@@ -162,6 +167,7 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
             fontsize=fontsize - 1,
             bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
             zorder=6,
+            parse_math=False,
         )
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
@@ -170,5 +176,5 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
     ax.set_aspect("equal")
     ax.axis("off")
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(title, parse_math=False)
     return fig

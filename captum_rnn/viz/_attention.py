@@ -146,7 +146,7 @@ def plot_attention_matrix(
                 color="white" if dark else "black",
             )  # fmt: skip
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="attention")
     return fig
 
@@ -244,7 +244,7 @@ def plot_rollout_layers(
         _plain_ticks(ax)
         ax.set_title(f"after layer {index + 1}", fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=axes, shrink=0.8, label="rollout")
     return fig
 
@@ -333,6 +333,6 @@ def plot_attention_tokens(
     else:
         ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="attention")
     return fig

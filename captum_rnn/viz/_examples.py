@@ -212,7 +212,7 @@ def plot_neighbors(
             axes[i + 1], example, " · ".join(parts), colour, max_chars, f"neighbors[{i}]", norm
         )
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, parse_math=False)
     return fig
 
 
@@ -267,7 +267,7 @@ def plot_examples(
             parts.append(f"{score_name} {float(scores[i]):.3f}")
         _draw_row(axes[i], example, " · ".join(parts), _NEUTRAL, max_chars, f"examples[{i}]", norm)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, parse_math=False)
     return fig if isinstance(fig, Figure) else fig.figure  # type: ignore[return-value]
 
 
@@ -384,18 +384,25 @@ def plot_gate_activations(
             )
         ax.set_ylabel("unit", fontsize=8)
         ax.set_title(
-            f"{name} ({trace.cell}, layer {layer}, direction {direction})", fontsize=9, loc="left"
+            f"{name} ({trace.cell}, layer {layer}, direction {direction})",
+            fontsize=9,
+            loc="left",
+            parse_math=False,
         )
         if tokens is not None:
             ax.set_xticks(
-                range(length), labels=[_clean(t, 12) for t in tokens], rotation=60, fontsize=7
+                range(length),
+                labels=[_clean(str(t), 12) for t in tokens],
+                rotation=60,
+                fontsize=7,
+                parse_math=False,
             )
         else:
             ax.tick_params(axis="x", labelsize=7)
             ax.set_xlabel("time step", fontsize=8)
         fig.colorbar(image, ax=ax, shrink=0.9)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, parse_math=False)
     return fig
 
 
@@ -428,7 +435,7 @@ def plot_unit_token_responses(
         top = responses.top_tokens(unit, n=n, min_count=min_count)
         names = [_clean(vocab.token(t) if vocab is not None else str(t), 14) for t, _ in top]
         ax.barh(range(len(top)), [e for _, e in top], color="#3b6ea8")
-        ax.set_yticks(range(len(top)), labels=names, fontsize=8)
+        ax.set_yticks(range(len(top)), labels=names, fontsize=8, parse_math=False)
         ax.invert_yaxis()
         ax.set_title(f"unit {unit}", fontsize=9)
         ax.set_xlabel("standardised response", fontsize=8)

@@ -1,7 +1,8 @@
 """Matplotlib figures of attributions: a token heatmap and a time x feature heatmap.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, never
-shown): the caller saves, embeds or displays them.
+shown): the caller saves, embeds or displays them. Tokens, names and titles are drawn
+with ``parse_math=False``, so a token such as ``$5`` appears as written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ __all__ = ["plot_token_attributions", "plot_time_feature_attributions"]
 
 
 def _symmetric_norm(values: np.ndarray) -> TwoSlopeNorm:
-    bound = float(np.abs(values).max()) if values.size else 0.0
+    finite = values[np.isfinite(values)]  # NaN and inf cells must not set the scale
+    bound = float(np.abs(finite).max()) if finite.size else 0.0
     bound = bound if bound > 0 else 1.0
     return TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
 
@@ -72,11 +74,12 @@ def plot_token_attributions(
             va="center",
             fontsize=9,
             color="white" if strong else "black",
+            parse_math=False,
         )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
     return fig
 
@@ -117,8 +120,13 @@ def plot_time_feature_attributions(
     ax.set_xlabel("time step")
     ax.set_ylabel("feature")
     if feature_names is not None:
-        ax.set_yticks(range(len(feature_names)), labels=list(feature_names), fontsize=7)
+        ax.set_yticks(
+            range(len(feature_names)),
+            labels=[str(name) for name in feature_names],
+            fontsize=7,
+            parse_math=False,
+        )
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -17,6 +18,8 @@ __all__ = ["token_spans_html", "figure_to_data_uri", "html_page"]
 
 
 def _colour(score: float, bound: float) -> str:
+    if not math.isfinite(score):  # NaN or inf: unshaded, the title still shows it
+        return "rgba(0,0,0,0.000)"
     strength = min(abs(score) / bound, 1.0) if bound > 0 else 0.0
     # Blue for positive, red for negative, as in the figures (RdBu).
     rgb = (33, 102, 172) if score >= 0 else (178, 24, 43)
@@ -39,7 +42,7 @@ def token_spans_html(tokens: Sequence[str], scores: Sequence[float]) -> str:
     """
     if len(tokens) != len(scores):
         raise ValueError(f"tokens and scores differ in length: {len(tokens)} != {len(scores)}")
-    bound = max((abs(float(s)) for s in scores), default=0.0)
+    bound = max((abs(float(s)) for s in scores if math.isfinite(float(s))), default=0.0)
     spans = []
     for token, score in zip(tokens, scores, strict=True):
         spans.append(

@@ -1,4 +1,7 @@
 import json
+import pickle
+import re
+import unicodedata
 
 import numpy as np
 import pytest
@@ -154,3 +157,45 @@ def test_load_rejects_non_utf8(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ValueError):
         Vocabulary.load(path)
+
+
+def test_nfc_and_nfd_spellings_share_an_index():
+    nfd = unicodedata.normalize("NFD", "naïve")
+    vocab = Vocabulary(["café", nfd])  # one composed, one decomposed entry
+    for text in ("café naïve", unicodedata.normalize("NFD", "café naïve")):
+        assert vocab.encode(text) == [2, 3]
+    assert vocab.encode([unicodedata.normalize("NFD", "café"), "naïve"]) == [2, 3]
+    assert vocab.index("naïve") == 3 and "naïve" in vocab
+    assert vocab.index(unicodedata.normalize("NFD", "café")) == 2
+    # an exact entry wins over another spelling's alias
+    both = Vocabulary([nfd, "naïve"])
+    assert both.index(nfd) == 2 and both.index("naïve") == 3
+
+
+def test_vocabulary_pickled_before_the_nfc_lookup_still_works():
+    vocab = Vocabulary([unicodedata.normalize("NFD", "naïve")])
+    state = dict(vocab.__dict__)
+    del state["_nfc"]
+    old = Vocabulary.__new__(Vocabulary)
+    old.__setstate__(state)
+    assert old.index("naïve") == 2
+    assert pickle.loads(pickle.dumps(vocab)).encode("naïve") == [2]
+
+
+@pytest.mark.parametrize(
+    "doc, field",
+    [
+        ({"pad_token": ["<pad>"]}, "pad_token"),
+        ({"unk_token": None}, "unk_token"),
+        ({"itos": {"0": "<pad>"}}, "itos"),
+        ({"itos": ["<pad>", "<unk>", ["a"]]}, "itos[2]"),
+        ({"version": True}, "version"),
+    ],
+)
+def test_load_names_the_file_and_the_field(tmp_path, doc, field):
+    data = Vocabulary(["a"]).to_dict() | doc
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(field)) as info:
+        Vocabulary.load(path)
+    assert str(path) in str(info.value)
