@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 
-import pytest
 import torch
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -162,11 +161,6 @@ def test_logger_probe_figure_with_hostile_tokens_and_class_names():
     assert any("$\\frac$" in t for t in drawn(fig))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BenchmarkResult.plot (metrics/_benchmark.py) still draws method names as "
-    "mathtext; remove this marker with the parse_math=False edit there",
-)
 def test_benchmark_plot_with_hostile_method_name():
     rows = [
         {"method": "$\\frac$", "ms_per_sequence": 1.0, "reference": False},

@@ -263,16 +263,21 @@ class BenchmarkResult(list):
             else:
                 title = f"{column} {get_metric(column).arrow()}"
             ax.barh(range(len(names)), [0.0 if math.isnan(v) else v for v in values], color=colours)
-            ax.set_yticks(range(len(names)), names if index % ncols == 0 else [""] * len(names))
+            ax.set_yticks(
+                range(len(names)),
+                names if index % ncols == 0 else [""] * len(names),
+                parse_math=False,
+            )
             ax.invert_yaxis()
-            ax.set_title(title, fontsize="medium")
+            ax.set_title(title, fontsize="medium", parse_math=False)
             ax.axvline(0, color="black", linewidth=0.6)
             ax.tick_params(labelsize="small")
         for ax in axes[len(columns) :]:
             ax.set_visible(False)
         fig.suptitle(
             f"Explainer benchmark on {self.n_sequences} sequences"
-            + (f": {self.recommendation} recommended" if self.recommendation else "")
+            + (f": {self.recommendation} recommended" if self.recommendation else ""),
+            parse_math=False,
         )
         return fig
 
