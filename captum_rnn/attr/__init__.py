@@ -14,6 +14,7 @@ Example:
 
 from typing import Any
 
+from captum_rnn.attr import _rule_method as _rule_method  # registers "rule_extraction"
 from captum_rnn.attr._attention import (
     AttentionFlow,
     AttentionRollout,

@@ -1,24 +1,24 @@
 """Find an explanation method by name at run time and run it on a padded batch.
 
-The callbacks accept any method of captum-rnn by name. Three kinds exist:
+Every callback reads one registry: the attribution methods of
+``captum_rnn.attr.available_methods()`` (gradient, perturbation, attention and rule
+methods; subclass :class:`captum_rnn.attr.AttributionMethod` with a ``name`` to add
+one), run through :func:`captum_rnn.explain`. Besides them the callbacks know one
+example-based explainer, ``"nearest_examples"`` (:class:`captum_rnn.influence.NearestExamples`):
+it answers with training examples, not scores, so it only adds table rows.
 
-* methods in the attribution registry (``captum_rnn.attr.available_methods()``), run
-  through :func:`captum_rnn.explain`;
-* Captum ``Attribution`` classes of ``captum_rnn.attr`` that return one score per
-  input position (attention methods, ``RuleExtraction``), adapted here;
-* ``NearestExamples`` (a ``captum.influence.DataInfluence``), which answers with
-  training examples instead of scores.
+A callable ``explainer(model, inputs, lengths, target)`` returning attributions
+``(batch, time)`` or ``(batch, time, features)`` may stand in for a named method.
 
-Nothing here imports those classes at import time: other parts of the package may
-not be installed or written yet, so every name is looked up when it is used and a
-missing one gives a ``ValueError`` that lists what is available.
+Models are seen through the model contract (:func:`captum_rnn.adapt`): any
+``nn.Module`` or ``LightningModule``, with the contract's hints where it cannot tell.
+Batches here are batch-first (as the probe is); they are handed to the model in its
+own layout.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,24 +29,24 @@ from captum_rnn._utils.grad import gradient_context
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.explanation import Explanation, Explanations
-from captum_rnn.models.protocol import adapt
+from captum_rnn.models.protocol import HINT_NAMES, SequenceModel, adapt
 
 __all__ = [
+    "EXAMPLE_EXPLAINERS",
     "MethodOutput",
     "available_explainers",
+    "check_hints",
     "check_methods",
+    "explainer_name",
+    "own_layout",
     "run_method",
+    "sequence_model",
 ]
 
-# Captum-style classes of ``captum_rnn.attr`` that return a score per input position.
-_POSITION_CLASSES = {
-    "attention_weights": "AttentionWeights",
-    "attention_rollout": "AttentionRollout",
-    "attention_flow": "AttentionFlow",
-    "gradient_attention_rollout": "GradientAttentionRollout",
-    "rule_extraction": "RuleExtraction",
-}
-_INFLUENCE_CLASSES = {"nearest_examples": "NearestExamples"}
+#: The callbacks' example-based explainers: they answer with training examples.
+EXAMPLE_EXPLAINERS = ("nearest_examples",)
+#: Method names that stand for a callable ``explainer=`` (never in the registry).
+_CALLABLE_PREFIX = "explainer:"
 
 
 @dataclass
@@ -63,31 +63,28 @@ class MethodOutput:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _attr_module() -> Any:
-    return importlib.import_module("captum_rnn.attr")
-
-
-def _registry() -> list[str]:
-    return list(_attr_module().available_methods())
-
-
 def available_explainers() -> list[str]:
-    """Names every callback accepts in this installation, sorted.
+    """Names every callback accepts: the method registry, then ``"nearest_examples"``.
 
     Returns:
-        The registry's methods (aliases included) and the Captum-style classes of
-        ``captum_rnn.attr`` (attention, rule and example methods) that exist now.
+        ``captum_rnn.attr.available_methods()`` (sorted, aliases included) followed by
+        the example-based explainers (``["nearest_examples"]``).
     """
-    attr = _attr_module()
-    names = set(_registry())
-    for name, cls in {**_POSITION_CLASSES, **_INFLUENCE_CLASSES}.items():
-        if getattr(attr, cls, None) is not None:
-            names.add(name)
-    return sorted(names)
+    from captum_rnn.attr import available_methods
+
+    return list(available_methods()) + list(EXAMPLE_EXPLAINERS)
+
+
+def explainer_name(explainer: Callable[..., Any]) -> str:
+    """The method name a callable ``explainer=`` is logged and written under."""
+    name = getattr(explainer, "__name__", None) or type(explainer).__name__
+    return f"{_CALLABLE_PREFIX}{name}"
 
 
 def check_methods(methods: str | Sequence[str], argument: str = "methods") -> tuple[str, ...]:
     """Return ``methods`` as a tuple after checking each name is available.
+
+    Names made by :func:`explainer_name` (a callable ``explainer=``) are accepted.
 
     Raises:
         TypeError: when ``methods`` is not a string or a sequence of strings.
@@ -103,75 +100,78 @@ def check_methods(methods: str | Sequence[str], argument: str = "methods") -> tu
         raise ValueError(f"{argument} is empty: name at least one method")
     available = available_explainers()
     for name in methods:
-        if name not in available:
-            hint = ""
-            cls = _POSITION_CLASSES.get(name) or _INFLUENCE_CLASSES.get(name)
-            if cls is not None:
-                hint = f" (captum_rnn.attr.{cls} is not available in this installation)"
+        if name not in available and not name.startswith(_CALLABLE_PREFIX):
             raise ValueError(
-                f"{argument}: method {name!r} is not available{hint}; available: {available}"
+                f"{argument}: method {name!r} is not available; available: {available} "
+                "(or pass explainer=callable(model, inputs, lengths, target))"
             )
     return methods
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+def check_hints(model_hints: Mapping[str, Any] | None, more: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's hints from ``model_hints`` and keyword hints, checked.
 
-
-def _per_position(
-    model: Any, name: str, inputs: Tensor, lengths: Tensor, target: Tensor, kwargs: Mapping
-) -> Tensor:
-    """Run a Captum-style class of ``captum_rnn.attr``; return ``(batch, time)`` scores."""
-    cls = getattr(_attr_module(), _POSITION_CLASSES[name])
-    method = cls(model)
-    call: dict[str, Any] = dict(kwargs)
-    call.setdefault("target", target)
-    if _accepts(method.attribute, "additional_forward_args"):
-        call.setdefault("additional_forward_args", (lengths,))
-    with gradient_context(model) as ctx:
-        result = method.attribute(ctx.prepare(inputs), **call)
-    if isinstance(result, tuple):
-        result = result[0]
-    result = torch.as_tensor(result).detach()
-    if result.dim() == 3:  # (batch, time, dim): one score per position
-        result = result.sum(dim=-1)
-    if result.shape != inputs.shape[:2]:
-        raise ValueError(
-            f"method {name!r} returned shape {tuple(result.shape)}; expected one score per "
-            f"input position {tuple(inputs.shape[:2])}"
+    Raises:
+        TypeError: for a ``model_hints`` that is not a dict, or a name that is not a
+            hint of :func:`captum_rnn.adapt`.
+    """
+    if model_hints is not None and not isinstance(model_hints, Mapping):
+        raise TypeError(f"model_hints must be a dict of adapt() keywords, got {model_hints!r}")
+    hints = {**dict(model_hints or {}), **dict(more)}
+    unknown = sorted(set(hints) - set(HINT_NAMES))
+    if unknown:
+        raise TypeError(
+            f"unknown keyword arguments {unknown}: besides its own options this takes the "
+            f"model contract's hints {list(HINT_NAMES)} (see captum_rnn.adapt)"
         )
-    return result
+    return {k: v for k, v in hints.items() if v is not None}
+
+
+def sequence_model(model: Any, hints: Mapping[str, Any] | None = None) -> SequenceModel:
+    """``model`` through the contract, with ``hints``."""
+    return adapt(model, **dict(hints or {}))
+
+
+def own_layout(seq: SequenceModel, x: Tensor) -> Tensor:
+    """A batch-first tensor in the model's own layout (time-major models: transposed)."""
+    return x if seq.batch_first or x.dim() < 2 else x.transpose(0, 1)
 
 
 def run_method(
     model: Any,
     name: str,
     inputs: Tensor,
-    lengths: Tensor,
+    lengths: Tensor | None,
     *,
     target: Any = None,
     vocab: Any = None,
     labels: Sequence[Any] | None = None,
     class_names: Sequence[str] | None = None,
     kwargs: Mapping[str, Any] | None = None,
+    hints: Mapping[str, Any] | None = None,
+    explainer: Callable[..., Any] | None = None,
 ) -> MethodOutput:
-    """Explain a padded batch with the method called ``name``.
+    """Explain a padded batch with the method called ``name`` (or ``explainer``).
 
     Args:
-        model: a captum-rnn recurrent model, on its device.
-        name: a name from :func:`available_explainers`.
-        inputs: token ids ``(batch, time)`` or continuous input ``(batch, time, features)``.
-        lengths: true lengths ``(batch,)``.
+        model: any sequence model (``nn.Module``, ``LightningModule`` or
+            ``SequenceModel``), on its device.
+        name: a name from :func:`available_explainers`, or the name of ``explainer``.
+        inputs: batch-first token ids ``(batch, time)`` or continuous input
+            ``(batch, time, features)``.
+        lengths: true lengths ``(batch,)``; ``None``: from the padding (token ids) or
+            the full width (features).
         target: ``None`` (predicted class), an int, or one per sequence.
         vocab: turns token ids into tokens.
         labels: optional true labels, stored on the explanations.
         class_names: optional class names, stored on the explanations.
         kwargs: method options (``n_steps`` ...); for ``nearest_examples`` also the
             ``NearestExamples`` constructor's (``train_dataset`` is required) and ``top_k``.
+        hints: the model contract's hints (see :func:`captum_rnn.adapt`).
+        explainer: a callable ``explainer(model, inputs, lengths, target)`` returning
+            attributions ``(batch, time)`` or ``(batch, time, features)``; it gets the
+            user's model, the inputs in the model's own layout, lengths ``(batch,)`` and
+            one target per sequence ``(batch,)``.
 
     Returns:
         A :class:`MethodOutput`.
@@ -180,50 +180,56 @@ def run_method(
         ValueError: when ``name`` is not available (the message lists what is).
     """
     kwargs = dict(kwargs or {})
-    if name in _registry():
+    seq = sequence_model(model, hints)
+    if explainer is None:
+        check_methods((name,), "method")
+    if explainer is None and name not in EXAMPLE_EXPLAINERS:
         from captum_rnn._explain import explain
 
-        explanations = explain(
-            model,
-            inputs,
-            method=name,
-            target=target,
-            vocab=vocab,
-            lengths=lengths,
-            labels=labels,
-            class_names=class_names,
-            **kwargs,
+        return MethodOutput(
+            explain(
+                seq,
+                own_layout(seq, inputs),
+                method=name,
+                target=target,
+                vocab=vocab,
+                lengths=lengths,
+                labels=labels,
+                class_names=class_names,
+                **kwargs,
+            )
         )
-        return MethodOutput(explanations)
-    check_methods((name,), "method")
     from captum_rnn._explain import prepare_inputs
 
-    seq = adapt(model)
-    device = next(model.parameters()).device
+    device = next(seq.parameters()).device
     with preserve_state(seq.module):
-        with gradient_context(model) as ctx:
+        seq.module.eval()
+        with gradient_context(seq.module) as ctx:
             inputs, lengths, real = prepare_inputs(
-                seq, ctx.prepare(inputs), ctx.prepare(lengths), vocab
+                seq,
+                own_layout(seq, ctx.prepare(inputs)),
+                None if lengths is None else ctx.prepare(lengths),
+                vocab,
             )
-        with torch.no_grad():
-            outputs = seq(inputs, lengths).detach()
-        seq.observe(outputs)
-        classifier = seq.is_classifier
-        resolved = resolve_target(target, outputs, classifier)
-        if name in _INFLUENCE_CLASSES:
-            return MethodOutput(None, _nearest_rows(model, inputs, lengths, kwargs))
-        scores = _per_position(model, name, inputs, lengths, resolved, kwargs)
+            with torch.no_grad():
+                outputs = seq(inputs, lengths).detach()
+            seq.observe(outputs)
+            classifier = seq.is_classifier
+            resolved = resolve_target(target, outputs, classifier)
+            if explainer is None:
+                return MethodOutput(None, _nearest_rows(seq.module, inputs, lengths, kwargs))
+            result = explainer(seq.module, own_layout(seq, inputs), lengths, resolved, **kwargs)
+        scores = _as_scores(seq, name, result, inputs)
     scores = (scores.to(device).double() * real).cpu()
     probs = seq.probabilities(outputs.double()).cpu() if classifier else None
     explanations = Explanations()
     for i in range(inputs.shape[0]):
         keep = real[i].nonzero()[:, 0].cpu()
-        n = len(keep)
         if seq.is_token_model:
             ids = inputs[i].cpu()[keep].tolist()
             tokens = vocab.decode(ids) if vocab is not None else [str(t) for t in ids]
         else:
-            tokens = [f"t{j}" for j in range(n)]
+            tokens = [f"t{j}" for j in range(len(keep))]
         t = int(resolved[i])
         predicted = int(probs[i].argmax()) if probs is not None else None
         explanations.append(
@@ -234,12 +240,31 @@ def run_method(
                 target=t,
                 predicted=predicted,
                 probability=float(probs[i, predicted]) if probs is not None else None,
-                output=float(outputs[i, t]),
+                output=float(outputs[i, min(t, outputs.shape[-1] - 1)]),
                 label=_plain(labels[i]) if labels is not None else None,
                 class_names=list(class_names) if class_names is not None else None,
             )
         )
     return MethodOutput(explanations)
+
+
+def _as_scores(seq: SequenceModel, name: str, result: Any, inputs: Tensor) -> Tensor:
+    """A callable explainer's answer as ``(batch, time)`` scores (features summed)."""
+    if isinstance(result, tuple):
+        result = result[0]
+    result = torch.as_tensor(result).detach()
+    batch, time = inputs.shape[0], inputs.shape[1]
+    if result.dim() in (2, 3) and result.shape[:2] != (batch, time) and not seq.batch_first:
+        if result.shape[:2] == (time, batch):
+            result = result.transpose(0, 1)
+    if result.dim() == 3:  # (batch, time, features): one score per position
+        result = result.sum(dim=-1)
+    if result.shape != (batch, time):
+        raise ValueError(
+            f"explainer {name!r} returned shape {tuple(result.shape)}; expected "
+            f"(batch, time) = {(batch, time)} or (batch, time, features)"
+        )
+    return result
 
 
 def _nearest_rows(model: Any, inputs: Tensor, lengths: Tensor, kwargs: dict) -> list[dict]:
@@ -248,13 +273,11 @@ def _nearest_rows(model: Any, inputs: Tensor, lengths: Tensor, kwargs: dict) -> 
             "method 'nearest_examples' needs its training set: pass "
             "method_kwargs={'nearest_examples': {'train_dataset': ...}}"
         )
+    from captum_rnn.influence import NearestExamples
+
     top_k = int(kwargs.pop("top_k", 5))
-    cls = getattr(_attr_module(), _INFLUENCE_CLASSES["nearest_examples"])
-    finder = cls(model, kwargs.pop("train_dataset"), **kwargs)
-    call: dict[str, Any] = {"top_k": top_k}
-    if _accepts(finder.influence, "additional_forward_args"):
-        call["additional_forward_args"] = (lengths,)
-    result = finder.influence(inputs, **call)
+    finder = NearestExamples(model, kwargs.pop("train_dataset"), **kwargs)
+    result = finder.influence(inputs, top_k=top_k, additional_forward_args=(lengths,))
     rows = []
     for layer, (indices, scores) in result.items():
         indices, scores = torch.as_tensor(indices).cpu(), torch.as_tensor(scores).cpu()

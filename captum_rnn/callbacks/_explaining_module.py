@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,16 +10,18 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from captum_rnn.callbacks._explainers import check_methods, run_method
+from captum_rnn.callbacks._explainers import (
+    check_hints,
+    check_methods,
+    explainer_name,
+    run_method,
+    sequence_model,
+)
+from captum_rnn.callbacks._probe import unpack_batch
 from captum_rnn.explanation import Explanations
+from captum_rnn.models.protocol import pop_hints
 
 __all__ = ["ExplainingModule", "explain_batch"]
-
-
-def _unpack(batch: Any) -> tuple[Tensor, Tensor | None, Any]:
-    from captum_rnn.models.recurrent import RecurrentModel
-
-    return RecurrentModel.unpack_batch(batch)
 
 
 def explanations_to_arrays(
@@ -79,6 +81,10 @@ def explain_batch(
     target: Any = None,
     vocab: Any = None,
     class_names: Sequence[str] | None = None,
+    *,
+    explainer: Callable[..., Any] | None = None,
+    batch_to_inputs: Callable[[Any], Any] | None = None,
+    model_hints: Mapping[str, Any] | None = None,
     **method_kwargs: Any,
 ) -> dict[str, np.ndarray]:
     """Explain one batch as a data loader yields it; return padded NumPy arrays.
@@ -88,13 +94,21 @@ def explain_batch(
     so a mixed-precision trainer still explains in the model's own precision.
 
     Args:
-        model: a captum-rnn recurrent model.
+        model: any sequence model (``nn.Module`` / ``LightningModule``), seen through
+            the model contract (:func:`captum_rnn.adapt`).
         batch: ``(inputs, lengths, targets)`` as ``pad_collate`` returns, ``(inputs,
-            targets)``, a dict or a bare tensor.
+            targets)``, a dict with common keys or a bare tensor, inputs in the model's
+            own layout; anything else with ``batch_to_inputs``.
         method: a method name (see ``captum_rnn.callbacks.available_explainers()``).
         target: ``None`` (predicted class), an int, or ``"label"`` (the batch's targets).
         vocab: a vocabulary (tokens are not stored; ids are).
         class_names: class names stored on the explanations.
+        explainer: a callable ``explainer(model, inputs, lengths, target)`` returning
+            attributions ``(batch, time)`` or ``(batch, time, features)``, used instead
+            of ``method``.
+        batch_to_inputs: a callable ``batch -> (inputs, lengths or None, labels or None)``.
+        model_hints: the model contract's hints (see :func:`captum_rnn.adapt`); they may
+            also be given among ``method_kwargs`` (``pad_id=1``).
         method_kwargs: options of the method.
 
     Returns:
@@ -107,12 +121,14 @@ def explain_batch(
         >>> out["scores"].shape
         (1, 2)
     """
-    inputs, lengths, labels = _unpack(batch)
-    if lengths is None:
-        if inputs.dtype.is_floating_point:
-            lengths = torch.full((inputs.shape[0],), inputs.shape[1], dtype=torch.long)
-        else:
-            lengths = model.lengths_of(inputs)
+    hints = check_hints(model_hints, pop_hints(method_kwargs))
+    seq = sequence_model(model, hints)
+    inputs, lengths, labels = unpack_batch(batch, batch_to_inputs)
+    inputs = torch.as_tensor(inputs)
+    if not seq.batch_first and inputs.dim() >= 2:
+        inputs = inputs.transpose(0, 1)  # batch-first from here on
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths)
     label_list = None
     if labels is not None and torch.as_tensor(labels).dim() == 1:
         label_list = torch.as_tensor(labels).tolist()
@@ -121,11 +137,13 @@ def explain_batch(
             raise ValueError("target='label' needs batches with targets")
         target = torch.as_tensor(labels).long().view(-1)
     device_type = next(model.parameters()).device.type
+    if explainer is not None:
+        method = explainer_name(explainer)
     # Lightning runs predict_step under autocast with mixed precision; explanations
     # (and IG's convergence delta) are computed in the model's own precision.
     with torch.autocast(device_type, enabled=False):
         output = run_method(
-            model,
+            seq,
             method,
             inputs,
             lengths,
@@ -134,6 +152,7 @@ def explain_batch(
             labels=label_list,
             class_names=class_names,
             kwargs=method_kwargs,
+            explainer=explainer,
         )
     if output.explanations is None:
         raise ValueError(
@@ -150,13 +169,23 @@ class ExplainingModule(pl.LightningModule):
     ``return_predictions=False`` so nothing accumulates in memory. Works with the
     default ``inference_mode=True``, on CPU and GPU, on one process or under DDP.
 
+    The wrapped model is any ``nn.Module`` / ``LightningModule`` over sequences (seen
+    through :func:`captum_rnn.adapt`); it needs no ``predict_step`` of its own.
+
     Args:
-        model: a captum-rnn recurrent model (``RNNClassifier``, ``RNNRegressor``).
+        model: the model to explain: captum-rnn's or your own.
         method: a method name, default integrated gradients.
         target: ``None`` (predicted class), an int, or ``"label"``.
         vocab: a vocabulary; the writer saves it so ``read_explanations`` shows tokens.
         class_names: names of the classes.
-        method_kwargs: options of the method (``n_steps=...``).
+        explainer: a callable ``explainer(model, inputs, lengths, target)`` returning
+            attributions ``(batch, time)`` or ``(batch, time, features)``, used instead
+            of ``method`` (written as ``"explainer:<its __name__>"``).
+        batch_to_inputs: a callable ``batch -> (inputs, lengths or None, labels or None)``
+            for batches the default cannot read.
+        model_hints: the model contract's hints (see :func:`captum_rnn.adapt`).
+        method_kwargs: options of the method (``n_steps=...``), and the contract's
+            hints as keywords (``pad_id=1``).
 
     Example:
         >>> from captum_rnn.models import RNNClassifier
@@ -172,17 +201,28 @@ class ExplainingModule(pl.LightningModule):
         target: Any = None,
         vocab: Any = None,
         class_names: Sequence[str] | None = None,
+        *,
+        explainer: Callable[..., Any] | None = None,
+        batch_to_inputs: Callable[[Any], Any] | None = None,
+        model_hints: Mapping[str, Any] | None = None,
         **method_kwargs: Any,
     ) -> None:
         super().__init__()
         if not isinstance(model, torch.nn.Module):
             raise TypeError(
-                f"model must be a captum-rnn model (an nn.Module), got {type(model).__name__}"
+                f"model must be a sequence model (an nn.Module), got {type(model).__name__}"
             )
         if not isinstance(method, str):
             raise TypeError(f"method must be a method name, got {method!r}")
+        if explainer is not None and not callable(explainer):
+            raise TypeError("explainer must be callable(model, inputs, lengths, target)")
+        if batch_to_inputs is not None and not callable(batch_to_inputs):
+            raise TypeError("batch_to_inputs must be callable(batch) -> (inputs, lengths, labels)")
         self.model = model
-        self.method = method
+        self.model_hints = check_hints(model_hints, pop_hints(method_kwargs))
+        self.explainer = explainer
+        self.batch_to_inputs = batch_to_inputs
+        self.method = explainer_name(explainer) if explainer is not None else method
         self.target = target
         self.vocab = vocab
         self.class_names = list(class_names) if class_names is not None else None
@@ -210,5 +250,8 @@ class ExplainingModule(pl.LightningModule):
             self.target,
             vocab=self.vocab,
             class_names=self.class_names,
+            explainer=self.explainer,
+            batch_to_inputs=self.batch_to_inputs,
+            model_hints=self.model_hints,
             **self.method_kwargs,
         )

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from captum_rnn.callbacks._explainers import check_methods, run_method
+from captum_rnn.callbacks._explainers import (
+    check_hints,
+    check_methods,
+    explainer_name,
+    own_layout,
+    run_method,
+    sequence_model,
+)
 from captum_rnn.callbacks._figure import probe_figure
 from captum_rnn.callbacks._logging_backends import LogPayload, has_media_loggers
 from captum_rnn.callbacks._metrics import call_metric, padded_scores, resolve_metrics
@@ -84,6 +91,11 @@ class ExplanationLogger(PeriodicCallback):
 
     Scalars logged during ``trainer.test`` use the prefix ``explanations_test``.
 
+    The model is any ``nn.Module`` / ``LightningModule`` over sequences, seen through
+    the model contract (:func:`captum_rnn.adapt`): pass its hints (``pad_id``,
+    ``batch_first``, ``output``, ...) as keywords or in ``model_hints`` where it cannot
+    tell them; batches it does not understand are split by ``batch_to_inputs``.
+
     The callback does not change training: random streams (torch, CUDA, numpy,
     Python), module modes, gradients and ``requires_grad`` flags are restored after
     every run, so weights end bit-identical on CPU. The work runs on global rank zero;
@@ -94,11 +106,12 @@ class ExplanationLogger(PeriodicCallback):
             ``(time, features)`` tensors), a padded batch, a ``DataLoader``, a
             ``Dataset``, or indices into the validation set (a ``range`` or a flat list
             of ints; in ``trainer.test`` they index the test set).
-        methods: method names: any of ``captum_rnn.attr.available_methods()`` and the
-            attention, rule and example methods of ``captum_rnn.attr`` once installed
-            (``"attention_weights"``, ``"attention_rollout"``, ``"attention_flow"``,
-            ``"gradient_attention_rollout"``, ``"rule_extraction"``,
-            ``"nearest_examples"``).
+        methods: method names (default ``("integrated_gradients",)``, or none when
+            ``explainer`` is given): any of ``captum_rnn.attr.available_methods()``
+            (attention and ``"rule_extraction"`` included; register your own by
+            subclassing ``captum_rnn.attr.AttributionMethod``), and
+            ``"nearest_examples"``, the one example-based explainer (it logs a table of
+            training examples, not scores); see :func:`available_explainers`.
         every_n_epochs: run every this many training epochs.
         target: output explained: ``None`` (predicted class), an int, one int per
             sample, or ``"label"`` (each sample's true label).
@@ -122,6 +135,16 @@ class ExplanationLogger(PeriodicCallback):
         background: draw and send figures and tables on a worker thread while training
             goes on (everything is sent when the trainer call returns).
         prefix: the tag under which everything is logged.
+        explainer: a callable ``explainer(model, inputs, lengths, target)`` returning
+            attributions ``(batch, time)`` or ``(batch, time, features)``, run besides
+            ``methods`` and logged as ``"explainer:<its __name__>"``; it gets the model,
+            the probe in the model's own layout, lengths and one target per sequence.
+        batch_to_inputs: a callable ``batch -> (inputs, lengths or None, labels or None)``
+            for batches the default cannot read (it reads tensors, ``(x, y)``,
+            ``(x, lengths, y)`` and dicts with common keys such as ``inputs``/``features``
+            and ``label``/``targets``).
+        model_hints: the model contract's hints as a dict (see :func:`captum_rnn.adapt`);
+            they may also be given as keywords (``pad_id=1``).
 
     Example:
         >>> import pytorch_lightning as pl
@@ -132,7 +155,7 @@ class ExplanationLogger(PeriodicCallback):
     def __init__(
         self,
         samples: Any,
-        methods: str | Sequence[str] = ("integrated_gradients",),
+        methods: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
         target: Any = None,
         max_samples: int = 8,
@@ -147,6 +170,10 @@ class ExplanationLogger(PeriodicCallback):
         on_test: bool = True,
         background: bool = True,
         prefix: str = "explanations",
+        explainer: Callable[..., Any] | None = None,
+        batch_to_inputs: Callable[[Any], Any] | None = None,
+        model_hints: Mapping[str, Any] | None = None,
+        **hints: Any,
     ) -> None:
         super().__init__(every_n_epochs, on_validate, on_test, background)
         if samples is None:
@@ -155,16 +182,28 @@ class ExplanationLogger(PeriodicCallback):
             )
         if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
             raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
-        if isinstance(methods, str):
+        if explainer is not None and not callable(explainer):
+            raise TypeError("explainer must be callable(model, inputs, lengths, target)")
+        if batch_to_inputs is not None and not callable(batch_to_inputs):
+            raise TypeError("batch_to_inputs must be callable(batch) -> (inputs, lengths, labels)")
+        if methods is None:
+            methods = () if explainer is not None else ("integrated_gradients",)
+        elif isinstance(methods, str):
             methods = (methods,)
         if (
             not isinstance(methods, Sequence)
-            or not methods
+            or not (methods or explainer is not None)
             or not all(isinstance(m, str) for m in methods)
         ):
             raise TypeError(
                 f"methods must be a method name or a non-empty sequence of names, got {methods!r}"
             )
+        self.explainer = explainer
+        self._explainer_name = explainer_name(explainer) if explainer is not None else None
+        if self._explainer_name is not None:
+            methods = (*methods, self._explainer_name)
+        self.batch_to_inputs = batch_to_inputs
+        self.hints = check_hints(model_hints, hints)
         if method_kwargs is not None and not isinstance(method_kwargs, Mapping):
             raise TypeError("method_kwargs must be a dict {method name: {option: value}}")
         unknown = set(method_kwargs or {}) - set(methods)
@@ -226,13 +265,16 @@ class ExplanationLogger(PeriodicCallback):
     # ------------------------------------------------------------------ the work
     def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
         if stage not in self._probes:
+            seq = sequence_model(model, self.hints)
             self._probes[stage] = resolve_probe(
                 self.samples,
                 max_samples=self.max_samples,
-                padding_idx=int(getattr(model, "padding_idx", 0) or 0),
+                padding_idx=int(seq.pad_id) if seq.pad_id is not None else 0,
                 vocab=self._from_datamodule(trainer, "vocab"),
                 trainer=trainer,
                 stage=stage,
+                batch_to_inputs=self.batch_to_inputs,
+                batch_first=seq.batch_first,
             )
         return self._probes[stage]
 
@@ -275,6 +317,8 @@ class ExplanationLogger(PeriodicCallback):
                 labels=probe.labels,
                 class_names=self._from_datamodule(trainer, "class_names"),
                 kwargs=self.method_kwargs.get(method),
+                hints=self.hints,
+                explainer=self.explainer if method == self._explainer_name else None,
             )
             if output.rows and media:
                 columns = list(output.rows[0])
@@ -330,15 +374,17 @@ class ExplanationLogger(PeriodicCallback):
         if not self._metrics:
             return
         device = next(model.parameters()).device
+        seq = sequence_model(model, self.hints)
         attributions = padded_scores(explanations, probe.inputs.shape[1], device)
         target = torch.tensor([e.target for e in explanations], device=device)
         for name, fn in list(self._metrics):
             try:
                 result = call_metric(
                     fn,
-                    model=model,
-                    inputs=probe.inputs.to(device),
-                    attributions=attributions,
+                    # the user's model as it is; with hints, as the contract sees it
+                    model=seq if self.hints else seq.module,
+                    inputs=own_layout(seq, probe.inputs.to(device)),
+                    attributions=own_layout(seq, attributions),
                     target=target,
                     lengths=probe.lengths.to(device),
                 )

@@ -13,7 +13,15 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from captum_rnn.callbacks._explainers import check_methods, run_method
+from captum_rnn._utils.state import preserve_state
+from captum_rnn.callbacks._explainers import (
+    check_hints,
+    check_methods,
+    explainer_name,
+    own_layout,
+    run_method,
+    sequence_model,
+)
 from captum_rnn.callbacks._logging_backends import LogPayload, has_media_loggers
 from captum_rnn.callbacks._metrics import call_metric, padded_scores, resolve_metrics
 from captum_rnn.callbacks._probe import Probe, resolve_probe
@@ -26,17 +34,33 @@ class _ProbeMixin:
     samples: Any
     max_samples: int
     vocab: Any
+    hints: dict[str, Any]
+    batch_to_inputs: Callable[[Any], Any] | None
     _probes: dict[str, Probe]
+
+    def _setup_model_options(
+        self,
+        batch_to_inputs: Callable[[Any], Any] | None,
+        model_hints: Mapping[str, Any] | None,
+        hints: Mapping[str, Any],
+    ) -> None:
+        if batch_to_inputs is not None and not callable(batch_to_inputs):
+            raise TypeError("batch_to_inputs must be callable(batch) -> (inputs, lengths, labels)")
+        self.batch_to_inputs = batch_to_inputs
+        self.hints = check_hints(model_hints, hints)
 
     def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
         if stage not in self._probes:
+            seq = sequence_model(model, self.hints)
             self._probes[stage] = resolve_probe(
                 self.samples,
                 max_samples=self.max_samples,
-                padding_idx=int(getattr(model, "padding_idx", 0) or 0),
+                padding_idx=int(seq.pad_id) if seq.pad_id is not None else 0,
                 vocab=self._vocab_for(trainer),
                 trainer=trainer,
                 stage=stage,
+                batch_to_inputs=self.batch_to_inputs,
+                batch_first=seq.batch_first,
             )
         return self._probes[stage]
 
@@ -72,6 +96,13 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
         background: draw and send figures and tables on a worker thread while training
             goes on (everything is sent when the trainer call returns).
         prefix: the tag of the logged scalars.
+        explainer: a callable ``explainer(model, inputs, lengths, target)`` returning
+            attributions ``(batch, time)`` or ``(batch, time, features)``, scored besides
+            ``methods`` as ``"explainer:<its __name__>"`` (see :class:`ExplanationLogger`).
+        batch_to_inputs: a callable ``batch -> (inputs, lengths or None, labels or None)``
+            for batches the default cannot read.
+        model_hints: the model contract's hints as a dict (see :func:`captum_rnn.adapt`);
+            they may also be given as keywords (``pad_id=1``).
 
     Raises:
         ValueError: when the trainer starts, for a method or metric that is not
@@ -85,7 +116,7 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
         self,
         samples: Any,
         metrics: Any = ("comprehensiveness", "sufficiency"),
-        methods: str | Sequence[str] = ("integrated_gradients",),
+        methods: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
         target: Any = None,
         max_samples: int = 32,
@@ -97,13 +128,27 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
         on_test: bool = True,
         background: bool = True,
         prefix: str = "faithfulness",
+        explainer: Callable[..., Any] | None = None,
+        batch_to_inputs: Callable[[Any], Any] | None = None,
+        model_hints: Mapping[str, Any] | None = None,
+        **hints: Any,
     ) -> None:
         super().__init__(every_n_epochs, on_validate, on_test, background)
         if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
             raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
+        if explainer is not None and not callable(explainer):
+            raise TypeError("explainer must be callable(model, inputs, lengths, target)")
+        self._setup_model_options(batch_to_inputs, model_hints, hints)
+        if methods is None:
+            methods = () if explainer is not None else ("integrated_gradients",)
+        self.explainer = explainer
+        self._explainer_name = explainer_name(explainer) if explainer is not None else None
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)
+        if self._explainer_name is not None:
+            methods = (*methods, self._explainer_name)
         self.samples = samples
         self.metrics = metrics
-        self.methods = (methods,) if isinstance(methods, str) else tuple(methods)
+        self.methods = methods
         self.target = target
         self.max_samples = max_samples
         self.vocab = vocab
@@ -127,10 +172,11 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
 
     def _work(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> LogPayload:
         model = explained_model(pl_module)
+        seq = sequence_model(model, self.hints)
         probe = self._probe(trainer, model, stage)
         payload = self._payload(trainer, self.prefix, stage)
         device = next(model.parameters()).device
-        inputs, lengths = probe.inputs.to(device), probe.lengths.to(device)
+        inputs, lengths = own_layout(seq, probe.inputs.to(device)), probe.lengths.to(device)
         total = len(self.methods) * len(self._resolved)
         with progress(trainer, total, f"Scoring explanations ({self.prefix})") as bar:
             for method in self.methods:
@@ -142,17 +188,22 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
                     target=self.target,
                     vocab=self._vocab_for(trainer),
                     kwargs=self.method_kwargs.get(method),
+                    hints=self.hints,
+                    explainer=self.explainer if method == self._explainer_name else None,
                 )
                 if output.explanations is None:
                     raise ValueError(
                         f"method {method!r} does not score positions; faithfulness needs scores"
                     )
-                attributions = padded_scores(output.explanations, probe.inputs.shape[1], device)
+                attributions = own_layout(
+                    seq, padded_scores(output.explanations, probe.inputs.shape[1], device)
+                )
                 target = torch.tensor([e.target for e in output.explanations], device=device)
                 for name, fn in self._resolved:
                     result = call_metric(
                         fn,
-                        model=model,
+                        # the user's model as it is; with hints, as the contract sees it
+                        model=seq if self.hints else seq.module,
                         inputs=inputs,
                         attributions=attributions,
                         target=target,
@@ -256,6 +307,10 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         background: draw and send figures and tables on a worker thread while training
             goes on (everything is sent when the trainer call returns).
         prefix: the tag of what is logged.
+        batch_to_inputs: a callable ``batch -> (inputs, lengths or None, labels or None)``
+            for probe batches the default cannot read.
+        model_hints: the model contract's hints as a dict (see :func:`captum_rnn.adapt`);
+            they may also be given as keywords (``pad_id=1``).
 
     Example:
         >>> monitor = RuleExtractionMonitor(held_out, alphabet="01", every_n_epochs=5)  # doctest: +SKIP
@@ -281,8 +336,12 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         on_test: bool = False,
         background: bool = True,
         prefix: str = "rules",
+        batch_to_inputs: Callable[[Any], Any] | None = None,
+        model_hints: Mapping[str, Any] | None = None,
+        **hints: Any,
     ) -> None:
         super().__init__(every_n_epochs, on_validate, on_test, background)
+        self._setup_model_options(batch_to_inputs, model_hints, hints)
         if extractor is not None and not callable(extractor):
             raise TypeError("extractor must be callable: extractor(model) -> rules")
         if extractor is None and alphabet is None:
@@ -325,6 +384,8 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
             kwargs["vocab"] = vocab  # symbols -> the data module's token ids
 
         def extract(model: Any) -> Any:
+            # with hints, extract_dfa sees the model as the contract does (batch-first)
+            model = sequence_model(model, self.hints) if self.hints else model
             return extract_dfa(model, self.alphabet, method=self.method, **kwargs)
 
         self._extract = extract
@@ -337,16 +398,15 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         return ids
 
     def _fidelity(self, model: Any, probe: Probe, rules: Any) -> float:
+        seq = sequence_model(model, self.hints)
         device = next(model.parameters()).device
-        was = [(m, m.training) for m in model.modules()]
-        try:
-            model.eval()
+        with preserve_state(seq.module):
+            seq.module.eval()
             with torch.no_grad():
-                logits = model(probe.inputs.to(device), probe.lengths.to(device))
-        finally:
-            for module, training in was:
-                module.training = training
-        decisions = (logits.argmax(-1) == self.positive_class).cpu().tolist()
+                outputs = seq(probe.inputs.to(device), probe.lengths.to(device))
+        seq.observe(outputs)
+        scores = seq.probabilities(outputs) if seq.is_classifier else outputs
+        decisions = (scores.argmax(-1) == self.positive_class).cpu().tolist()
         agree = 0
         for i, decision in enumerate(decisions):
             ids = probe.inputs[i, : int(probe.lengths[i])].tolist()

@@ -19,7 +19,13 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["Probe", "is_index_spec", "resolve_probe"]
+__all__ = [
+    "Probe",
+    "default_batch_to_inputs",
+    "is_index_spec",
+    "resolve_probe",
+    "unpack_batch",
+]
 
 
 @dataclass
@@ -61,16 +67,80 @@ def is_index_spec(samples: Any) -> bool:
     )
 
 
-def _unpack_batch(batch: Any) -> tuple[Tensor, Tensor | None, Any]:
-    from captum_rnn.models.recurrent import RecurrentModel
+#: Dict keys read as the inputs, the lengths and the labels of a batch or an item.
+INPUT_KEYS = (
+    "inputs",
+    "input",
+    "input_ids",
+    "ids",
+    "x",
+    "features",
+    "text",
+    "tokens",
+    "src",
+    "sequence",
+    "sequences",
+    "data",
+)
+LENGTH_KEYS = ("lengths", "length", "text_lengths", "seq_len", "seq_lens", "lens", "src_len")
+LABEL_KEYS = ("targets", "target", "labels", "label", "y", "class", "classes")
 
-    return RecurrentModel.unpack_batch(batch)
+
+def _first_key(batch: Mapping, keys: Sequence[str]) -> Any:
+    return next((batch[k] for k in keys if k in batch), None)
+
+
+def default_batch_to_inputs(batch: Any) -> tuple[Any, Any, Any]:
+    """Split a batch into ``(inputs, lengths or None, labels or None)``.
+
+    Understands a bare tensor, ``(inputs,)``, ``(inputs, labels)``, ``(inputs, lengths,
+    labels)`` and dicts with common keys (:data:`INPUT_KEYS`, :data:`LENGTH_KEYS`,
+    :data:`LABEL_KEYS`).
+
+    Raises:
+        ValueError: for any other batch, naming ``batch_to_inputs=``.
+    """
+    if isinstance(batch, Tensor):
+        return batch, None, None
+    if isinstance(batch, Mapping):
+        inputs = _first_key(batch, INPUT_KEYS)
+        if inputs is not None:
+            return inputs, _first_key(batch, LENGTH_KEYS), _first_key(batch, LABEL_KEYS)
+    elif isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 3:
+        if len(batch) == 3:
+            return batch[0], batch[1], batch[2]
+        if len(batch) == 2:
+            return batch[0], None, batch[1]
+        return batch[0], None, None
+    keys = f" with keys {sorted(map(str, batch))}" if isinstance(batch, Mapping) else ""
+    raise ValueError(
+        f"cannot read a batch of type {type(batch).__name__}{keys}: pass "
+        "batch_to_inputs=callable(batch) -> (inputs, lengths or None, labels or None)"
+    )
+
+
+def unpack_batch(batch: Any, batch_to_inputs: Any = None) -> tuple[Tensor, Any, Any]:
+    """``(inputs, lengths, labels)`` of ``batch`` by ``batch_to_inputs`` or the default."""
+    split = batch_to_inputs or default_batch_to_inputs
+    got = split(batch)
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise ValueError(
+            "batch_to_inputs must return (inputs, lengths or None, labels or None), "
+            f"got {type(got).__name__}"
+        )
+    return got[0], got[1], got[2]
 
 
 def _split_item(item: Any) -> tuple[Any, Any]:
     """A dataset item or list element: ``(sequence, label)`` or a bare sequence."""
     if isinstance(item, Mapping):
-        return item["inputs"], item.get("targets", item.get("target"))
+        inputs = _first_key(item, INPUT_KEYS)
+        if inputs is None:
+            raise ValueError(
+                f"cannot find the sequence in a dataset item with keys {sorted(map(str, item))}: "
+                f"name it one of {list(INPUT_KEYS)}"
+            )
+        return inputs, _first_key(item, LABEL_KEYS)
     if isinstance(item, tuple) and len(item) == 2 and not _is_int(item[0]):
         return item[0], item[1]
     return item, None
@@ -98,9 +168,13 @@ def _pad(sequences: list[Tensor], padding_idx: int) -> tuple[Tensor, Tensor]:
     return pad_sequence(sequences, batch_first=True, padding_value=value), lengths
 
 
-def _from_batch(batch: Any, padding_idx: int, limit: int) -> tuple[list[Tensor], list[Any] | None]:
-    inputs, lengths, targets = _unpack_batch(batch)
+def _from_batch(
+    batch: Any, padding_idx: int, limit: int, batch_to_inputs: Any = None, batch_first: bool = True
+) -> tuple[list[Tensor], list[Any] | None]:
+    inputs, lengths, targets = unpack_batch(batch, batch_to_inputs)
     inputs = torch.as_tensor(inputs).detach().cpu()
+    if not batch_first and inputs.dim() >= 2:
+        inputs = inputs.transpose(0, 1)  # the model's time-major layout -> batch-first
     if inputs.dim() == 1:
         inputs = inputs.unsqueeze(0)
     if lengths is None:
@@ -121,7 +195,7 @@ def _is_batch(samples: Any) -> bool:
     if isinstance(samples, Tensor):
         return True
     if isinstance(samples, Mapping):
-        return "inputs" in samples
+        return any(k in samples for k in INPUT_KEYS)
     if isinstance(samples, tuple) and len(samples) in (2, 3) and isinstance(samples[0], Tensor):
         first = samples[0]
         return first.dim() == 3 or (first.dim() == 2 and not first.dtype.is_floating_point)
@@ -157,6 +231,8 @@ def resolve_probe(
     vocab: Any = None,
     trainer: Any = None,
     stage: str = "validate",
+    batch_to_inputs: Any = None,
+    batch_first: bool = True,
 ) -> Probe:
     """Turn ``samples`` into a padded :class:`Probe` of at most ``max_samples`` sequences.
 
@@ -167,6 +243,10 @@ def resolve_probe(
         vocab: encodes string samples.
         trainer: needed when ``samples`` are indices (to find the validation/test set).
         stage: ``"validate"`` or ``"test"``: which set indices refer to.
+        batch_to_inputs: splits a batch (a given one, or the loader's) into
+            ``(inputs, lengths or None, labels or None)``; default
+            :func:`default_batch_to_inputs`.
+        batch_first: the layout of batches (``False``: time-major, as the model reads them).
 
     Returns:
         A :class:`Probe` on the CPU.
@@ -190,11 +270,15 @@ def resolve_probe(
             labels.append(_label(label))
     elif isinstance(samples, str):
         sequences.append(_sequence(samples, vocab, "samples"))
-    elif _is_batch(samples):
-        sequences, labels = _from_batch(samples, padding_idx, max_samples)
+    elif _is_batch(samples) or (batch_to_inputs is not None and isinstance(samples, Mapping)):
+        sequences, labels = _from_batch(
+            samples, padding_idx, max_samples, batch_to_inputs, batch_first
+        )
     elif isinstance(samples, DataLoader):
         for batch in samples:
-            got, got_labels = _from_batch(batch, padding_idx, max_samples - len(sequences))
+            got, got_labels = _from_batch(
+                batch, padding_idx, max_samples - len(sequences), batch_to_inputs, batch_first
+            )
             sequences.extend(got)
             if labels is not None and got_labels is not None:
                 labels.extend(got_labels)

@@ -251,40 +251,35 @@ def test_bad_arguments_are_refused(kwargs, error):
         ExplanationLogger(**kwargs)
 
 
-def test_lazy_position_methods_are_found_when_installed(tmp_path, monkeypatch):
-    import captum_rnn.attr
+def test_a_method_registered_by_subclassing_is_available_by_name(tmp_path, monkeypatch):
+    from captum_rnn.attr import MethodResult, available_methods
+    from captum_rnn.callbacks import available_explainers
 
-    class FakeAttentionWeights:
-        def __init__(self, model):
-            self.model = model
+    monkeypatch.setattr(AttributionMethod, "_registry", dict(AttributionMethod._registry))
 
-        def attribute(self, inputs, target=None, additional_forward_args=None):
-            self.model(inputs, *additional_forward_args)
-            weights = self.model.attention_maps[0][:, 0, 0, :]
-            return weights
+    class FirstStep(AttributionMethod):
+        """All the credit to the first step."""
 
+        name = "callback_test_first_step"
+        uses_gradients = False
+
+        def attribute(self, inputs, baselines, target, lengths, **kwargs):
+            out = torch.zeros_like(inputs)
+            out[:, 0] = 1.0 / inputs.shape[-1]
+            return MethodResult(out)
+
+    assert "callback_test_first_step" in available_methods()
+    assert available_explainers() == available_methods() + ["nearest_examples"]
     data = cue_data()
-    model = tiny_model(len(data.vocab), attention="additive").eval()
+    model = tiny_model(len(data.vocab)).eval()
     _, val = loaders(data.to_dataset())
-    cb = ExplanationLogger(range(3), methods=("attention_weights",), faithfulness=None)
-    real = getattr(captum_rnn.attr, "AttentionWeights", None)
-    # Exercise the by-class path even where the method is also registered by name.
-    monkeypatch.delitem(AttributionMethod._registry, "attention_weights", raising=False)
-    monkeypatch.delattr(captum_rnn.attr, "AttentionWeights", raising=False)
-    with pytest.raises(ValueError, match="AttentionWeights is not available"):
-        trainer(tmp_path, callbacks=[cb]).validate(model, val, verbose=False)
-    for cls in [FakeAttentionWeights] + ([real] if real is not None else []):
-        monkeypatch.setattr(captum_rnn.attr, "AttentionWeights", cls, raising=False)
-        trainer(tmp_path, callbacks=[cb]).validate(model, val, verbose=False)
-        explanations = cb.last_explanations["attention_weights"]
-        ids = torch.nn.utils.rnn.pad_sequence(
-            [val.dataset[i][0] for i in range(3)], batch_first=True
-        )
-        model(ids)
-        for i, e in enumerate(explanations):
-            assert e.method == "attention_weights"
-            expected = model.attention_maps[0][i, 0, 0, : len(e.scores)]
-            np.testing.assert_allclose(e.scores, expected, rtol=1e-5, atol=1e-6)
+    cb = ExplanationLogger(range(3), methods=("callback_test_first_step",), faithfulness=None)
+    trainer(tmp_path, callbacks=[cb]).validate(model, val, verbose=False)
+    explanations = cb.last_explanations["callback_test_first_step"]
+    assert len(explanations) == 3
+    for e in explanations:
+        assert e.method == "callback_test_first_step"
+        np.testing.assert_allclose(e.scores, [1.0] + [0.0] * (len(e.scores) - 1), atol=1e-12)
 
 
 def test_rank_correlation():
