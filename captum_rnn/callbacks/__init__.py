@@ -10,9 +10,19 @@ explained with ``trainer.predict`` on one process or many.
   data set through ``trainer.predict`` (one shard per rank and batch, NPZ);
   :func:`read_explanations` merges the shards in dataset order.
 
-Methods are found by name when the trainer starts: any of
-``captum_rnn.attr.available_methods()`` and the attention, rule and example methods of
-``captum_rnn.attr`` once installed; :func:`available_explainers` lists them.
+Every callback reads one registry: methods are found by name when the trainer starts,
+any of ``captum_rnn.attr.available_methods()`` (gradient, perturbation, attention and
+``"rule_extraction"``; subclass :class:`captum_rnn.attr.AttributionMethod` with a
+``name`` to add one), plus ``"nearest_examples"``, the one example-based explainer (it
+answers with training examples, not scores). :func:`available_explainers` lists them.
+A callable ``explainer=(model, inputs, lengths, target) -> attributions`` may stand in
+for a name.
+
+The model is any ``nn.Module`` or ``LightningModule`` over sequences, your own
+included, seen through the model contract (:func:`captum_rnn.adapt`): every callback
+takes its hints (``pad_id=``, ``batch_first=``, ``output=`` ... or ``model_hints=``)
+and ``batch_to_inputs=`` for batches other than tensors, ``(x, y)``,
+``(x, lengths, y)`` and dicts with common keys.
 
 Example:
     >>> import pytorch_lightning as pl
