@@ -384,7 +384,7 @@ class ExplanationLogger(PeriodicCallback):
                     # the user's model as it is; with hints, as the contract sees it
                     model=seq if self.hints else seq.module,
                     inputs=own_layout(seq, probe.inputs.to(device)),
-                    attributions=own_layout(seq, attributions),
+                    attributions=attributions,  # batch-first, as metrics take them
                     target=target,
                     lengths=probe.lengths.to(device),
                 )

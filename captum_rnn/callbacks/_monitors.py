@@ -195,9 +195,8 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
                     raise ValueError(
                         f"method {method!r} does not score positions; faithfulness needs scores"
                     )
-                attributions = own_layout(
-                    seq, padded_scores(output.explanations, probe.inputs.shape[1], device)
-                )
+                # batch-first, as metrics take them (inputs: in the model's own layout)
+                attributions = padded_scores(output.explanations, probe.inputs.shape[1], device)
                 target = torch.tensor([e.target for e in output.explanations], device=device)
                 for name, fn in self._resolved:
                     result = call_metric(

@@ -296,3 +296,36 @@ def test_rule_extraction_is_a_registered_method_for_explain_and_the_logger(tmp_p
     logged = cb.last_explanations["rule_extraction"]
     for got, want in zip(logged, direct, strict=True):
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
+
+
+class TimeMajor(pl.LightningModule):
+    """Reads ``(time, batch, features)``, as ``nn.LSTM`` does by default."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(4, 6)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[1][0][-1])
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_time_major_model_is_explained_and_scored_in_its_own_layout(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(5, 8, 4), torch.randint(0, 2, (8,))
+    batches = DataLoader([(x[:, :4], y[:4]), (x[:, 4:], y[4:])], batch_size=None)
+    model = TimeMajor()
+    cb = ExplanationLogger((x[:, :3], y[:3]))
+    _trainer(tmp_path, max_epochs=1, callbacks=[cb]).fit(model, batches)
+    assert "explanations/integrated_gradients/comprehensiveness" in cb.history[-1]
+    direct = captum_rnn.explain(model.eval(), x[:, :3], n_steps=32, max_steps=64)
+    for got, want in zip(cb.last_explanations["integrated_gradients"], direct, strict=True):
+        assert len(got.scores) == 5
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5, atol=1e-7)
