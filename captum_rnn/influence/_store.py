@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._utils.files import atomic_save_npy, atomic_write_text
+
 __all__ = [
     "DataFingerprint",
     "ExampleStore",
@@ -119,9 +121,10 @@ class StoreWriter:
         if self.path is None:
             array = np.empty(shape, dtype=value.dtype)
         else:
-            array = np.lib.format.open_memmap(
-                self.path / file, mode="w+", dtype=value.dtype, shape=shape
-            )
+            target = self.path / file
+            if target.is_symlink():
+                target.unlink()  # write a file of our own, not through the link
+            array = np.lib.format.open_memmap(target, mode="w+", dtype=value.dtype, shape=shape)
         self.arrays[key] = array
         self.files[key] = file
         return array
@@ -167,6 +170,16 @@ class StoreWriter:
                     array.flush()
             store._write_header(self.path, self.files)
         return store
+
+
+def _maps(array: Any, target: Path) -> bool:
+    """Whether ``array`` is a memory map of the regular file ``target`` (not of a link)."""
+    if not isinstance(array, np.memmap) or array.filename is None or target.is_symlink():
+        return False
+    try:
+        return os.path.samefile(array.filename, target)
+    except OSError:
+        return False
 
 
 class ExampleStore:
@@ -267,10 +280,13 @@ class ExampleStore:
             "data_fingerprint": self.data_fingerprint,
             "info": self.info,
         }
-        (path / _HEADER).write_text(json.dumps(header, indent=1))
+        atomic_write_text(path / _HEADER, json.dumps(header, indent=1))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store to directory ``path`` as ``.npy`` files and ``store.json``.
+
+        Each file is written to a temporary file and moved into place: a symbolic link
+        at a file's name is replaced, never written through.
 
         Args:
             path: a directory (created if missing).
@@ -290,10 +306,10 @@ class ExampleStore:
             if array is None:
                 continue
             target = path / file
-            if isinstance(array, np.memmap) and Path(array.filename).resolve() == target.resolve():
+            if _maps(array, target):
                 array.flush()
             else:
-                np.save(target, np.asarray(array), allow_pickle=False)
+                atomic_save_npy(target, array)
             files[key] = file
         self._write_header(path, files)
 
