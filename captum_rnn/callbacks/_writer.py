@@ -454,7 +454,10 @@ class ExplanationWriter(BasePredictionWriter):
             settings is completed.
         vocab: a vocabulary saved beside the shards (plain models only; an
             ``ExplainingModule`` brings its own).
-        method_kwargs: options of the method (plain models only).
+        batch_to_inputs: for plain models with unusual batches, a callable
+            ``batch -> (inputs, lengths or None, labels or None)`` (as the callbacks take).
+        method_kwargs: options of the method and the model contract's hints (plain
+            models only).
 
     Raises:
         FileExistsError: in ``setup``, for a folder that cannot be completed (above).
@@ -478,6 +481,7 @@ class ExplanationWriter(BasePredictionWriter):
         target: Any = None,
         overwrite: bool = False,
         vocab: Any = None,
+        batch_to_inputs: Any = None,
         **method_kwargs: Any,
     ) -> None:
         if write_interval not in ("batch", "epoch"):
@@ -490,6 +494,7 @@ class ExplanationWriter(BasePredictionWriter):
         self.target = target
         self.overwrite = bool(overwrite)
         self.vocab = vocab
+        self.batch_to_inputs = batch_to_inputs
         self.method_kwargs = dict(method_kwargs)
         self._bar: Any = None
         self._bar_class: type | None = None
@@ -856,6 +861,7 @@ class ExplanationWriter(BasePredictionWriter):
                 config["method"],
                 config["target"],
                 vocab=config["vocab"],
+                batch_to_inputs=self.batch_to_inputs,
                 **config["method_kwargs"],
             )
         arrays = _check_prediction(prediction)
