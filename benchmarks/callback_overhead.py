@@ -14,6 +14,12 @@ and without it, alternating the two, and prints in one process:
 * whether the final weights are bit-identical (they must be, on CPU).
 
     python benchmarks/callback_overhead.py [--device cpu|cuda] [--epochs 2] [--repeats 3]
+                                           [--model ours|user]
+
+``--model user`` trains a LightningModule written as users write them instead (the IMDB
+tutorial's packed bidirectional LSTM with ``forward(text, text_lengths)``, its own
+``training_step`` over tuple batches), which the callback reaches through the model
+contract.
 
 Without the cached data archive (offline) it trains on generated planted-cue text of
 the same size instead, and says so.
@@ -30,6 +36,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
+from torch import nn
 
 from captum_rnn.callbacks import ExplanationLogger
 from captum_rnn.data import SequenceDataModule, SequenceDataset, Vocabulary, planted_cues
@@ -69,18 +76,53 @@ def _data(max_snippets: int, seed: int) -> tuple[SequenceDataset, int, str]:
         return cues.to_dataset(), len(cues.vocab), f"planted cues (snippets unavailable: {err})"
 
 
+class UserLSTM(pl.LightningModule):
+    """A user's module, as the IMDB tutorial writes it, made a LightningModule."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_dim: int = 64):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.rnn = nn.LSTM(embedding_dim, hidden_dim, bidirectional=True, batch_first=True)
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(hidden_dim * 2, 2)
+
+    def forward(self, text, text_lengths):
+        embedded = self.dropout(self.embedding(text))
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded, text_lengths.to("cpu"), batch_first=True, enforce_sorted=False
+        )
+        _, (hidden, _) = self.rnn(packed)
+        return self.fc(self.dropout(torch.cat((hidden[-2], hidden[-1]), dim=1)))
+
+    def training_step(self, batch, batch_idx):
+        text, text_lengths, label = batch
+        loss = nn.functional.cross_entropy(self(text, text_lengths), label)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        text, text_lengths, label = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(text, text_lengths), label))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
 def _fit(dataset, vocab_size, args, with_callback: bool, folder: Path, epochs: int):
     pl.seed_everything(args.seed, verbose=False)
-    model = RNNClassifier(
-        2,
-        vocab_size=vocab_size,
-        embedding_dim=64,
-        hidden_size=64,
-        bidirectional=True,
-        attention="additive",
-        dropout=0.3,
-        lr=3e-3,
-    )
+    if args.model == "user":
+        model = UserLSTM(vocab_size)
+    else:
+        model = RNNClassifier(
+            2,
+            vocab_size=vocab_size,
+            embedding_dim=64,
+            hidden_size=64,
+            bidirectional=True,
+            attention="additive",
+            dropout=0.3,
+            lr=3e-3,
+        )
     callback = _TimedLogger(samples=range(8), background=args.background) if with_callback else None
     trainer = pl.Trainer(
         accelerator=args.device,
@@ -112,6 +154,7 @@ def main() -> None:
     parser.add_argument("--max-snippets", type=int, default=0, help="0: all 10,605 snippets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--model", default="ours", choices=["ours", "user"])
     parser.add_argument(
         "--no-background",
         dest="background",
@@ -127,7 +170,7 @@ def main() -> None:
     dataset, vocab_size, source = _data(args.max_snippets, args.seed)
     print(
         f"data: {source}, {len(dataset)} sequences; {args.epochs} epochs; device "
-        f"{args.device}; {torch.get_num_threads()} torch threads"
+        f"{args.device}; {torch.get_num_threads()} torch threads; model {args.model}"
     )
     runs: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
     weights: dict[bool, dict] = {}
