@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from captum.attr import Attribution
 from captum.log import log_usage
-from torch import Tensor
+from torch import Tensor, nn
+
+from captum_rnn.models.protocol import adapt_if_readable
 
 __all__ = ["Anchor", "RuleExtraction"]
 
@@ -313,8 +315,19 @@ class RuleExtraction(Attribution):
     coverage.
 
     Args:
-        forward_func: the model, or any function mapping token ids ``(batch, time)``
-            (and ``additional_forward_args``) to class scores ``(batch, num_classes)``.
+        forward_func: the model (any ``nn.Module`` over token ids, seen through the model
+            contract: its own layout, lengths argument and output kind; the first item of
+            ``additional_forward_args`` is taken as the lengths; ids are given batch-first
+            ``(batch, time)`` whatever the model's layout), or any function mapping
+            token ids ``(batch, time)`` (and ``additional_forward_args``) to class scores
+            ``(batch, num_classes)``.
+        hints: the model contract's hints (``pad_id``, ``batch_first``, ``output``, ...;
+            see :func:`captum_rnn.adapt`).
+
+    The padding id is the model's (``pad_index=`` otherwise, or the vocabulary's in
+    :meth:`explain`), never assumed; perturbed tokens become the vocabulary's unknown
+    token when a vocabulary is given, else ``replacement=`` (default: id 1, or 0 when the
+    padding is 1).
 
     Example:
         >>> from captum_rnn.models import RNNClassifier
@@ -325,8 +338,41 @@ class RuleExtraction(Attribution):
         (torch.Size([1, 4]), 0.0)
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor]) -> None:
+    def __init__(self, forward_func: Callable[..., Tensor], **hints: Any) -> None:
+        self.seq = (
+            adapt_if_readable(forward_func, **hints)
+            if isinstance(forward_func, nn.Module)
+            else None
+        )
+        if self.seq is not None:
+            seq = self.seq
+
+            def forward_func(ids: Tensor, *args: Any) -> Tensor:
+                lengths = args[0] if args and isinstance(args[0], Tensor) else None
+                if lengths is not None and lengths.dim() != 1:
+                    lengths = None
+                return seq.probabilities(seq(ids, lengths))
+
         super().__init__(forward_func)
+
+    def _specials(self, pad_index: Any, replacement: Any, vocab: Any = None) -> tuple[int, Any]:
+        """The padding id and the replacement token(s): given, the model's or the vocabulary's."""
+        if pad_index is None:
+            if self.seq is not None and self.seq.pad_id is not None:
+                pad_index = self.seq.pad_id
+            elif vocab is not None and hasattr(vocab, "pad_index"):
+                pad_index = vocab.pad_index
+            else:
+                raise ValueError(
+                    "cannot tell the padding id of forward_func: pass pad_index= (or vocab= "
+                    "to explain, or an nn.Module whose embedding has a padding_idx)"
+                )
+        if replacement is None:
+            unk = getattr(vocab, "unk_index", None) if vocab is not None else None
+            replacement = (
+                unk if unk is not None and unk != pad_index else (1 if pad_index != 1 else 0)
+            )
+        return int(pad_index), replacement
 
     # ------------------------------------------------------------ public API
     @log_usage()
@@ -337,8 +383,8 @@ class RuleExtraction(Attribution):
         additional_forward_args: Any = None,
         *,
         precision: float = 0.95,
-        pad_index: int = 0,
-        replacement: int | Sequence[int] = 1,
+        pad_index: int | None = None,
+        replacement: int | Sequence[int] | None = None,
         mask_prob: float = 0.5,
         beam_size: int = 2,
         max_anchor_size: int | None = None,
@@ -432,7 +478,10 @@ class RuleExtraction(Attribution):
             >>> print(rules.explain(ids, vocab=vocab, class_names=["neg", "pos"])[0])  # doctest: +SKIP
             contains "not" and "bad" -> neg (precision 0.97, coverage 0.03)
         """
-        pad_index = kwargs.get("pad_index", 0)
+        pad_index, replacement = self._specials(
+            kwargs.get("pad_index"), kwargs.get("replacement"), vocab
+        )
+        kwargs["pad_index"], kwargs["replacement"] = pad_index, replacement
         mask_prob = kwargs.get("mask_prob", 0.5)
         if coverage_data is not None:
             coverage_data = _check_inputs(coverage_data)
@@ -479,8 +528,8 @@ class RuleExtraction(Attribution):
         additional_forward_args: Any = None,
         *,
         n_samples: int = 1000,
-        pad_index: int = 0,
-        replacement: int | Sequence[int] = 1,
+        pad_index: int | None = None,
+        replacement: int | Sequence[int] | None = None,
         mask_prob: float = 0.5,
         seed: int = 1,
     ) -> Tensor:
@@ -499,6 +548,7 @@ class RuleExtraction(Attribution):
             ``(batch,)`` fraction of perturbations that keep the target class.
         """
         inputs = _check_inputs(inputs)
+        pad_index, replacement = self._specials(pad_index, replacement)
         if not isinstance(mask, Tensor) or mask.shape != inputs.shape:
             raise ValueError(f"mask must be a tensor of shape {tuple(inputs.shape)}")
         targets = _check_target(target, inputs.shape[0])
@@ -591,8 +641,8 @@ class RuleExtraction(Attribution):
         additional_forward_args: Any,
         *,
         precision: float = 0.95,
-        pad_index: int = 0,
-        replacement: int | Sequence[int] = 1,
+        pad_index: int | None = None,
+        replacement: int | Sequence[int] | None = None,
         mask_prob: float = 0.5,
         beam_size: int = 2,
         max_anchor_size: int | None = None,
@@ -605,6 +655,7 @@ class RuleExtraction(Attribution):
         exclude: Sequence[int] = (),
     ) -> list[dict[str, Any]]:
         inputs = _check_inputs(inputs)
+        pad_index, replacement = self._specials(pad_index, replacement)
         excluded = {int(t) for t in exclude}
         targets = _check_target(target, inputs.shape[0])
         if not 0.0 < precision <= 1.0:

@@ -150,6 +150,7 @@ def extract_dfa(
     batch_size: int = 2048,
     prefix_scores: bool = False,
     seed: int = 0,
+    **hints: Any,
 ) -> DFA:
     """Extract a deterministic finite automaton from a binary sequence classifier.
 
@@ -211,6 +212,8 @@ def extract_dfa(
             class scores, as one forward of a recurrent network gives. Membership and
             sampled equivalence queries then cost far fewer words.
         seed: seeds all sampling; the result is deterministic for a seed on CPU.
+        hints: the model contract's hints for an ``nn.Module`` that does not say them
+            (``pad_id``, ``batch_first``, ``output``, ...; see :func:`captum_rnn.adapt`).
 
     Returns:
         The :class:`DFA`, with an :class:`ExtractionReport` as ``dfa.report``.
@@ -257,7 +260,9 @@ def extract_dfa(
         )
 
     with evaluation_mode(model):
-        oracle = make_oracle(model, alphabet, vocab, empty, batch_size, prefix_scores=prefix_scores)
+        oracle = make_oracle(
+            model, alphabet, vocab, empty, batch_size, prefix_scores=prefix_scores, hints=hints
+        )
         symbols = oracle.alphabet
         if isinstance(reference, DFA) and set(reference.alphabet) != set(symbols):
             raise ValueError(

@@ -301,6 +301,7 @@ def dfa_fidelity(
     empty: bool | str = "auto",
     seed: int = 0,
     batch_size: int = 2048,
+    **hints: Any,
 ) -> FidelityReport:
     """Measure how faithfully ``dfa`` mimics ``model`` on fresh class-balanced words.
 
@@ -325,6 +326,7 @@ def dfa_fidelity(
         n: words per set.
         empty: how the network labels the empty word (unused for lengths >= 1).
         seed: seeds the sampling.
+        hints: the model contract's hints (see :func:`captum_rnn.adapt`).
         batch_size: most words per network call.
 
     Returns:
@@ -363,7 +365,7 @@ def dfa_fidelity(
     else:
         alphabet = dfa.alphabet
     with evaluation_mode(model):
-        oracle = make_oracle(model, alphabet, vocab, empty, batch_size)
+        oracle = make_oracle(model, alphabet, vocab, empty, batch_size, hints=hints)
         return fidelity_with_oracle(
             dfa,
             oracle,

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_rnn.models.protocol import SequenceModel, adapt
+
 __all__ = ["MembershipOracle", "evaluation_mode", "make_oracle", "resolve_alphabet"]
 
 Indices = tuple[int, ...]
@@ -271,11 +273,12 @@ class CallableOracle(MembershipOracle):
 
 
 class TokenModelOracle(MembershipOracle):
-    """Black-box over an ``nn.Module`` that maps padded token ids to two class scores."""
+    """Black-box over a token model seen through the model contract (any layout, lengths
+    or mask argument, logits / probabilities / one logit): accept = P(class 1) > 0.5."""
 
     def __init__(
         self,
-        model: nn.Module,
+        model: SequenceModel,
         alphabet: Sequence[Any],
         token_ids: Sequence[int],
         empty: bool | str,
@@ -283,7 +286,7 @@ class TokenModelOracle(MembershipOracle):
     ) -> None:
         self.model = model
         self.batch_size = batch_size
-        self.pad = int(getattr(model, "padding_idx", 0))
+        self.pad = model.pad_id
         self.device = _device_of(model)
         self._ids_cpu = torch.tensor(list(token_ids), dtype=torch.long)
         if empty == "network":
@@ -308,7 +311,15 @@ class TokenModelOracle(MembershipOracle):
             x[_pad_mask(chunk, words, width)] = self.pad
             scores = self.model(x.to(self.device))
             self.calls += 1
-            out[chunk] = _binary_from_scores(scores, len(chunk), "model")
+            if not bool(torch.isfinite(scores).all()):
+                raise ValueError("the model returned NaN or infinite scores for some words")
+            self.model.observe(scores)
+            if scores.shape[-1] != 1 and self.model.num_classes != 2:
+                raise ValueError(
+                    f"model must be a binary classifier: it returned {scores.shape[-1]} class "
+                    "scores per sequence, expected 2"
+                )
+            out[chunk] = _binary_from_scores(self.model.probabilities(scores), len(chunk), "model")
         return out
 
 
@@ -503,6 +514,8 @@ def resolve_alphabet(
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"alphabet holds duplicate symbols: {list(symbols)!r}")
     if ids is None and vocab is not None:
+        if isinstance(vocab, Sequence) and not isinstance(vocab, (str, Vocabulary)):
+            vocab = {token: i for i, token in enumerate(vocab)}  # a list of tokens
         if isinstance(vocab, Vocabulary):
             missing = [s for s in symbols if s not in vocab]
             if missing:
@@ -521,7 +534,8 @@ def resolve_alphabet(
             ids = [vocab[s] for s in symbols]
         else:
             raise TypeError(
-                f"vocab must be a Vocabulary or a {{symbol: id}} mapping, got {type(vocab).__name__}"
+                "vocab must be a Vocabulary, a {token: id} mapping or a list of tokens, got "
+                f"{type(vocab).__name__}"
             )
     if ids is None and needs_ids:
         if all(isinstance(s, int) and not isinstance(s, bool) for s in symbols):
@@ -555,6 +569,7 @@ def make_oracle(
     batch_size: int = 2048,
     white_box: bool = True,
     prefix_scores: bool = False,
+    hints: dict[str, Any] | None = None,
 ) -> MembershipOracle:
     """Build the membership oracle for ``model`` (see the module docstring).
 
@@ -563,13 +578,19 @@ def make_oracle(
             ``nn.Module`` mapping padded token ids ``(batch, time)`` to ``(batch, 2)``
             scores, or a callable scoring a list of words.
         alphabet: the symbols (or ``{symbol: token_id}``).
-        vocab: maps symbols to token ids for token models.
+        vocab: maps symbols to token ids for token models: a ``Vocabulary``, a
+            ``{token: id}`` mapping or a list of tokens (position = id).
         empty: the label of the empty word: ``True``/``False``, ``"network"`` (ask the
             network), or ``"auto"`` (a provisional label; see ``extract_dfa``).
         batch_size: most words per network call.
         white_box: use the recurrent state when the model allows it.
         prefix_scores: the callable scores every prefix of every word (see
             :class:`CallableOracle`); callables only.
+        hints: the model contract's hints for an ``nn.Module`` (``pad_id``,
+            ``batch_first``, ``output``, ...; see :func:`captum_rnn.adapt`): the model is
+            called in its own layout with its lengths or mask, and a word is accepted when
+            the probability of class 1 exceeds 0.5 (logits, probabilities, log-probabilities
+            or one logit alike).
 
     Raises:
         ValueError/TypeError naming ``model``, ``alphabet`` or ``vocab``.
@@ -597,9 +618,13 @@ def make_oracle(
                     f"model must be a binary classifier (2 classes), got "
                     f"{type(model).__name__} with {out} outputs"
                 )
+        seq = adapt(model, **(hints or {}))
+        if not seq.is_token_model:
+            raise ValueError(
+                "model reads continuous input; extract_dfa needs a model over token ids"
+            )
         symbols, ids = resolve_alphabet(alphabet, vocab, needs_ids=True)
-        size = getattr(model, "vocab_size", None)
-        pad = getattr(model, "padding_idx", 0)
+        size, pad = seq.vocab_size, seq.pad_id
         for s, i in zip(symbols, ids, strict=True):  # type: ignore[arg-type]
             if size is not None and not 0 <= i < size:
                 raise ValueError(
@@ -614,8 +639,9 @@ def make_oracle(
             and not model.rnn.bidirectional
             and model.pooling == "last"
         )
-        cls = RecurrentOracle if steppable else TokenModelOracle
-        return cls(model, symbols, ids, empty, batch_size)  # type: ignore[arg-type]
+        if steppable:
+            return RecurrentOracle(model, symbols, ids, empty, batch_size)  # type: ignore[arg-type]
+        return TokenModelOracle(seq, symbols, ids, empty, batch_size)  # type: ignore[arg-type]
     if callable(model):
         symbols, _ = resolve_alphabet(alphabet, None, needs_ids=False)
         return CallableOracle(model, symbols, empty, batch_size, prefix_scores)

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_rnn._utils.jsonio import load_json
+from captum_rnn.models.protocol import adapt_if_readable
 
 __all__ = ["ListRule", "RuleList", "RuleListReport", "fit_rule_list"]
 
@@ -412,7 +413,7 @@ def fit_rule_list(
     inputs: Tensor | Sequence[str],
     vocab: Any = None,
     *,
-    pad_index: int = 0,
+    pad_index: int | None = None,
     held_out: float = 0.25,
     seed: int = 0,
     batch_size: int = 256,
@@ -422,22 +423,28 @@ def fit_rule_list(
     class_names: Sequence[str] | None = None,
     criterion: str = "gain",
     exclude: Sequence[str] | None = None,
+    **hints: Any,
 ) -> RuleList:
     """Fit a rule list to a model's predictions and validate it on a held-out split.
 
     Args:
-        forward_func: the model, mapping token ids ``(batch, time)`` to class scores.
+        forward_func: the model (any ``nn.Module`` over token ids, seen through the model
+            contract: its layout, lengths argument and output kind; ids are given
+            batch-first), or a function mapping token ids ``(batch, time)`` to class
+            scores.
         inputs: token ids ``(n, time)`` padded with ``pad_index``, or texts (then
             ``vocab`` encodes them).
         vocab: a :class:`~captum_rnn.data.Vocabulary`: decodes ids into readable
             tokens, encodes texts.
-        pad_index: the padding id (never part of a rule).
+        pad_index: the padding id (never part of a rule); default: the model's, else the
+            vocabulary's; never assumed.
         held_out: fraction of the examples held out for validation.
         seed: seeds the split.
         batch_size: sequences per model call.
         max_rules, max_ngram, min_support, class_names, criterion: see :class:`RuleList`.
         exclude: tokens no rule may contain; default: the vocabulary's unknown token
             (a rule on it reads "contains some rare word"), none without ``vocab``.
+        hints: the model contract's hints (see :func:`captum_rnn.adapt`).
 
     Returns:
         The fitted :class:`RuleList`, with a :class:`RuleListReport` as ``.report``.
@@ -462,7 +469,19 @@ def fit_rule_list(
     n = ids.shape[0]
     if n < 2:
         raise ValueError(f"inputs must hold at least 2 sequences (train and held out), got {n}")
-    device = next((p.device for p in getattr(forward_func, "parameters", list)()), ids.device)
+    seq = adapt_if_readable(forward_func, **hints) if isinstance(forward_func, nn.Module) else None
+    if pad_index is None:
+        pad_index = seq.pad_id if seq is not None else getattr(vocab, "pad_index", None)
+        if pad_index is None:
+            raise ValueError(
+                "cannot tell the padding id: pass pad_index= (or vocab=, or an nn.Module "
+                "whose embedding has a padding_idx)"
+            )
+    if seq is not None:
+        forward_func = lambda x: seq.probabilities(seq(x))  # noqa: E731
+    device = next(
+        (p.device for p in getattr(seq or forward_func, "parameters", list)()), ids.device
+    )
     predicted = _predict_classes(forward_func, ids.to(device), batch_size)
     itos = vocab.itos if vocab is not None else None
     sequences = []

@@ -111,10 +111,15 @@ def test_target_and_additional_forward_args():
     ids = torch.tensor([[4, 5, 6, 0], [7, 8, 9, 3]])
     lengths = torch.tensor([3, 4])
     rules = RuleExtraction(forward)
-    mask = rules.attribute(ids, additional_forward_args=(lengths,), precision=0.95)
+    mask = rules.attribute(ids, additional_forward_args=(lengths,), precision=0.95, pad_index=0)
     assert mask[0].tolist() == [0.0, 1.0, 0.0, 0.0] and all(calls)
     forced = rules.explain(
-        ids, target=[1, 1], additional_forward_args=(lengths,), precision=0.95, max_samples=2000
+        ids,
+        target=[1, 1],
+        additional_forward_args=(lengths,),
+        precision=0.95,
+        max_samples=2000,
+        pad_index=0,
     )
     assert forced[0].reached and not forced[1].reached  # no token of row 1 makes class 1
 
@@ -134,7 +139,9 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="precision"):
         rules.attribute(torch.tensor([[4, 5]]), precision=1.5)
     with pytest.raises(ValueError, match="class scores"):
-        RuleExtraction(lambda x: x.sum(1).float()).attribute(torch.tensor([[4, 5]]))
+        RuleExtraction(lambda x: x.sum(1).float()).attribute(torch.tensor([[4, 5]]), pad_index=0)
+    with pytest.raises(ValueError, match="pad_index="):  # a callable's padding is never assumed
+        RuleExtraction(lambda x: x.float()).attribute(torch.tensor([[4, 5]]))
 
 
 def test_excluded_tokens_are_perturbed_but_never_in_a_rule():
@@ -151,3 +158,70 @@ def test_excluded_tokens_are_perturbed_but_never_in_a_rule():
     assert not {t for a in again for t in a.token_ids} & cues
     assert not bool((masks.bool() & torch.isin(ids, torch.tensor(sorted(cues)))).any())
     assert all(0.0 <= a.precision <= 1.0 for a in again)
+
+
+class TutorialLSTM(torch.nn.Module):
+    """Time-major packed LSTM, pad id 1, unknown id 0, one logit: class 1 iff token 5."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 1, padding_idx=1)
+        with torch.no_grad():
+            self.embedding.weight.zero_()
+            self.embedding.weight[5, 0] = 10.0
+        self.rnn = torch.nn.LSTM(1, 1)
+        self.fc = torch.nn.Linear(1, 1)
+
+    def forward(self, text, text_lengths):
+        emb = self.embedding(text)  # (time, batch, 1)
+        mask = (torch.arange(text.shape[0])[:, None] < text_lengths[None, :]).float()
+        return self.fc((emb[..., 0] * mask).amax(0, keepdim=True).T) - 5.0
+
+
+def test_a_users_time_major_one_logit_model_with_pad_one():
+    model = TutorialLSTM()
+    with torch.no_grad():
+        model.fc.weight.fill_(1.0)
+        model.fc.bias.zero_()
+    rules = RuleExtraction(model, output="logits")
+    ids = torch.tensor([[2, 5, 3, 1], [4, 6, 1, 1]])  # batch-first; the contract moves it
+    mask = rules.attribute(ids, precision=0.95, max_samples=2000)
+    assert mask[0].tolist() == [0.0, 1.0, 0.0, 0.0]  # the anchor of row 0 is token 5
+    assert float(mask[1, 2:].sum()) == 0.0  # padding (id 1) never in a rule
+    [anchor] = rules.explain(ids[:1], precision=0.95, max_samples=2000)
+    assert anchor.reached and anchor.label == 1 and anchor.token_ids == (5,)
+
+
+def test_extract_dfa_on_a_users_one_logit_model_reads_its_probabilities():
+    from captum_rnn.rules import extract_dfa
+
+    model = TutorialLSTM()
+    with torch.no_grad():
+        model.fc.weight.fill_(1.0)
+        model.fc.bias.zero_()
+    # the language "contains b" over {a, b} with a -> 2, b -> 5; pad 1, unknown 0
+    dfa = extract_dfa(model, {"a": 2, "b": 5}, output="logits", empty=False, max_length=6)
+    for word in ["", "a", "b", "ab", "aab", "aaaa", "baaa"]:
+        assert dfa.accepts(word) == ("b" in word), word
+    # a list of tokens as the vocabulary: position = id
+    tokens = ["<unk>", "<pad>", "a", "x", "y", "b"]
+    again = extract_dfa(model, "ab", vocab=tokens, output="logits", empty=False, max_length=6)
+    assert again.equivalent(dfa) is None
+
+
+def test_fit_rule_list_on_a_users_model_takes_its_padding():
+    from captum_rnn.rules import fit_rule_list
+
+    model = TutorialLSTM()
+    with torch.no_grad():
+        model.fc.weight.fill_(1.0)
+        model.fc.bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.tensor([0, 2, 3, 4, 5, 6])[torch.randint(0, 6, (300, 8), generator=g)]
+    lengths = torch.randint(3, 9, (300,), generator=g)
+    ids[torch.arange(8)[None, :] >= lengths[:, None]] = 1  # pad id 1 after each sequence
+    rules = fit_rule_list(model, ids, output="logits", max_rules=3, criterion="precision")
+    assert rules.report.fidelity == 1.0
+    assert all("1" not in (rule.ngram or ()) for rule in rules.rules_)  # padding never in a rule
+    with pytest.raises(ValueError, match="pad_index="):
+        fit_rule_list(lambda x: torch.stack([x.sum(1), -x.sum(1)], 1).float(), ids)
