@@ -607,21 +607,16 @@ def make_oracle(
             "of every word; a package RNNClassifier is already read prefix by prefix"
         )
     if isinstance(model, nn.Module):
-        if _is_package_recurrent(model):
-            if not model.is_token_model:
-                raise ValueError(
-                    "model reads continuous input; extract_dfa needs a model over token ids"
-                )
-            out = model.head.out_features
-            if getattr(model, "num_classes", None) is None or out != 2:
-                raise ValueError(
-                    f"model must be a binary classifier (2 classes), got "
-                    f"{type(model).__name__} with {out} outputs"
-                )
         seq = adapt(model, **(hints or {}))
         if not seq.is_token_model:
             raise ValueError(
                 "model reads continuous input; extract_dfa needs a model over token ids"
+            )
+        out = model.head.out_features if _is_package_recurrent(model) else 2
+        if seq.output == "regression" or out != 2:
+            raise ValueError(
+                f"model must be a binary classifier (2 classes), got "
+                f"{type(model).__name__} with {out} outputs ({seq.output})"
             )
         symbols, ids = resolve_alphabet(alphabet, vocab, needs_ids=True)
         size, pad = seq.vocab_size, seq.pad_id
