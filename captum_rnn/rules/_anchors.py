@@ -558,7 +558,7 @@ class RuleExtraction(Attribution):
                 ctx = self._context(
                     inputs, i, additional_forward_args, pad_index, replacement, mask_prob, seed
                 )
-                label = ctx["predict"](ctx["x"][None])[0] if targets[i] is None else targets[i]
+                label = ctx["label"](targets[i])
                 kept = mask[i, ctx["features"]].cpu().bool()
                 anchor = tuple(int(j) for j in torch.nonzero(kept).flatten().tolist())
                 ok = ctx["sample"]([anchor], n_samples, label)[0]
@@ -610,7 +610,10 @@ class RuleExtraction(Attribution):
                     "forward_func must return class scores of shape (batch, num_classes), "
                     f"got {shape}"
                 )
+            classes[0] = scores.shape[1]
             return scores.argmax(dim=1).cpu().numpy()
+
+        classes = [0]
 
         g = torch.Generator().manual_seed(seed)
         replace = torch.as_tensor(
@@ -632,7 +635,25 @@ class RuleExtraction(Attribution):
             ok = predicted == label
             return [ok[j * n : (j + 1) * n] for j in range(len(anchors))]
 
-        return {"x": x, "features": features, "predict": predict, "sample": sample}
+        def label_for(target: int | None) -> int:
+            """The class to keep: ``target`` checked against the model's classes, or
+            the model's prediction."""
+            predicted = int(predict(x[None])[0])
+            if target is None:
+                return predicted
+            if not 0 <= target < classes[0]:
+                raise ValueError(
+                    f"target {target} is outside the model's classes [0, {classes[0]})"
+                )
+            return target
+
+        return {
+            "x": x,
+            "features": features,
+            "predict": predict,
+            "sample": sample,
+            "label": label_for,
+        }
 
     def _search_all(
         self,
@@ -676,9 +697,7 @@ class RuleExtraction(Attribution):
                 ctx = self._context(
                     inputs, i, additional_forward_args, pad_index, replacement, mask_prob, seed
                 )
-                label = targets[i]
-                if label is None:
-                    label = int(ctx["predict"](ctx["x"][None])[0])
+                label = ctx["label"](targets[i])
                 n_features = len(ctx["features"])
                 sample = ctx["sample"]
                 arms = _Arms(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -249,8 +250,13 @@ def extract_dfa(
     _check_int("max_rounds", max_rounds, 0)
     _check_int("samples_per_round", samples_per_round, 1)
     _check_int("falsify", falsify, 0)
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit <= 0:
-        raise ValueError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
+    if (
+        isinstance(time_limit, bool)
+        or not isinstance(time_limit, (int, float))
+        or not math.isfinite(time_limit)
+        or time_limit <= 0
+    ):
+        raise ValueError(f"time_limit must be a finite number of seconds > 0, got {time_limit!r}")
     longer_length = 2 * max_length if longer_length is None else longer_length
     if longer_length and longer_length <= max_length:
         raise ValueError(f"longer_length must exceed max_length={max_length}, got {longer_length}")

@@ -107,6 +107,11 @@ def _binary_from_scores(scores: Any, n: int, name: str) -> np.ndarray:
     if isinstance(scores, Tensor):
         scores = scores.detach().cpu().numpy()
     scores = np.asarray(scores)
+    if scores.dtype.kind == "f" and not np.isfinite(scores).all():
+        raise ValueError(
+            f"{name} returned NaN or infinite scores for {int((~np.isfinite(scores)).any(-1).sum()) if scores.ndim > 1 else int((~np.isfinite(scores)).sum())} "
+            f"of {n} words: a reject-all automaton would be silently wrong"
+        )
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     if scores.ndim == 1 and scores.shape[0] == n:

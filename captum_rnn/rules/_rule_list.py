@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import load_json
 from captum_rnn.models.protocol import adapt_if_readable
 
@@ -347,15 +348,25 @@ class RuleList:
             raise ValueError(f"invalid rule list data: {err}") from err
         if not rules or rules[-1].ngram is not None:
             raise ValueError("invalid rule list data: the last rule must be the default")
+        n_classes = data.get("n_classes", 2)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(
+                f"invalid rule list data: n_classes must be an int >= 2, got {n_classes!r}"
+            )
+        bad = [r.label for r in rules if not 0 <= r.label < n_classes]
+        if bad:
+            raise ValueError(
+                f"invalid rule list data: label {bad[0]} is outside the classes [0, {n_classes})"
+            )
         rl._rules = [(r.ngram, r.label) for r in rules[:-1]]  # type: ignore[misc]
         rl.default_ = rules[-1].label
-        rl.n_classes_ = int(data.get("n_classes", 2))
+        rl.n_classes_ = n_classes
         rl.rules_ = rules
         return rl
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted list as UTF-8 JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        """Write the fitted list as UTF-8 JSON (atomically; never through a link)."""
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RuleList:

@@ -225,3 +225,26 @@ def test_fit_rule_list_on_a_users_model_takes_its_padding():
     assert all("1" not in (rule.ngram or ()) for rule in rules.rules_)  # padding never in a rule
     with pytest.raises(ValueError, match="pad_index="):
         fit_rule_list(lambda x: torch.stack([x.sum(1), -x.sum(1)], 1).float(), ids)
+
+
+def test_labels_and_targets_outside_the_classes_are_refused(tmp_path):
+    import json
+
+    from captum_rnn.rules import RuleList, extract_dfa
+
+    model = TutorialLSTM()
+    with pytest.raises(ValueError, match=r"target 7 is outside the model's classes \[0, 2\)"):
+        RuleExtraction(model, output="logits").attribute(torch.tensor([[2, 5]]), target=7)
+    rl = RuleList(max_rules=1, min_support=1).fit([["a"], ["b"], ["a"]], [1, 0, 1])
+    for bad in (99, -7):
+        data = rl.to_dict()
+        data["rules"][0]["label"] = bad
+        path = tmp_path / f"rules{bad}.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(ValueError, match="outside the classes"):
+            RuleList.load(path)
+    for limit in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="time_limit"):
+            extract_dfa(lambda ws: [True] * len(ws), "01", time_limit=limit)
+    with pytest.raises(ValueError, match="NaN"):
+        extract_dfa(lambda ws: [float("nan")] * len(ws), "01", empty=False)
