@@ -108,9 +108,10 @@ def _binary_from_scores(scores: Any, n: int, name: str) -> np.ndarray:
         scores = scores.detach().cpu().numpy()
     scores = np.asarray(scores)
     if scores.dtype.kind == "f" and not np.isfinite(scores).all():
+        bad = ~np.isfinite(scores).reshape(scores.shape[0], -1).all(axis=1)
         raise ValueError(
-            f"{name} returned NaN or infinite scores for {int((~np.isfinite(scores)).any(-1).sum()) if scores.ndim > 1 else int((~np.isfinite(scores)).sum())} "
-            f"of {n} words: a reject-all automaton would be silently wrong"
+            f"{name} returned NaN or infinite scores for {int(bad.sum())} of {n} words: "
+            "a reject-all automaton would be silently wrong"
         )
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
