@@ -11,8 +11,10 @@ in checkpoints so that a resumed run continues the schedule.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Any
 
@@ -87,8 +89,10 @@ class PeriodicCallback(Callback):
         self._num_runs = 0
         self.background = bool(background)
         self._fallback_dir: str | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        #: seconds to wait for the last figures to be sent before giving up with an error
+        #: (a logging backend that blocks must not hang training or the interpreter).
+        self.send_timeout = 300.0
         #: scalars of every run on this process: dicts with ``epoch``, ``stage``, ``step``.
         self.history: list[dict[str, Any]] = []
 
@@ -158,32 +162,43 @@ class PeriodicCallback(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._shutdown(raise_errors=True)
 
-    def wait(self) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         """Block until the figures and tables of the last run have been sent.
 
+        Args:
+            timeout: seconds to wait at most (default ``send_timeout``).
+
         Raises:
+            TimeoutError: when the logging backend has not finished in time (its daemon
+                thread is abandoned; it cannot keep the process alive).
             Exception: whatever sending them raised.
         """
         pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if pending is None:
+            return
+        limit = self.send_timeout if timeout is None else timeout
+        try:
+            pending.result(timeout=limit)
+        except FutureTimeout:
+            raise TimeoutError(
+                f"{type(self).__name__}: the logging backend did not finish sending figures "
+                f"within {limit:g} s (raise send_timeout if it is slow)"
+            ) from None
 
     def _shutdown(self, raise_errors: bool) -> None:
-        try:
-            if raise_errors:
-                self.wait()
-            elif self._pending is not None:
-                self._pending.exception()  # wait; another error is already on its way
-                self._pending = None
-        finally:
-            executor, self._executor = self._executor, None
-            if executor is not None:
-                executor.shutdown(wait=True)
+        if raise_errors:
+            self.wait()
+        elif self._pending is not None:
+            # another error is already on its way: give the backend a moment, never more
+            try:
+                self._pending.exception(timeout=min(5.0, self.send_timeout))
+            except FutureTimeout:
+                pass
+            self._pending = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Spawned DDP workers receive the callbacks pickled; threads do not travel.
         state = self.__dict__.copy()
-        state["_executor"] = None
         state["_pending"] = None
         return state
 
@@ -220,14 +235,29 @@ class PeriodicCallback(Callback):
         if not self.background:
             send_media(trainer.loggers, payload, self._fallback_dir)
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="captum-rnn")
-        self._pending = self._executor.submit(
+        self._pending = _in_daemon_thread(
             send_media, list(trainer.loggers), payload, self._fallback_dir
         )
 
     def _payload(self, trainer: pl.Trainer, tag: str, stage: str) -> LogPayload:
         return LogPayload(tag if stage != "test" else f"{tag}_test", _step(trainer))
+
+
+def _in_daemon_thread(fn: Any, *args: Any) -> Future:
+    """Run ``fn(*args)`` on a daemon thread; return its Future. Unlike a thread pool's
+    workers, a daemon thread never blocks the interpreter's exit."""
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:  # handed to whoever waits
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="captum-rnn-send", daemon=True).start()
+    return future
 
 
 def iterate(trainer: Any, items: Iterable[Any], total: int, description: str) -> Iterator[Any]:

@@ -427,7 +427,7 @@ def test_background_false_sends_everything_before_returning(tmp_path):
     cb = ExplanationLogger(range(2), background=False, faithfulness=None)
     t = trainer(tmp_path, logger=CSVLogger(tmp_path, name="run"), callbacks=[cb])
     t.validate(tiny_model(len(data.vocab)), val, verbose=False)
-    assert cb._executor is None and len(list(tmp_path.rglob("*.png"))) == 1
+    assert cb._pending is None and len(list(tmp_path.rglob("*.png"))) == 1
 
 
 def test_a_failure_while_sending_surfaces_when_the_trainer_call_ends(tmp_path, monkeypatch):
@@ -443,3 +443,50 @@ def test_a_failure_while_sending_surfaces_when_the_trainer_call_ends(tmp_path, m
     t = trainer(tmp_path, logger=CSVLogger(tmp_path, name="run"), callbacks=[cb])
     with pytest.raises(OSError, match="disk full"):
         t.validate(tiny_model(len(data.vocab)), val, verbose=False)
+
+
+_HANG = r"""
+import sys, threading, torch
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import CSVLogger
+import captum_rnn.callbacks._schedule as schedule
+from captum_rnn.callbacks import ExplanationLogger
+from captum_rnn.data import SequenceDataModule, planted_cues
+from captum_rnn.models import RNNClassifier
+
+never = threading.Event()
+schedule.send_media = lambda *args, **kwargs: never.wait()  # a backend that blocks forever
+
+class Failing(RNNClassifier):
+    def training_step(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise RuntimeError("boom in training")
+        return super().training_step(batch, batch_idx)
+
+torch.manual_seed(0)
+data = planted_cues(64, length=(4, 8), vocab_size=20, seed=0)
+dm = SequenceDataModule(data.to_dataset(), batch_size=16, seed=0)
+model = Failing(2, vocab_size=len(data.vocab), hidden_size=4, embedding_dim=3)
+trainer = pl.Trainer(max_epochs=3, logger=CSVLogger(sys.argv[1]), enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=[ExplanationLogger(range(2), faithfulness=None)])
+trainer.fit(model, dm)
+"""
+
+
+def test_a_blocking_backend_and_an_error_in_training_never_hang(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _HANG, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a regression fails here instead of hanging the suite
+    )
+    seconds = time.perf_counter() - start
+    assert done.returncode != 0
+    assert "boom in training" in done.stderr
+    assert seconds < 60, seconds
