@@ -151,6 +151,7 @@ def extract_dfa(
     batch_size: int = 2048,
     prefix_scores: bool = False,
     seed: int = 0,
+    held_out: Sequence[Any] | None = None,
     **hints: Any,
 ) -> DFA:
     """Extract a deterministic finite automaton from a binary sequence classifier.
@@ -213,6 +214,8 @@ def extract_dfa(
             class scores, as one forward of a recurrent network gives. Membership and
             sampled equivalence queries then cost far fewer words.
         seed: seeds all sampling; the result is deterministic for a seed on CPU.
+        held_out: words of the caller's own to measure the in-range fidelity on (else
+            words balanced by the network's labels over lengths 1..``max_length``).
         hints: the model contract's hints for an ``nn.Module`` that does not say them
             (``pad_id``, ``batch_first``, ``output``, ...; see :func:`captum_rnn.adapt`).
 
@@ -380,6 +383,7 @@ def extract_dfa(
                 (max_length + 1, longer_length) if longer_length else None,
                 half,
                 seed + 1,
+                held_out=held_out,
             )
             report.falsification_seconds = time.perf_counter() - start
     dfa.report = report

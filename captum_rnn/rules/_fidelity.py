@@ -105,6 +105,7 @@ class FidelitySplit:
         dfa_accuracy: the automaton's accuracy against the ground truth (or None).
         network_accuracy: the network's accuracy against the ground truth (or None).
         disagreements: words on which the automaton and the network disagree.
+        sample: how the words were drawn.
     """
 
     min_length: int
@@ -116,6 +117,7 @@ class FidelitySplit:
     dfa_accuracy: float | None = None
     network_accuracy: float | None = None
     disagreements: int = 0
+    sample: str = ""
 
 
 @dataclass
@@ -171,6 +173,8 @@ class FidelityReport:
                     f", dfa accuracy {split.dfa_accuracy:.4f}, "
                     f"network accuracy {split.network_accuracy:.4f}"
                 )
+            if split.sample:
+                text += f"; sample: {split.sample}"
             lines.append(text)
         if self.counterexamples:
             shown = ", ".join(repr(c.word) for c in self.counterexamples[:5])
@@ -191,26 +195,61 @@ def _reference_labels(reference: Reference, dfa: DFA, words: list[Indices]) -> n
 
 
 def _held_out_words(
-    dfa: DFA, reference: Reference, lo: int, hi: int, n: int, rng: random.Random
-) -> list[Indices]:
-    """Class-balanced by the reference when there is one, else half balanced by the
-    automaton and half uniform."""
-    if isinstance(reference, DFA):
-        back = [dfa.encode([s])[0] for s in reference.alphabet]
-        words, _ = reference._sample_indices(n, lo, hi, True, rng)
-        return [tuple(back[a] for a in w) for w in words]
-    if reference is None:
-        a, _ = dfa._sample_indices(n // 2, lo, hi, True, rng)
-        b, _ = dfa._sample_indices(n - n // 2, lo, hi, False, rng)
-        return [tuple(w) for w in a + b]
-    a, _ = dfa._sample_indices(2 * n, lo, hi, True, rng)
-    b, _ = dfa._sample_indices(2 * n, lo, hi, False, rng)
-    pool = [tuple(w) for w in a + b]
-    truth = _reference_labels(reference, dfa, pool)
-    pos = [w for w, y in zip(pool, truth, strict=True) if y]  # type: ignore[arg-type]
-    neg = [w for w, y in zip(pool, truth, strict=True) if not y]  # type: ignore[arg-type]
-    take_pos = min(len(pos), max(n // 2, n - len(neg)))
-    return pos[:take_pos] + neg[: n - take_pos]
+    dfa: DFA,
+    oracle: MembershipOracle,
+    reference: Reference,
+    lo: int,
+    hi: int,
+    n: int,
+    rng: random.Random,
+) -> tuple[list[Indices], str]:
+    """Words balanced by the network's own labels, each class spread over the lengths.
+
+    Candidates at every length ``lo..hi``: uniform random words and words the automaton
+    (and a reference automaton, when given) accepts and rejects, so that a rare class of
+    the network is found; the network labels
+    them, and up to ``n / 2`` distinct words of each of its classes are taken, one length
+    after another. Sampling from the automaton alone would measure the automaton on its
+    own language (a non-regular network then looks perfectly mimicked).
+    """
+    lengths = list(range(lo, hi + 1))
+    per_length = max(4, -(-2 * n // len(lengths)))
+    k = len(dfa.alphabet)
+    pool: list[Indices] = []
+    for length in lengths:
+        pool.extend(tuple(rng.randrange(k) for _ in range(length)) for _ in range(per_length))
+        # words the automaton accepts and rejects, half and half where both exist
+        words, _ = dfa._sample_indices(per_length, length, length, True, rng, labels=False)
+        pool.extend(tuple(w) for w in words)
+        if isinstance(reference, DFA):
+            back = [dfa.encode([s])[0] for s in reference.alphabet]
+            words, _ = reference._sample_indices(
+                per_length, length, length, True, rng, labels=False
+            )
+            pool.extend(tuple(back[a] for a in w) for w in words)
+    pool = list(dict.fromkeys(pool))
+    rng.shuffle(pool)
+    network = oracle.labels(pool)
+    chosen: list[Indices] = []
+    counts = []
+    for label in (True, False):
+        by_length: dict[int, list[Indices]] = {}
+        for w, y in zip(pool, network, strict=True):
+            if bool(y) == label:
+                by_length.setdefault(len(w), []).append(w)
+        taken: list[Indices] = []
+        want = n // 2 if label else n - n // 2
+        while len(taken) < want and any(by_length.values()):
+            for length in lengths:
+                if by_length.get(length) and len(taken) < want:
+                    taken.append(by_length[length].pop())
+        counts.append(len(taken))
+        chosen.extend(taken)
+    how = (
+        f"balanced by the network's labels ({counts[0]} accepted, {counts[1]} rejected), "
+        f"each class spread over lengths {lo}-{hi}"
+    )
+    return chosen, how
 
 
 def fidelity_with_oracle(
@@ -222,8 +261,12 @@ def fidelity_with_oracle(
     n: int,
     seed: int,
     max_counterexamples: int = 20,
+    held_out: Sequence[Any] | None = None,
 ) -> FidelityReport:
-    """:func:`dfa_fidelity` over an existing oracle whose alphabet order is the DFA's."""
+    """:func:`dfa_fidelity` over an existing oracle whose alphabet order is the DFA's.
+
+    With ``held_out`` (words over the alphabet), the in-range split is measured on them.
+    """
     rng = random.Random(seed)
     splits: list[FidelitySplit | None] = []
     found: dict[Indices, Counterexample] = {}
@@ -232,7 +275,12 @@ def fidelity_with_oracle(
             splits.append(None)
             continue
         lo, hi = lengths
-        words = _held_out_words(dfa, reference, lo, hi, n, rng)
+        if held_out is not None and lengths is in_range:  # the caller's words
+            words = [tuple(dfa.encode(w, f"held_out[{i}]")) for i, w in enumerate(held_out)]
+            lo, hi = min(map(len, words), default=0), max(map(len, words), default=0)
+            how = f"{len(words)} held-out words given by the caller"
+        else:
+            words, how = _held_out_words(dfa, oracle, reference, lo, hi, n, rng)
         if not words:
             raise ValueError(f"no held-out words with lengths {lo}-{hi}")
         network = oracle.labels(words)
@@ -260,6 +308,7 @@ def fidelity_with_oracle(
                 dfa_accuracy=None if truth is None else float((predicted == truth).mean()),
                 network_accuracy=None if truth is None else float((network == truth).mean()),
                 disagreements=int(wrong.size),
+                sample=how,
             )
         )
     ordered = sorted(found, key=lambda w: (len(w), w))[:max_counterexamples]
@@ -301,6 +350,7 @@ def dfa_fidelity(
     empty: bool | str = "auto",
     seed: int = 0,
     batch_size: int = 2048,
+    held_out: Sequence[Any] | None = None,
     **hints: Any,
 ) -> FidelityReport:
     """Measure how faithfully ``dfa`` mimics ``model`` on fresh class-balanced words.
@@ -326,6 +376,8 @@ def dfa_fidelity(
         n: words per set.
         empty: how the network labels the empty word (unused for lengths >= 1).
         seed: seeds the sampling.
+        held_out: words of the caller's own (e.g. a held-out test set) to measure the
+            in-range fidelity on, instead of sampled words.
         hints: the model contract's hints (see :func:`captum_rnn.adapt`).
         batch_size: most words per network call.
 
@@ -374,4 +426,5 @@ def dfa_fidelity(
             (max_length + 1, longer_length) if longer_length else None,
             n,
             seed,
+            held_out=held_out,
         )

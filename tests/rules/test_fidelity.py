@@ -41,12 +41,14 @@ def test_reject_everything_is_exposed_by_class_balance():
     uniform = fidelity(REJECT_ALL.accepts_batch(words), net(words), balanced=False)
     assert uniform > 0.9
     report = dfa_fidelity(REJECT_ALL, net, reference=tomita_dfa(1), n=400)
-    assert report.in_range.fidelity == pytest.approx(0.5)
-    assert report.in_range.dfa_accuracy == pytest.approx(0.5)
-    assert report.in_range.network_accuracy == 1.0
-    assert report.in_range.positive_rate == pytest.approx(0.5)
-    # without a reference the set mixes automaton-balanced and uniform words and the
-    # macro-average over the network's classes still gives 0.5
+    # balanced by the network's labels: all 20 words of 1* up to length 20, 200 others
+    split = report.in_range
+    assert split.fidelity == pytest.approx(0.5)
+    assert split.positive_rate == pytest.approx(20 / 220)
+    assert split.dfa_accuracy == pytest.approx(1 - split.positive_rate)
+    assert split.network_accuracy == 1.0
+    assert "balanced by the network's labels (20 accepted, 200 rejected)" in str(report)
+    # without a reference the short words of 1* are still found among uniform words
     blind = dfa_fidelity(REJECT_ALL, net, n=400)
     assert blind.in_range.fidelity == pytest.approx(0.5) and blind.in_range.dfa_accuracy is None
 
@@ -85,7 +87,8 @@ def test_callable_reference_and_alphabet_order():
     reference = lambda w: tomita_accepts(2, w)  # noqa: E731
     report = dfa_fidelity(tomita_dfa(2), tomita_net(2), alphabet="10", reference=reference, n=200)
     assert report.in_range.dfa_accuracy == 1.0
-    assert 0.3 < report.in_range.positive_rate < 0.7  # balanced by the reference
+    # (10)* has one word per even length: all 10 up to length 20 are taken
+    assert report.in_range.positive_rate == pytest.approx(10 / 110)
 
 
 def test_bad_input():
@@ -101,3 +104,29 @@ def test_bad_input():
         dfa_fidelity("01", tomita_net(1))
     with pytest.raises(ValueError, match="longer_length"):
         dfa_fidelity(tomita_dfa(1), tomita_net(1), max_length=10, longer_length=5)
+
+
+def test_a_network_that_is_not_regular_is_not_called_perfectly_mimicked():
+    """Sampling from the automaton's own language called such automata faithful (1.0);
+    balanced by the network's labels, the brute-force agreement is what is reported."""
+    from captum_rnn.rules import extract_dfa
+
+    def equal_counts(words):  # 0s and 1s equally often: not a regular language
+        return [w.count("0") == w.count("1") for w in words]
+
+    dfa = extract_dfa(equal_counts, "01", max_length=12, max_states=4, empty=True, seed=0)
+    report = dfa_fidelity(dfa, equal_counts, max_length=12, n=600, seed=3)
+    assert report.fidelity < 0.95
+    # brute force on every word of lengths 1..12, macro-averaged over the network's classes
+    import itertools
+
+    words = ["".join(p) for L in range(1, 13) for p in itertools.product("01", repeat=L)]
+    truth = equal_counts(words)
+    guess = [dfa.accepts(w) for w in words]
+    brute = fidelity(guess, truth)
+    assert abs(report.fidelity - brute) < 0.15, (report.fidelity, brute)
+    # the extraction's own report says how it sampled
+    assert "balanced by the network's labels" in str(dfa.report)
+    # held-out words given by the caller are used as given
+    given = dfa_fidelity(dfa, equal_counts, n=10, held_out=["01", "0011", "0", "111"])
+    assert given.in_range.n == 4 and "given by the caller" in given.in_range.sample
