@@ -17,6 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import check, decode_float, encode_float, load_json, require
 from captum_rnn.viz import (
     figure_to_data_uri,
@@ -236,9 +237,7 @@ class Explanation:
 
     def save(self, path: str | Path) -> None:
         """Write the explanation as strict JSON to ``path`` (non-finite numbers round-trip)."""
-        Path(path).write_text(
-            json.dumps(self.to_dict(), indent=1, allow_nan=False), encoding="utf-8"
-        )
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Explanation:
@@ -270,7 +269,7 @@ class Explanations(list):
     def save(self, path: str | Path) -> None:
         """Write all explanations to one strict JSON file (non-finite numbers round-trip)."""
         payload = {"format": _FORMAT + "s", "explanations": [e.to_dict() for e in self]}
-        Path(path).write_text(json.dumps(payload, indent=1, allow_nan=False), encoding="utf-8")
+        atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Explanations:

@@ -27,6 +27,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from captum_rnn._utils.files import atomic_write_text
+
 __all__ = [
     "LogPayload",
     "has_media_loggers",
@@ -155,9 +157,7 @@ def _to_files(folder: Path, payload: LogPayload) -> None:
 
 
 def _write_json(path: Path, document: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(document, indent=1, default=_json_default), fsync=False)
 
 
 def _json_default(value: Any) -> Any:

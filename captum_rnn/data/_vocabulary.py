@@ -8,11 +8,11 @@ import os
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import check, load_json, require
 
 from ._tokenizer import tokenize
@@ -346,9 +346,7 @@ class Vocabulary:
             >>> Vocabulary.load("vocab.json") == vocab  # doctest: +SKIP
             True
         """
-        Path(path).write_text(
-            json.dumps(self.to_dict(), ensure_ascii=False, indent=0), encoding="utf-8"
-        )
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=0))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:

@@ -9,11 +9,11 @@ import os
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import load_json
 from captum_rnn.rules._minimize import canonical_order, hopcroft
 
@@ -622,7 +622,7 @@ class DFA:
             >>> DFA.load("dfa.json") == dfa  # doctest: +SKIP
             True
         """
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DFA:

@@ -188,3 +188,26 @@ def test_members_that_are_not_plain_arrays_are_refused(tmp_path, member, content
         npz_headers(path)
     with pytest.raises(ValueError, match="not a readable NPZ"):
         npz_headers(b"not a zip file")
+
+
+def test_every_saver_replaces_a_link_instead_of_writing_through_it(tmp_path):
+    """Vocabulary, DFA, RuleList and Explanation(s) saves never follow a symbolic link."""
+    from captum_rnn import Explanation, Explanations
+    from captum_rnn.data import Vocabulary
+    from captum_rnn.rules import RuleList, tomita_dfa
+
+    outside = tmp_path / "outside.txt"
+    savers = {
+        "vocab": Vocabulary.build(["a b"]).save,
+        "dfa": tomita_dfa(1).save,
+        "rules": RuleList(max_rules=1, min_support=1).fit([["a"], ["b"]], [1, 0]).save,
+        "one": Explanation(tokens=["a"], scores=[1.0], method="m", target=0).save,
+        "many": Explanations([Explanation(tokens=["a"], scores=[1.0], method="m", target=0)]).save,
+    }
+    for name, save in savers.items():
+        outside.write_text("keep")
+        link = tmp_path / f"{name}.json"
+        link.symlink_to(outside)
+        save(link)
+        assert outside.read_text() == "keep", name
+        assert not link.is_symlink() and link.read_text() != "keep", name
