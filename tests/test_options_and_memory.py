@@ -94,3 +94,16 @@ def test_activation_estimate_grows_with_length_and_width():
     short = activation_bytes(seq, torch.zeros(1, 10, 4))
     long = activation_bytes(seq, torch.zeros(1, 500, 4))
     assert long == 50 * short
+
+
+def test_nan_baselines_are_refused_by_name():
+    model = _model()
+    ids = _ids(2, 4)
+    bad = model.embedding(ids).detach()
+    bad[0, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match="baselines contains NaN"):
+        captum_rnn.explain(model, ids, baselines=bad)
+    series = RNNClassifier(2, input_size=3, hidden_size=4).eval()
+    x = torch.randn(1, 5, 3)
+    with pytest.raises(ValueError, match="baselines contains NaN"):
+        captum_rnn.explain(series, x, baselines=torch.full_like(x, float("nan")))
