@@ -98,7 +98,7 @@ def test_activation_estimate_grows_with_length_and_width():
 
 def test_nan_baselines_are_refused_by_name():
     model = _model()
-    ids = _ids(2, 4)
+    ids = _ids()
     bad = model.embedding(ids).detach()
     bad[0, 1, 0] = float("nan")
     with pytest.raises(ValueError, match="baselines contains NaN"):
