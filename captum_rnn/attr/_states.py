@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from captum_rnn._utils.state import preserve_state
+
 __all__ = [
     "GATE_NAMES",
     "RecurrentTrace",
@@ -191,18 +193,73 @@ def _cell_of(rnn: nn.RNNBase) -> str:
     raise TypeError(f"unsupported recurrent module {type(rnn).__name__}")
 
 
+def _recorded_rnn_input(
+    model: nn.Module, inputs: Any, lengths: Any, name: str | None, hints: dict[str, Any]
+) -> tuple[nn.RNNBase, Tensor, Tensor]:
+    """Run a user's model once through the contract and record what its recurrent layer
+    reads: returns the layer, its input batch-first ``(batch, time, features)`` and lengths."""
+    from captum_rnn.models.protocol import adapt
+
+    seq = adapt(model, **hints)
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"inputs must be a tensor, got {type(inputs).__name__}")
+    layers = {n: m for n, m in seq.module.named_modules() if isinstance(m, nn.RNNBase)}
+    if name is not None:
+        if name not in layers:
+            raise ValueError(f"rnn={name!r} names no recurrent layer; the model's: {list(layers)}")
+        layer = layers[name]
+    elif len(layers) == 1:
+        layer = next(iter(layers.values()))
+    else:
+        raise ValueError(
+            f"the model holds {len(layers)} recurrent layers {list(layers)}: pass rnn= naming "
+            "the one to trace"
+        )
+    seen: list[Any] = []
+    handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        with torch.no_grad(), preserve_state(seq.module):
+            batch_first = inputs if seq.batch_first else inputs.transpose(0, 1)
+            if lengths is not None:
+                lengths = torch.as_tensor(lengths).long()
+            seq(batch_first, lengths)
+    finally:
+        handle.remove()
+    if not seen:
+        raise ValueError("the recurrent layer did not run in the model's forward")
+    x = seen[0]
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        x, lengths = nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+    elif not layer.batch_first:
+        x = x.transpose(0, 1)
+    if lengths is None:
+        lengths = seq.lengths_of(batch_first) if seq.is_token_model else None
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    return layer, x.detach(), torch.as_tensor(lengths).to(x.device)
+
+
 def recurrent_states(
-    model: nn.Module, inputs: Tensor, lengths: Tensor | None = None
+    model: nn.Module,
+    inputs: Tensor,
+    lengths: Tensor | None = None,
+    *,
+    rnn: str | None = None,
+    **hints: Any,
 ) -> RecurrentTrace:
     """Recompute per-step hidden states and gate activations of an RNN/LSTM/GRU.
 
     Args:
         model: a captum_rnn recurrent model (its ``rnn`` is traced, token ids are embedded
-            with its ``embed``), or an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` itself.
+            with its ``embed``), an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` itself, or any
+            model holding one: it is run once through the model contract and the
+            recurrent layer's own input is recorded and traced.
         inputs: token ids ``(batch, time)`` for a token model, else a float tensor
             ``(batch, time, features)`` (``(time, batch, features)`` for a module with
-            ``batch_first=False``).
+            ``batch_first=False``); for a user's model, in the model's own layout.
         lengths: optional ``(batch,)`` true lengths (inferred from padding for token ids).
+        rnn: the name of the recurrent layer to trace in a user's model that holds several.
+        hints: the model contract's hints for a user's model (see :func:`captum_rnn.adapt`).
 
     Returns:
         A :class:`RecurrentTrace` (computed without autograd; nothing about the model
@@ -218,12 +275,17 @@ def recurrent_states(
 
     if isinstance(model, nn.RNNBase):
         rnn, embed = model, None
-    elif isinstance(model, RecurrentModel) and isinstance(model.rnn, nn.RNNBase):
+    elif isinstance(model, RecurrentModel) and isinstance(model.rnn, nn.RNNBase) and not hints:
         rnn, embed = model.rnn, model.embed
+    elif isinstance(model, nn.Module) and any(isinstance(m, nn.RNNBase) for m in model.modules()):
+        rnn, inputs, lengths = _recorded_rnn_input(model, inputs, lengths, rnn, hints)
+        embed = None
+        if not rnn.batch_first:
+            inputs = inputs.transpose(0, 1)  # the checks below read the layer's layout
     else:
         raise TypeError(
-            "model must be an nn.LSTM/nn.GRU/nn.RNN or a captum_rnn recurrent model, "
-            f"got {type(model).__name__}"
+            "model must be an nn.Module holding an nn.LSTM/nn.GRU/nn.RNN, got "
+            f"{type(model).__name__}"
         )
     cell = _cell_of(rnn)
     if not isinstance(inputs, Tensor):

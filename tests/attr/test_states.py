@@ -144,3 +144,41 @@ def test_unit_token_responses_equal_brute_force():
         unit_token_responses(model, data, values="forget")
     with pytest.raises(ValueError, match="unit must be in"):
         responses.top_tokens(unit=99)
+
+
+def test_recurrent_states_on_a_users_packed_time_major_model():
+    """The user's nn.LSTM inside their own model: its recorded input is traced."""
+    from torch import nn
+
+    class Tutorial(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(12, 3, padding_idx=1)
+            self.rnn = nn.LSTM(3, 4)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, text, text_lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(
+                self.embedding(text), text_lengths.cpu(), enforce_sorted=False
+            )
+            _, (hidden, _) = self.rnn(packed)
+            return self.fc(hidden[-1])
+
+    torch.manual_seed(0)
+    model = Tutorial().eval()
+    ids = torch.tensor([[4, 5, 6, 7], [8, 9, 1, 1]]).T  # (time, batch), pad 1
+    trace = recurrent_states(model, ids)
+    # the same as tracing the LSTM on the embedded, batch-first sequences by hand
+    by_hand = nn.LSTM(3, 4, batch_first=True)
+    by_hand.load_state_dict(model.rnn.state_dict())
+    expected = recurrent_states(by_hand, model.embedding(ids.T).detach(), torch.tensor([4, 2]))
+    torch.testing.assert_close(trace.hidden, expected.hidden)
+    assert float(trace.hidden[0, 1, 2:].abs().sum()) == 0.0  # padding
+    # the last real state is the one the model's own head reads
+    _, (h, _) = model.rnn(
+        nn.utils.rnn.pack_padded_sequence(
+            model.embedding(ids), torch.tensor([4, 2]), enforce_sorted=False
+        )
+    )
+    torch.testing.assert_close(trace.hidden[0, 0, 3], h[-1, 0].detach())
+    torch.testing.assert_close(trace.hidden[0, 1, 1], h[-1, 1].detach())
