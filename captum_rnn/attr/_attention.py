@@ -75,6 +75,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_rnn._utils.grad import gradient_context
+from captum_rnn._utils.targets import resolve_target
 from captum_rnn.attr._methods import AttributionMethod, MethodResult
 from captum_rnn.attr._rollout import (
     DEFAULT_MAX_FLOW_COST,
@@ -538,21 +539,7 @@ def _resolve_target(output: Any, target: Any) -> Tensor:
             f"the model output must be (batch, outputs), got {tuple(output.shape)}; "
             "for sequence outputs wrap the model to return one step"
         )
-    batch, outputs = output.shape
-    if target is None:
-        index = output.argmax(dim=1)
-    else:
-        index = torch.as_tensor(target, device=output.device)
-        if index.dtype.is_floating_point or index.dtype == torch.bool:
-            raise TypeError(f"target must be an int or integer tensor, got dtype {index.dtype}")
-        if index.dim() == 0:
-            index = index.expand(batch)
-        if index.shape != (batch,):
-            raise ValueError(
-                f"target must be an int or have shape ({batch},), got {tuple(index.shape)}"
-            )
-        if int(index.min()) < 0 or int(index.max()) >= outputs:
-            raise ValueError(f"target must be in [0, {outputs}), got {index.tolist()}")
+    index = resolve_target(target, output, classifier=True)
     return output.gather(1, index.long()[:, None]).sum()
 
 
