@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
-from captum_rnn.attr._methods import check_options, get_method
+from captum_rnn.attr._methods import check_options, resolve_method
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.protocol import SequenceModel, adapt, pop_hints
 
@@ -222,7 +222,9 @@ def explain(
         inputs: token ids in the model's own layout, ``(time,)``, strings (with
             ``vocab``), lists of ids, or continuous input ``(batch, time, features)``
             (``(time, batch, features)`` for a time-major model).
-        method: ``"integrated_gradients"`` (default), ``"saliency"``,
+        method: a function ``fn(model, inputs, lengths, target)`` returning attributions
+            (see :class:`~captum_rnn.attr.CallableMethod`), or a registered name:
+            ``"integrated_gradients"`` (default), ``"saliency"``,
             ``"input_x_gradient"``, ``"deeplift"``, ``"gradient_shap"``,
             ``"feature_ablation"``, ``"occlusion"``, ``"lime"`` or ``"kernel_shap"``
             (see ``captum_rnn.attr.available_methods()``).
@@ -254,7 +256,7 @@ def explain(
         3
     """
     seq = adapt(model, **pop_hints(kwargs))
-    method_cls = get_method(method)
+    method_cls = resolve_method(method)
     check_options(method_cls, kwargs)
     with preserve_state(seq.module), gradient_context(seq.module):
         inputs = prepare_tensors(inputs)
@@ -284,6 +286,10 @@ def explain(
         result = method_cls(seq, ids=ids).attribute(embedded, reference, target, lengths, **kwargs)
 
     attributions = (result.attributions * real[..., None]).detach().cpu().double()
+    if result.step_scores is not None:
+        step_scores = (result.step_scores.to(real.device) * real).detach().cpu().double()
+    else:
+        step_scores = attributions.sum(dim=-1)
     probabilities = seq.probabilities(outputs.double()).cpu() if seq.is_classifier else None
     outputs_cpu, target_cpu, real = outputs.detach().double().cpu(), target.cpu(), real.cpu()
     explanations = Explanations()
@@ -300,7 +306,7 @@ def explain(
         explanations.append(
             Explanation(
                 tokens=list(tokens),
-                scores=attributions[i, keep].sum(dim=-1).tolist(),
+                scores=step_scores[i, keep].tolist(),
                 method=method_cls.name,
                 target=1 if one_logit else int(target_cpu[i]),
                 predicted=predicted,

@@ -38,7 +38,15 @@ from captum_rnn._utils.state import seeded
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.models.protocol import SequenceModel, adapt
 
-__all__ = ["AttributionMethod", "MethodResult", "available_methods", "check_options", "get_method"]
+__all__ = [
+    "AttributionMethod",
+    "CallableMethod",
+    "MethodResult",
+    "available_methods",
+    "check_options",
+    "get_method",
+    "resolve_method",
+]
 
 
 @dataclass
@@ -49,11 +57,14 @@ class MethodResult:
         attributions: ``(batch, time, dim)``; exactly 0 at padded steps.
         delta: IG's convergence delta per sequence ``(batch,)``, or ``None``.
         n_steps: integration steps used per sequence ``(batch,)``, or ``None``.
+        step_scores: ``(batch, time)`` when the method scores steps itself (the scores
+            are then these, exactly, not the sum of ``attributions`` over dims).
     """
 
     attributions: Tensor
     delta: Tensor | None = None
     n_steps: Tensor | None = None
+    step_scores: Tensor | None = None
 
 
 class AttributionMethod:
@@ -121,6 +132,59 @@ class AttributionMethod:
             A :class:`MethodResult`.
         """
         raise NotImplementedError
+
+
+class CallableMethod:
+    """A user's explainer function run like a registered method (not registered).
+
+    ``fn(model, inputs, lengths, target)`` gets the user's model, the inputs in the
+    model's own layout (token ids, or features), lengths ``(batch,)`` and one target per
+    sequence, and returns attributions ``(batch, time)`` or ``(batch, time, features)``
+    (model layout); options are passed through.
+    """
+
+    uses_gradients = True
+    options = None
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", type(fn).__name__)
+
+    def __call__(self, model: nn.Module, ids: Tensor | None = None) -> CallableMethod:
+        self.model: SequenceModel = adapt(model)
+        self.ids = ids
+        return self
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        seq = self.model
+        raw = self.ids if seq.is_token_model else inputs
+        own = raw if seq.batch_first else raw.transpose(0, 1)
+        result = self.fn(seq.module, own, lengths, target, **kwargs)
+        if isinstance(result, tuple):
+            result = result[0]
+        result = torch.as_tensor(result).detach().to(inputs.device)
+        batch, time = inputs.shape[0], inputs.shape[1]
+        if not seq.batch_first and result.dim() in (2, 3) and result.shape[:2] == (time, batch):
+            result = result.transpose(0, 1)
+        if result.dim() == 3 and result.shape[:2] == (batch, time):
+            result = result.sum(dim=-1) if seq.is_token_model else result
+        if result.dim() == 2 and result.shape == (batch, time):
+            # one score per step, kept exact; spread over the step's dims for the cells
+            spread = (result[..., None] / inputs.shape[-1]).expand_as(inputs)
+            return MethodResult(spread.to(inputs.dtype).clone(), step_scores=result.double())
+        if result.shape != inputs.shape:
+            raise ValueError(
+                f"explainer {self.name!r} returned shape {tuple(result.shape)}; expected "
+                f"(batch, time) = {(batch, time)} or (batch, time, features)"
+            )
+        return MethodResult(result.to(inputs.dtype).clone())
+
+
+def resolve_method(method: Any) -> Any:
+    """A registered method class by name, or a :class:`CallableMethod` for a function."""
+    if callable(method) and not isinstance(method, (str, type)):
+        return CallableMethod(method)
+    return get_method(method)
 
 
 def check_options(method: type[AttributionMethod], kwargs: dict[str, Any]) -> None:

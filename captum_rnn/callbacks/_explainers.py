@@ -27,8 +27,7 @@ from torch import Tensor
 
 from captum_rnn._utils.grad import gradient_context
 from captum_rnn._utils.state import preserve_state
-from captum_rnn._utils.targets import resolve_target
-from captum_rnn.explanation import Explanation, Explanations
+from captum_rnn.explanation import Explanations
 from captum_rnn.models.protocol import HINT_NAMES, SequenceModel, adapt
 
 __all__ = [
@@ -183,88 +182,37 @@ def run_method(
     seq = sequence_model(model, hints)
     if explainer is None:
         check_methods((name,), "method")
-    if explainer is None and name not in EXAMPLE_EXPLAINERS:
-        from captum_rnn._explain import explain
+    from captum_rnn._explain import explain, prepare_inputs
 
-        return MethodOutput(
-            explain(
-                seq,
-                own_layout(seq, inputs),
-                method=name,
-                target=target,
-                vocab=vocab,
-                lengths=lengths,
-                labels=labels,
-                class_names=class_names,
-                **kwargs,
-            )
-        )
-    from captum_rnn._explain import prepare_inputs
-
-    device = next(seq.parameters()).device
-    with preserve_state(seq.module):
-        seq.module.eval()
-        with gradient_context(seq.module) as ctx:
-            inputs, lengths, real = prepare_inputs(
+    if explainer is None and name in EXAMPLE_EXPLAINERS:
+        with preserve_state(seq.module), gradient_context(seq.module) as ctx:
+            inputs, lengths, _ = prepare_inputs(
                 seq,
                 own_layout(seq, ctx.prepare(inputs)),
                 None if lengths is None else ctx.prepare(lengths),
                 vocab,
             )
-            with torch.no_grad():
-                outputs = seq(inputs, lengths).detach()
-            seq.observe(outputs)
-            classifier = seq.is_classifier
-            resolved = resolve_target(target, outputs, classifier)
-            if explainer is None:
-                return MethodOutput(None, _nearest_rows(seq.module, inputs, lengths, kwargs))
-            result = explainer(seq.module, own_layout(seq, inputs), lengths, resolved, **kwargs)
-        scores = _as_scores(seq, name, result, inputs)
-    scores = (scores.to(device).double() * real).cpu()
-    probs = seq.probabilities(outputs.double()).cpu() if classifier else None
-    explanations = Explanations()
-    for i in range(inputs.shape[0]):
-        keep = real[i].nonzero()[:, 0].cpu()
-        if seq.is_token_model:
-            ids = inputs[i].cpu()[keep].tolist()
-            tokens = vocab.decode(ids) if vocab is not None else [str(t) for t in ids]
-        else:
-            tokens = [f"t{j}" for j in range(len(keep))]
-        t = int(resolved[i])
-        predicted = int(probs[i].argmax()) if probs is not None else None
-        explanations.append(
-            Explanation(
-                tokens=list(tokens),
-                scores=scores[i, keep].tolist(),
-                method=name,
-                target=t,
-                predicted=predicted,
-                probability=float(probs[i, predicted]) if probs is not None else None,
-                output=float(outputs[i, min(t, outputs.shape[-1] - 1)]),
-                label=_plain(labels[i]) if labels is not None else None,
-                class_names=list(class_names) if class_names is not None else None,
-            )
-        )
-    return MethodOutput(explanations)
+            return MethodOutput(None, _nearest_rows(seq.module, inputs, lengths, kwargs))
+    method: Any = name
+    if explainer is not None:
+        # a user's function, named as the callbacks list it ("explainer:<name>")
+        def method(*args: Any, **options: Any) -> Any:
+            return explainer(*args, **options)
 
-
-def _as_scores(seq: SequenceModel, name: str, result: Any, inputs: Tensor) -> Tensor:
-    """A callable explainer's answer as ``(batch, time)`` scores (features summed)."""
-    if isinstance(result, tuple):
-        result = result[0]
-    result = torch.as_tensor(result).detach()
-    batch, time = inputs.shape[0], inputs.shape[1]
-    if result.dim() in (2, 3) and result.shape[:2] != (batch, time) and not seq.batch_first:
-        if result.shape[:2] == (time, batch):
-            result = result.transpose(0, 1)
-    if result.dim() == 3:  # (batch, time, features): one score per position
-        result = result.sum(dim=-1)
-    if result.shape != (batch, time):
-        raise ValueError(
-            f"explainer {name!r} returned shape {tuple(result.shape)}; expected "
-            f"(batch, time) = {(batch, time)} or (batch, time, features)"
+        method.__name__ = name
+    return MethodOutput(
+        explain(
+            seq,
+            own_layout(seq, inputs),
+            method=method,
+            target=target,
+            vocab=vocab,
+            lengths=lengths,
+            labels=labels,
+            class_names=class_names,
+            **kwargs,
         )
-    return result
+    )
 
 
 def _nearest_rows(model: Any, inputs: Tensor, lengths: Tensor, kwargs: dict) -> list[dict]:
@@ -293,9 +241,3 @@ def _nearest_rows(model: Any, inputs: Tensor, lengths: Tensor, kwargs: dict) -> 
                     }
                 )
     return rows
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return value.item()
-    return value
