@@ -342,12 +342,29 @@ def flow_from_fused(fused: list[Tensor], rows: Tensor) -> Tensor:
         if len(fused) == 1:
             flow = fused[0][:, rows]
         elif len(fused) == 2:
-            top = fused[1][:, rows]  # (batch, rows, K)
-            flow = torch.minimum(top[:, :, :, None], fused[0][:, None, :, :]).sum(dim=2)
+            flow = _two_layer_flow(fused, rows)
         else:
             flow = _max_flow_all(fused, rows)
         total = flow.sum(dim=-1, keepdim=True)
         return flow / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _two_layer_flow(fused: list[Tensor], rows: Tensor, chunk_elements: int = 1 << 24) -> Tensor:
+    """``sum_k min(A_2[i, k], A_1[k, j])`` for the given rows, a few rows at a time: the
+    broadcast minimum holds ``rows x T x T`` values (27 GB at 1,500 tokens in one go),
+    so it is cut to ``chunk_elements`` values (128 MiB in float64) per step."""
+    top = fused[1][:, rows]  # (batch, rows, K)
+    bottom = fused[0]  # (batch, K, T)
+    batch, num_rows, k = top.shape
+    time = bottom.shape[-1]
+    step = max(1, chunk_elements // max(1, batch * k * time))
+    out = torch.empty(batch, num_rows, time, dtype=top.dtype, device=top.device)
+    for start in range(0, num_rows, step):
+        part = top[:, start : start + step]
+        out[:, start : start + step] = torch.minimum(
+            part[:, :, :, None], bottom[:, None, :, :]
+        ).sum(dim=2)
+    return out
 
 
 def _max_flow_all(fused: list[Tensor], rows: Tensor, chunk_elements: int = 1 << 21) -> Tensor:

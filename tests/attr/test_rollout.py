@@ -314,3 +314,16 @@ def test_flow_refuses_sizes_that_take_minutes():
 def test_flow_keeps_input_dtype():
     atts = [a.float() for a in random_attention(layers=3, time=4)]
     assert attention_flow(atts).dtype == torch.float32
+
+
+def test_two_layer_flow_is_computed_a_few_rows_at_a_time():
+    """The broadcast minimum of two layers holds rows x T x T values: cut into chunks, the
+    result is the same and memory stays bounded (1,500 tokens needed 27 GB in one go)."""
+    from captum_rnn.attr._rollout import _two_layer_flow
+
+    torch.manual_seed(0)
+    fused = [torch.rand(2, 9, 9, dtype=torch.float64) for _ in range(2)]
+    rows = torch.arange(9)
+    whole = torch.minimum(fused[1][:, :, :, None], fused[0][:, None, :, :]).sum(dim=2)
+    for chunk in (1, 81, 200, 1 << 24):
+        torch.testing.assert_close(_two_layer_flow(fused, rows, chunk_elements=chunk), whole)
