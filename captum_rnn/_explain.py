@@ -11,7 +11,12 @@ from torch import Tensor, nn
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
-from captum_rnn.attr._methods import check_options, resolve_method
+from captum_rnn.attr._methods import (
+    DEFAULT_MEMORY_BUDGET,
+    activation_bytes,
+    check_options,
+    resolve_method,
+)
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.protocol import SequenceModel, adapt, pop_hints
 
@@ -285,11 +290,12 @@ def explain(
         ids = inputs if seq.is_token_model else None
         result = method_cls(seq, ids=ids).attribute(embedded, reference, target, lengths, **kwargs)
 
-    attributions = (result.attributions * real[..., None]).detach().cpu().double()
+    del embedded, reference  # large batches: free what is no longer needed
+    attributions = (result.attributions.detach() * real[..., None]).cpu()
     if result.step_scores is not None:
         step_scores = (result.step_scores.to(real.device) * real).detach().cpu().double()
-    else:
-        step_scores = attributions.sum(dim=-1)
+    else:  # summed in float64 a few rows at a time (no float64 copy of the whole batch)
+        step_scores = torch.cat([a.double().sum(dim=-1) for a in attributions.split(64)])
     probabilities = seq.probabilities(outputs.double()).cpu() if seq.is_classifier else None
     outputs_cpu, target_cpu, real = outputs.detach().double().cpu(), target.cpu(), real.cpu()
     explanations = Explanations()
@@ -301,7 +307,7 @@ def explain(
             feature_scores = None
         else:
             tokens = [f"t{j}" for j in range(len(keep))]
-            feature_scores = attributions[i, keep].tolist()
+            feature_scores = attributions[i, keep].double().tolist()
         predicted = int(probabilities[i].argmax()) if probabilities is not None else None
         explanations.append(
             Explanation(
@@ -324,11 +330,20 @@ def explain(
 
 
 def _first_forward(seq: SequenceModel, inputs: Tensor, lengths: Tensor) -> Tensor:
-    """The model's outputs for the batch; a failure inside the user's forward is reported
-    against ``inputs`` (with the model's message), not as a bare error from deep inside."""
+    """The model's outputs for the batch, a memory budget's worth of sequences at a time
+    (a whole large batch at once would hold every step's states); a failure inside the
+    user's forward is reported against ``inputs``, not as a bare error from deep inside."""
+    embedded_width = inputs.shape[-1] if inputs.dim() == 3 else 1
+    probe = inputs.new_empty((1, inputs.shape[1], embedded_width), dtype=torch.float32)
+    rows = max(1, 4 * DEFAULT_MEMORY_BUDGET // activation_bytes(seq, probe))
     try:
         with torch.no_grad():
-            return seq(inputs, lengths)
+            return torch.cat(
+                [
+                    seq(inputs[i : i + rows], lengths[i : i + rows])
+                    for i in range(0, len(inputs), rows)
+                ]
+            )
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         layout = "batch-first" if seq.batch_first else "time-major"
         raise ValueError(
