@@ -167,8 +167,11 @@ def extract_dfa(
     clusters by held-out fidelity.
 
     Every extraction ends with a falsification pass: ``falsify`` fresh words, half of
-    lengths ``1 .. max_length`` and half longer, class-balanced, on which the network
-    and the automaton are compared; the disagreements found are attached.
+    lengths ``1 .. max_length`` (or the ``held_out`` words) and half longer, balanced
+    by the network's labels with each class spread over the lengths (never drawn from
+    the automaton's own language alone), on which the network and the automaton are
+    compared; the fidelity, how the words were drawn and the disagreements found are
+    attached.
 
     Args:
         model: a package ``RNNClassifier`` with 2 classes over token ids; any

@@ -3,7 +3,7 @@
 A fidelity number means little on its own: on a sparse language (Tomita 1, 2, long 7)
 uniform random strings are almost all negative, and an automaton that rejects
 everything agrees with the network on 99.5% of them. So the test sets here are
-class-balanced, agreement is macro-averaged over the network's two classes, and
+balanced by the network's labels, agreement is macro-averaged over the network's two classes, and
 lengths inside the training range and longer lengths are reported apart. Where the
 ground truth is known (a reference automaton or membership function), the accuracy
 of the automaton and of the network are reported beside each other: an automaton
@@ -12,6 +12,8 @@ can be more accurate than the network it was extracted from.
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -194,6 +196,104 @@ def _reference_labels(reference: Reference, dfa: DFA, words: list[Indices]) -> n
     return np.array([bool(reference(dfa.word(w))) for w in words], dtype=bool)
 
 
+def _spread(want: int, caps: list[int]) -> list[int]:
+    """Share ``want`` words over lengths one at a time, round robin, none past its cap:
+    what taking one word per length in turn gives."""
+    alloc = [0] * len(caps)
+    left = want
+    while left > 0:
+        open_ = [i for i, cap in enumerate(caps) if alloc[i] < cap]
+        if not open_:
+            break
+        for i in open_[:left]:
+            alloc[i] += 1
+        left -= min(left, len(open_))
+    return alloc
+
+
+def _apportion(total: int, weights: list[float]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainders)."""
+    mass = sum(weights)
+    if total <= 0 or mass <= 0:
+        return [0] * len(weights)
+    exact = [total * w / mass for w in weights]
+    out = [int(x) for x in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: out[i] - exact[i])
+    for i in by_remainder[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _words_of(k: int, length: int, fraction: float, most: int) -> int:
+    """``fraction`` of the ``k ** length`` words, at most ``most`` (no float overflow)."""
+    if fraction <= 0:
+        return 0
+    if length * math.log(k) > math.log(most) - math.log(fraction) + 1:
+        return most
+    return min(most, round(k**length * fraction))
+
+
+class _Strata:
+    """Words split by the joint labels of guide automata (the extracted one, and a
+    reference), with the share of each length's words in every stratum and a uniform
+    sampler within a stratum.
+
+    Args:
+        guides: automata, each with the index in its alphabet of each of our symbols.
+        k: the number of symbols.
+        longest: the longest length asked for.
+    """
+
+    def __init__(self, guides: list[tuple[DFA, list[int]]], k: int, longest: int) -> None:
+        start = tuple(g.start for g, _ in guides)
+        index, order, rows = {start: 0}, [start], []
+        while len(rows) < len(order):  # the reachable states of the product
+            state, row = order[len(rows)], []
+            for a in range(k):
+                nxt = tuple(g.transitions[q][m[a]] for (g, m), q in zip(guides, state, strict=True))
+                if nxt not in index:
+                    index[nxt] = len(order)
+                    order.append(nxt)
+                row.append(index[nxt])
+            rows.append(row)
+        self.table = np.array(rows, dtype=np.int64)
+        labels = [
+            tuple(q in g.accepting for (g, _), q in zip(guides, st, strict=True)) for st in order
+        ]
+        self.keys = sorted(set(labels))
+        self.stratum_of_state = np.array([self.keys.index(x) for x in labels])
+        # share[s, L, q]: the fraction of the words of length L read from q that end in
+        # stratum s (fractions, not counts: no overflow at any length)
+        share = np.zeros((len(self.keys), longest + 1, len(order)))
+        share[:, 0] = self.stratum_of_state[None, :] == np.arange(len(self.keys))[:, None]
+        for length in range(1, longest + 1):
+            share[:, length] = share[:, length - 1][:, self.table].mean(axis=2)
+        self.share = share
+
+    def of(self, words: list[Indices]) -> np.ndarray:
+        """The stratum of each word (all of one length)."""
+        q = np.zeros(len(words), dtype=np.int64)
+        if words and words[0]:
+            x = np.array(words, dtype=np.int64)
+            for pos in range(x.shape[1]):
+                q = self.table[q, x[:, pos]]
+        return self.stratum_of_state[q]
+
+    def sample(self, s: int, length: int, m: int, gen: np.random.Generator) -> list[Indices]:
+        """``m`` words of ``length`` drawn uniformly from stratum ``s`` (none if empty)."""
+        if m <= 0 or self.share[s, length, 0] <= 0:
+            return []
+        q = np.zeros(m, dtype=np.int64)
+        out = np.zeros((m, length), dtype=np.int64)
+        for pos in range(length):
+            weights = self.share[s, length - pos - 1][self.table[q]]  # (m, k)
+            cum = np.cumsum(weights, axis=1)
+            pick = (cum > gen.random(m)[:, None] * cum[:, -1:]).argmax(axis=1)
+            out[:, pos] = pick
+            q = self.table[q, pick]
+        return list(map(tuple, out.tolist()))
+
+
 def _held_out_words(
     dfa: DFA,
     oracle: MembershipOracle,
@@ -205,49 +305,110 @@ def _held_out_words(
 ) -> tuple[list[Indices], str]:
     """Words balanced by the network's own labels, each class spread over the lengths.
 
-    Candidates at every length ``lo..hi``: uniform random words and words the automaton
-    (and a reference automaton, when given) accepts and rejects, so that a rare class of
-    the network is found; the network labels
-    them, and up to ``n / 2`` distinct words of each of its classes are taken, one length
-    after another. Sampling from the automaton alone would measure the automaton on its
-    own language (a non-regular network then looks perfectly mimicked).
+    Up to ``n / 2`` words of each of the network's classes, taken one length after
+    another (a length gives no more words of a class than it has), and within a
+    length a uniform sample of that class. A class the network seldom gives (a sparse
+    language) is found through the automaton's accepted and rejected words (and a
+    reference automaton's): each such stratum is sampled uniformly and weighted by its
+    size, so the sample stays uniform within the class. Sampling from the automaton's
+    own language instead would measure it on that language: a non-regular network
+    then looks perfectly mimicked.
     """
     lengths = list(range(lo, hi + 1))
-    per_length = max(4, -(-2 * n // len(lengths)))
     k = len(dfa.alphabet)
-    pool: list[Indices] = []
-    for length in lengths:
-        pool.extend(tuple(rng.randrange(k) for _ in range(length)) for _ in range(per_length))
-        # words the automaton accepts and rejects, half and half where both exist
-        words, _ = dfa._sample_indices(per_length, length, length, True, rng, labels=False)
-        pool.extend(tuple(w) for w in words)
-        if isinstance(reference, DFA):
-            back = [dfa.encode([s])[0] for s in reference.alphabet]
-            words, _ = reference._sample_indices(
-                per_length, length, length, True, rng, labels=False
-            )
-            pool.extend(tuple(back[a] for a in w) for w in words)
-    pool = list(dict.fromkeys(pool))
-    rng.shuffle(pool)
-    network = oracle.labels(pool)
-    chosen: list[Indices] = []
-    counts = []
-    for label in (True, False):
+    wants = {True: n // 2, False: n - n // 2}
+    quota = -(-max(wants.values()) // len(lengths))  # words per class and length
+    draws = max(16, 8 * quota)
+    gen = np.random.default_rng(rng.getrandbits(63))
+    guides = [(dfa, list(range(k)))]
+    if isinstance(reference, DFA):
+        guides.append((reference, [reference.encode([a])[0] for a in dfa.alphabet]))
+    strata = _Strata(guides, k, hi)
+    n_strata = len(strata.keys)
+    exhaustive = {length for length in lengths if k**length <= draws}
+    # (length, stratum) -> distinct words seen; (length, stratum, class) -> words
+    seen: dict[tuple[int, int], set[Indices]] = {}
+    found: dict[tuple[int, int, bool], list[Indices]] = {}
+
+    def add(words: list[Indices]) -> None:
         by_length: dict[int, list[Indices]] = {}
-        for w, y in zip(pool, network, strict=True):
-            if bool(y) == label:
-                by_length.setdefault(len(w), []).append(w)
-        taken: list[Indices] = []
-        want = n // 2 if label else n - n // 2
-        while len(taken) < want and any(by_length.values()):
-            for length in lengths:
-                if by_length.get(length) and len(taken) < want:
-                    taken.append(by_length[length].pop())
-        counts.append(len(taken))
-        chosen.extend(taken)
+        for w in dict.fromkeys(words):
+            by_length.setdefault(len(w), []).append(w)
+        fresh = []
+        for length, group in by_length.items():
+            for w, s in zip(group, strata.of(group).tolist(), strict=True):
+                bucket = seen.setdefault((length, s), set())
+                if w not in bucket:
+                    bucket.add(w)
+                    fresh.append((w, s))
+        labels = oracle.labels([w for w, _ in fresh])
+        for (w, s), y in zip(fresh, labels.tolist(), strict=True):
+            found.setdefault((len(w), s, bool(y)), []).append(w)
+
+    def uniform(length: int, m: int) -> list[Indices]:
+        return list(map(tuple, gen.integers(0, k, size=(m, length)).tolist()))
+
+    def sizes(length: int, label: bool) -> list[float]:
+        """Estimated fraction of the words of ``length`` in each stratum and class:
+        the stratum's share times the class rate among its (uniform) words seen."""
+        out = []
+        for s in range(n_strata):
+            total = len(seen.get((length, s), ()))
+            have = len(found.get((length, s, label), ()))
+            out.append(strata.share[s, length, 0] * have / total if total else 0.0)
+        return out
+
+    def plan(final: bool) -> dict[tuple[int, int, bool], int]:
+        """Words to take from each (length, stratum, class); ``final``: no more than
+        were found, the strata of a length kept in proportion (a stratum short of words
+        shrinks the others: filling up from them would bias the sample)."""
+        out = {}
+        for label, want in wants.items():
+            caps = [_words_of(k, L, sum(sizes(L, label)), want) for L in lengths]
+            for L, m in zip(lengths, _spread(want, caps), strict=True):
+                weights = sizes(L, label)
+                takes = _apportion(m, weights)
+                if final:
+                    have = [len(found.get((L, s, label), ())) for s in range(n_strata)]
+                    fit = min([h / t for h, t in zip(have, takes, strict=True) if t] + [1.0])
+                    takes = _apportion(int(m * fit), weights)
+                    takes = [min(t, h) for t, h in zip(takes, have, strict=True)]
+                for s, t in enumerate(takes):
+                    out[(L, s, label)] = t
+        return out
+
+    first: list[Indices] = []
+    for length in lengths:
+        if length in exhaustive:
+            first.extend(itertools.product(range(k), repeat=length))
+            continue
+        first.extend(uniform(length, draws))
+        for s in range(n_strata):  # a few words of every stratum, rare ones included
+            first.extend(strata.sample(s, length, max(4, quota), gen))
+    add(first)
+    # a stratum short of words of a class: more of its words, as its class rate needs
+    more: dict[tuple[int, int], int] = {}
+    for (length, s, label), take in plan(final=False).items():
+        have = len(found.get((length, s, label), ()))
+        if length not in exhaustive and take > have:
+            total = len(seen[(length, s)])
+            need = -(-(take - have) * total * 5 // (4 * max(have, 1)))
+            more[(length, s)] = max(more.get((length, s), 0), min(need, 16 * draws))
+    # at most twice as many as the first draw
+    scale = min(1.0, 2 * len(first) / max(1, sum(more.values())))
+    add([w for (L, s), m in more.items() for w in strata.sample(s, L, int(m * scale), gen)])
+    chosen: list[Indices] = []
+    counts = {True: 0, False: 0}
+    for (length, s, label), take in plan(final=True).items():
+        words = found.get((length, s, label), [])
+        rng.shuffle(words)
+        chosen.extend(words[:take])
+        counts[label] += min(take, len(words))
+    guide = "the automaton's" if len(guides) == 1 else "the automaton's and the reference's"
     how = (
-        f"balanced by the network's labels ({counts[0]} accepted, {counts[1]} rejected), "
-        f"each class spread over lengths {lo}-{hi}"
+        f"balanced by the network's labels ({counts[True]} accepted, {counts[False]} "
+        f"rejected), each class spread over lengths {lo}-{hi}, uniform within a length "
+        f"(drawn through {guide} accepted and rejected words, weighted by their numbers)"
     )
     return chosen, how
 
@@ -353,13 +514,16 @@ def dfa_fidelity(
     held_out: Sequence[Any] | None = None,
     **hints: Any,
 ) -> FidelityReport:
-    """Measure how faithfully ``dfa`` mimics ``model`` on fresh class-balanced words.
+    """Measure how faithfully ``dfa`` mimics ``model`` on fresh words balanced by its labels.
 
-    Two held-out sets of ``n`` words are drawn: lengths ``min_length .. max_length``
-    (the training range) and ``max_length + 1 .. longer_length``. With a
-    ``reference`` (the true language) each set is balanced by the ground truth and
-    the accuracies of automaton and network are reported; without one, half of each
-    set is balanced by the automaton's own labels and half is uniform.
+    Two held-out sets of up to ``n`` words are drawn: lengths ``min_length ..
+    max_length`` (the training range) and ``max_length + 1 .. longer_length``. Each
+    is balanced by the network's own labels, each class spread over the lengths and,
+    within a length, a uniform sample of that class (a rare class is found among the
+    automaton's, and a reference automaton's, accepted and rejected words, each set
+    weighted by its size); the report's ``sample`` says how the words were drawn. With
+    a ``reference`` (the true language) the accuracies of automaton and network are
+    reported too.
 
     Args:
         dfa: the automaton.
