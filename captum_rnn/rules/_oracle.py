@@ -102,16 +102,72 @@ class MembershipOracle:
         return None
 
 
-def _binary_from_scores(scores: Any, n: int, name: str) -> np.ndarray:
-    """Turn a model's scores for ``n`` words into accept/reject."""
+def describe_word(alphabet: Sequence[Any], word: Indices) -> str:
+    """``"the word '0101'"`` (symbols joined when each is one character), for messages."""
+    if not word:
+        return "the empty word"
+    symbols = [alphabet[a] for a in word]
+    if all(isinstance(s, str) and len(s) == 1 for s in symbols):
+        return f"the word {''.join(symbols)!r}"
+    return f"the word {tuple(symbols)!r}"
+
+
+def _refuse_non_finite(
+    scores: np.ndarray, valid: np.ndarray, name: str, describe: Callable[[int], str]
+) -> None:
+    """Raise a ValueError naming the first word whose scores (where ``valid``, a mask
+    over the first axes of ``scores``) are NaN or infinite: read as reject, such a
+    word would turn into a reject-all automaton without a word said."""
+    if scores.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(scores)
+    if finite.ndim > valid.ndim:
+        finite = finite.reshape(*valid.shape, -1).all(axis=-1)
+    bad = valid & ~finite
+    if not bad.any():
+        return
+    where = np.argwhere(bad)
+    first = tuple(int(i) for i in where[0])
+    value = scores[first]
+    kind = "NaN" if np.isnan(value).any() else "an infinite score"
+    rows = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())
+    raise ValueError(
+        f"{name} returned {kind} for {describe(*first)} ({rows} of {bad.shape[0]} words "
+        "in the batch had NaN or infinite scores); a word cannot be accepted or rejected "
+        "on such a score"
+    )
+
+
+def _binary_from_scores(
+    scores: Any, n: int, name: str, describe: Callable[[int], str] | None = None
+) -> np.ndarray:
+    """Turn a model's scores for ``n`` words into accept/reject.
+
+    Args:
+        scores: ``(n,)`` acceptance probabilities/labels or ``(n, 2)`` class scores.
+        n: the number of words.
+        name: how messages call the model.
+        describe: names word ``i`` in messages.
+
+    Returns:
+        A bool array ``(n,)``.
+
+    Raises:
+        ValueError: for NaN or infinite scores (naming the word), or a wrong shape.
+    """
     if isinstance(scores, Tensor):
         scores = scores.detach().cpu().numpy()
     scores = np.asarray(scores)
-    if scores.dtype.kind == "f" and not np.isfinite(scores).all():
-        bad = ~np.isfinite(scores).reshape(scores.shape[0], -1).all(axis=1)
-        raise ValueError(
-            f"{name} returned NaN or infinite scores for {int(bad.sum())} of {n} words: "
-            "a reject-all automaton would be silently wrong"
+    if scores.dtype == object:  # e.g. a list holding None or 0-d tensors
+        try:
+            scores = scores.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} returned scores that are not numbers: {scores.reshape(-1)[:3]!r}"
+            ) from None
+    if scores.ndim >= 1 and scores.shape[0] == n:
+        _refuse_non_finite(
+            scores, np.ones(n, dtype=bool), name, describe or (lambda i: f"word {i}")
         )
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
@@ -132,12 +188,23 @@ def _binary_from_scores(scores: Any, n: int, name: str) -> np.ndarray:
     )
 
 
-def _binary_from_prefix_scores(scores: Any, lengths: list[int]) -> list[np.ndarray]:
-    """Turn a model's per-prefix scores ``(n, T)`` / ``(n, T, 2)`` into accept/reject rows."""
+def _binary_from_prefix_scores(
+    scores: Any, lengths: list[int], describe: Callable[[int, int], str] | None = None
+) -> list[np.ndarray]:
+    """Turn a model's per-prefix scores ``(n, T)`` / ``(n, T, 2)`` into accept/reject rows.
+
+    ``describe(i, t)`` names the prefix of ``t + 1`` symbols of word ``i`` in messages;
+    NaN or infinite scores of a prefix (never those past a word's end) are refused.
+    """
     if isinstance(scores, Tensor):
         scores = scores.detach().cpu().numpy()
     scores = np.asarray(scores)
     n, longest = len(lengths), max(lengths)
+    if scores.ndim in (2, 3) and scores.shape[0] == n and scores.shape[1] >= longest:
+        valid = np.arange(scores.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        _refuse_non_finite(
+            scores, valid, "the model", describe or (lambda i, t: f"prefix {t + 1} of word {i}")
+        )
     if scores.ndim == 3 and scores.shape[2] == 2:
         scores = scores.argmax(axis=2) == 1
     elif scores.ndim == 3 and scores.shape[2] == 1:
@@ -181,6 +248,7 @@ class CallableOracle(MembershipOracle):
         self.fn = fn
         self.batch_size = batch_size
         self.prefix_free = bool(prefix_scores)
+        self._symbols = tuple(alphabet)
         chars = all(isinstance(s, str) and len(s) == 1 for s in alphabet)
         self._format = (
             (lambda w: "".join(alphabet[a] for a in w))
@@ -205,7 +273,14 @@ class CallableOracle(MembershipOracle):
             chunk = words[i : i + self.batch_size]
             scores = self.fn([self._format(w) for w in chunk])
             self.calls += 1
-            out.append(_binary_from_scores(scores, len(chunk), "model"))
+            out.append(
+                _binary_from_scores(
+                    scores,
+                    len(chunk),
+                    "the model",
+                    lambda j, c=chunk: describe_word(self._symbols, c[j]),
+                )
+            )
         return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
     def _score(self, words: list[Indices]) -> np.ndarray:
@@ -236,7 +311,11 @@ class CallableOracle(MembershipOracle):
             chunk = words[i : i + self.batch_size]
             scores = self.fn([self._format(w) for w in chunk])
             self.calls += 1
-            rows = _binary_from_prefix_scores(scores, [len(w) for w in chunk])
+            rows = _binary_from_prefix_scores(
+                scores,
+                [len(w) for w in chunk],
+                lambda j, t, c=chunk: describe_word(self._symbols, c[j][: t + 1]),
+            )
             for w, row in zip(chunk, rows, strict=True):
                 labels = row.tolist()
                 # longest first: once a prefix is cached, so are all shorter ones
@@ -317,15 +396,24 @@ class TokenModelOracle(MembershipOracle):
             x[_pad_mask(chunk, words, width)] = self.pad
             scores = self.model(x.to(self.device))
             self.calls += 1
-            if not bool(torch.isfinite(scores).all()):
-                raise ValueError("the model returned NaN or infinite scores for some words")
+            _refuse_non_finite(
+                scores.detach().float().cpu().numpy(),
+                np.ones(len(chunk), dtype=bool),
+                "the model",
+                lambda row, c=chunk: describe_word(self.alphabet, words[c[row]]),
+            )
             self.model.observe(scores)
             if scores.shape[-1] != 1 and self.model.num_classes != 2:
                 raise ValueError(
                     f"model must be a binary classifier: it returned {scores.shape[-1]} class "
                     "scores per sequence, expected 2"
                 )
-            out[chunk] = _binary_from_scores(self.model.probabilities(scores), len(chunk), "model")
+            out[chunk] = _binary_from_scores(
+                self.model.probabilities(scores),
+                len(chunk),
+                "the model",
+                lambda row, c=chunk: describe_word(self.alphabet, words[c[row]]),
+            )
         return out
 
 
@@ -366,7 +454,7 @@ class RecurrentOracle(MembershipOracle):
         self._H = torch.zeros(1024, self.dim, device=self.device, dtype=self.inputs.dtype)
         self._lab = np.zeros(1024, dtype=bool)
         self._n = 1
-        root_label = bool(self._labels_of(self._H[:1])[0])
+        root_label = bool(self._labels_of(self._H[:1], lambda _: "the empty word")[0])
         self.network_empty_label = root_label
         label = root_label if empty in ("network", "auto") else bool(empty)
         super().__init__(alphabet, label)
@@ -374,9 +462,16 @@ class RecurrentOracle(MembershipOracle):
         self._asked: set[int] = set()
 
     # -------------------------------------------------------------- network steps
-    def _labels_of(self, states: Tensor) -> np.ndarray:
+    def _labels_of(self, states: Tensor, describe: Callable[[int], str]) -> np.ndarray:
         h = states[:, : self.layers * self.hidden].reshape(-1, self.layers, self.hidden)[:, -1]
         logits = self.model.head(self.model.representation(h))
+        # argmax reads a NaN row as class 0: every word would be rejected without a word said
+        _refuse_non_finite(
+            logits.detach().float().cpu().numpy(),
+            np.ones(logits.shape[0], dtype=bool),
+            "the model",
+            describe,
+        )
         return (logits.argmax(dim=1) == 1).cpu().numpy()
 
     def step(self, states: Tensor, symbols: Tensor) -> Tensor:
@@ -396,7 +491,7 @@ class RecurrentOracle(MembershipOracle):
 
     def state_labels(self, states: Tensor) -> np.ndarray:
         """The network's accept/reject for arbitrary flat states."""
-        return self._labels_of(states.to(self.device))
+        return self._labels_of(states.to(self.device), lambda i: f"recurrent state {i}")
 
     @property
     def steps(self) -> int:
@@ -441,8 +536,12 @@ class RecurrentOracle(MembershipOracle):
                 out[i] = node
         while pending:
             keys: dict[int, int] = {}
+            witness: list[Indices] = []  # a word prefix per key, for messages
             for i, node, pos in pending:
-                keys.setdefault(node * k + words[i][pos], len(keys))
+                key = node * k + words[i][pos]
+                if key not in keys:
+                    keys[key] = len(keys)
+                    witness.append(words[i][: pos + 1])
             parents = torch.tensor([key // k for key in keys], dtype=torch.long)
             symbols = torch.tensor([key % k for key in keys], dtype=torch.long)
             new_states = self.step(self._H[parents.to(self.device)], symbols)
@@ -450,7 +549,9 @@ class RecurrentOracle(MembershipOracle):
             self._grow(len(keys))
             start = self._n
             self._H[start : start + len(keys)] = new_states
-            self._lab[start : start + len(keys)] = self._labels_of(new_states)
+            self._lab[start : start + len(keys)] = self._labels_of(
+                new_states, lambda j, w=witness: describe_word(self.alphabet, w[j])
+            )
             for key, j in keys.items():
                 edges[key] = start + j
             self._n += len(keys)
