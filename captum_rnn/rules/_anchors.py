@@ -17,6 +17,7 @@ precision reaches the target with confidence wins.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -284,16 +285,24 @@ def _check_inputs(inputs: Any) -> Tensor:
 
 
 def _check_target(target: Any, batch: int) -> list[int | None]:
+    """One class (or None) per sequence; the range is checked against the model's
+    classes once its scores are seen."""
     if target is None:
         return [None] * batch
-    if isinstance(target, int) and not isinstance(target, bool):
-        return [target] * batch
-    if isinstance(target, Tensor):
-        target = target.reshape(-1).tolist()
-    if isinstance(target, Sequence) and len(target) == batch:
-        if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
-            return list(target)
-    raise ValueError(f"target must be None, an int, or {batch} ints (one per sequence)")
+    if isinstance(target, (Tensor, np.ndarray)):
+        target = target.item() if target.ndim == 0 else target.reshape(-1).tolist()
+
+    def is_int(t: Any) -> bool:
+        return isinstance(t, numbers.Integral) and not isinstance(t, (bool, np.bool_))
+
+    if is_int(target):
+        return [int(target)] * batch
+    if isinstance(target, Sequence) and not isinstance(target, str) and len(target) == batch:
+        if all(is_int(t) for t in target):
+            return [int(t) for t in target]
+    raise ValueError(
+        f"target must be None, an int, or {batch} ints (one per sequence), got {target!r}"
+    )
 
 
 def _token_names(vocab: Any) -> Callable[[int], str]:

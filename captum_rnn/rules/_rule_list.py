@@ -147,7 +147,7 @@ class RuleList:
         return f"class {label}"
 
     def _check(
-        self, sequences: Any, labels: Any = None
+        self, sequences: Any, labels: Any = None, n_classes: int | None = None
     ) -> tuple[list[list[str]], np.ndarray | None]:
         if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Sequence):
             raise TypeError("sequences must be a list of texts or of token lists")
@@ -161,21 +161,33 @@ class RuleList:
             raise ValueError(f"labels has {y.shape[0]} entries for {len(tokens)} sequences")
         if y.size and (y.dtype.kind not in "iub" or y.min() < 0):
             raise ValueError("labels must be non-negative integer classes")
+        if n_classes is not None and y.size and y.max() >= n_classes:
+            raise ValueError(
+                f"labels holds class {int(y.max())}, outside the classes [0, {n_classes}) "
+                f"of this rule list (n_classes={n_classes}): were they given by another model?"
+            )
         return tokens, y.astype(np.int64)
 
-    def fit(self, sequences: Sequence[Any], labels: Any) -> RuleList:
+    def fit(self, sequences: Sequence[Any], labels: Any, n_classes: int | None = None) -> RuleList:
         """Fit the list to mimic ``labels`` (the model's predictions).
 
         Args:
             sequences: texts (split with ``captum_rnn.data.tokenize``) or token lists.
             labels: one class per sequence.
+            n_classes: the model's number of classes (recorded, and checked when the list
+                is loaded or scored); default: the largest label + 1, at least 2.
 
         Returns:
             ``self``.
 
         Raises:
-            ValueError: for an empty set or mismatched labels.
+            ValueError: for an empty set, mismatched labels, or labels outside
+                ``[0, n_classes)``.
         """
+        if n_classes is not None and (
+            isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2
+        ):
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
         for name, value, low in (
             ("max_rules", self.max_rules, 0),
             ("max_ngram", self.max_ngram, 1),
@@ -185,11 +197,12 @@ class RuleList:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if self.criterion not in ("precision", "gain"):
             raise ValueError(f"criterion must be 'precision' or 'gain', got {self.criterion!r}")
-        tokens, y = self._check(sequences, labels)
+        tokens, y = self._check(sequences, labels, n_classes)
         if not tokens:
             raise ValueError("sequences is empty: a rule list needs examples to fit")
         assert y is not None
-        n_classes = int(y.max()) + 1
+        # a model whose predictions on these examples are all one class still has two
+        n_classes = max(2, int(y.max()) + 1) if n_classes is None else n_classes
         vocab: dict[tuple[str, ...], int] = {}
         ex_idx, ng_idx = [], []
         excluded = set(self.exclude)
@@ -268,7 +281,8 @@ class RuleList:
         """Fidelity: agreement of :meth:`predict` with ``labels`` (the model's)."""
         from captum_rnn.rules._fidelity import fidelity
 
-        _, y = self._check(sequences, labels)
+        self._fitted()
+        _, y = self._check(sequences, labels, self.n_classes_)
         return fidelity(self.predict(sequences), y, balanced=balanced)
 
     def _stats(self, tokens: list[list[str]], y: np.ndarray) -> list[ListRule]:
@@ -293,7 +307,7 @@ class RuleList:
     def rule_stats(self, sequences: Sequence[Any], labels: Any) -> list[ListRule]:
         """The rules with precision and coverage measured on other data."""
         self._fitted()
-        tokens, y = self._check(sequences, labels)
+        tokens, y = self._check(sequences, labels, self.n_classes_)
         return self._stats(tokens, y)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
@@ -333,10 +347,13 @@ class RuleList:
             raise ValueError(f"unsupported rule list version {data.get('version')!r}")
         try:
             rl = cls(**data["settings"])
+            for r in data["rules"]:
+                if isinstance(r["label"], bool) or not isinstance(r["label"], int):
+                    raise ValueError(f"label must be an int class, got {r['label']!r}")
             rules = [
                 ListRule(
                     ngram=None if r["ngram"] is None else tuple(str(t) for t in r["ngram"]),
-                    label=int(r["label"]),
+                    label=r["label"],
                     label_name=str(r["label_name"]),
                     precision=float(r["precision"]),
                     coverage=float(r["coverage"]),
@@ -356,7 +373,8 @@ class RuleList:
         bad = [r.label for r in rules if not 0 <= r.label < n_classes]
         if bad:
             raise ValueError(
-                f"invalid rule list data: label {bad[0]} is outside the classes [0, {n_classes})"
+                f"invalid rule list data: label {bad[0]} is outside the classes [0, {n_classes}) "
+                f"of the list (n_classes={n_classes})"
             )
         rl._rules = [(r.ngram, r.label) for r in rules[:-1]]  # type: ignore[misc]
         rl.default_ = rules[-1].label
@@ -406,7 +424,13 @@ class RuleListReport:
 
 def _predict_classes(
     forward_func: Callable[..., Tensor], ids: Tensor, batch_size: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
+    """The model's class for each row of ``ids``, and its number of classes.
+
+    Raises:
+        ValueError: for scores of another shape, or NaN / infinite scores (argmax would
+            read them as class 0), naming the first such sequence.
+    """
     out = []
     with torch.no_grad():
         for i in range(0, ids.shape[0], batch_size):
@@ -415,8 +439,15 @@ def _predict_classes(
                 raise ValueError(
                     "forward_func must return class scores of shape (batch, num_classes)"
                 )
+            finite = torch.isfinite(scores).all(dim=1)
+            if not bool(finite.all()):
+                row = i + int(torch.nonzero(~finite)[0])
+                raise ValueError(
+                    f"forward_func returned NaN or infinite scores for inputs[{row}] "
+                    f"({int((~finite).sum())} of the {scores.shape[0]} sequences of its batch)"
+                )
             out.append(scores.argmax(dim=1).cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate(out), int(scores.shape[1])
 
 
 def fit_rule_list(
@@ -493,7 +524,7 @@ def fit_rule_list(
     device = next(
         (p.device for p in getattr(seq or forward_func, "parameters", list)()), ids.device
     )
-    predicted = _predict_classes(forward_func, ids.to(device), batch_size)
+    predicted, n_classes = _predict_classes(forward_func, ids.to(device), batch_size)
     itos = vocab.itos if vocab is not None else None
     sequences = []
     for row in ids.tolist():
@@ -509,7 +540,7 @@ def fit_rule_list(
         unk = getattr(vocab, "unk_token", None)
         exclude = [] if unk is None else [unk]
     rl = RuleList(max_rules, max_ngram, min_support, class_names, criterion, exclude)
-    rl.fit([sequences[i] for i in train], predicted[train])
+    rl.fit([sequences[i] for i in train], predicted[train], n_classes)
     test_seqs, test_y = [sequences[i] for i in test], predicted[test]
     majority = int(np.bincount(predicted[train]).argmax())
     rl.report = RuleListReport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from _cue_net import cue_net, one_thread  # noqa: F401 (fixture)
@@ -233,15 +234,24 @@ def test_labels_and_targets_outside_the_classes_are_refused(tmp_path):
     from captum_rnn.rules import RuleList, extract_dfa
 
     model = TutorialLSTM()
-    with pytest.raises(ValueError, match=r"target 7 is outside the model's classes \[0, 2\)"):
-        RuleExtraction(model, output="logits").attribute(torch.tensor([[2, 5]]), target=7)
+    rules = RuleExtraction(model, output="logits")
+    for bad in (7, -1, np.int64(2), torch.tensor(7), [0, 2]):
+        with pytest.raises(
+            ValueError, match=r"target -?\d is outside the model's classes \[0, 2\)"
+        ):
+            rules.attribute(torch.tensor([[2, 5], [3, 4]]), target=bad)
+    for bad in (1.0, True, "1", torch.tensor([1.0, 0.0])):
+        with pytest.raises(ValueError, match="target must be None, an int"):
+            rules.attribute(torch.tensor([[2, 5], [3, 4]]), target=bad)
+    # numpy and tensor ints are ints
+    assert rules.attribute(torch.tensor([[2, 5]]), target=np.int64(1)).shape == (1, 2)
     rl = RuleList(max_rules=1, min_support=1).fit([["a"], ["b"], ["a"]], [1, 0, 1])
     for bad in (99, -7):
         data = rl.to_dict()
         data["rules"][0]["label"] = bad
         path = tmp_path / f"rules{bad}.json"
         path.write_text(json.dumps(data))
-        with pytest.raises(ValueError, match="outside the classes"):
+        with pytest.raises(ValueError, match=rf"label {bad} is outside the classes \[0, 2\)"):
             RuleList.load(path)
     for limit in (float("inf"), float("nan")):
         with pytest.raises(ValueError, match="time_limit"):

@@ -93,3 +93,50 @@ def test_excluded_tokens_never_appear_in_rules(tmp_path):
     assert RuleList.load(tmp_path / "rules.json").exclude == ["great"]
     with pytest.raises(TypeError, match="exclude"):
         RuleList(exclude="great")
+
+
+def test_classes_are_recorded_and_checked(tmp_path):
+    import json
+
+    import numpy as np
+    import torch
+
+    texts, labels = planted(200, 4)
+    # a model that predicted one class on these examples is still a binary model:
+    # the list records 2 classes and reads back (it recorded 1 and could not be loaded)
+    one = RuleList(min_support=2).fit(texts, [0] * len(texts))
+    assert one.n_classes_ == 2
+    one.save(tmp_path / "one.json")
+    assert RuleList.load(tmp_path / "one.json").predict(texts).tolist() == [0] * len(texts)
+    rl = RuleList(min_support=2).fit(texts, labels)
+    # labels from a model with more classes than the list's
+    with pytest.raises(ValueError, match=r"labels holds class 2, outside the classes \[0, 2\)"):
+        rl.score(texts, [2] + labels[1:])
+    with pytest.raises(ValueError, match=r"outside the classes \[0, 2\)"):
+        rl.rule_stats(texts, [5] * len(texts))
+    with pytest.raises(ValueError, match=r"labels holds class 3, outside the classes \[0, 3\)"):
+        RuleList().fit(texts, [3] + labels[1:], n_classes=3)
+    with pytest.raises(ValueError, match="n_classes must be an int >= 2"):
+        RuleList().fit(texts, labels, n_classes=1)
+    data = rl.to_dict()
+    data["rules"][0]["label"] = 1.7  # read as 1 before
+    with pytest.raises(ValueError, match="label must be an int class, got 1.7"):
+        RuleList.from_dict(json.loads(json.dumps(data)))
+
+    # fit_rule_list records the model's classes, not the largest class it happened to predict
+    def three_classes(x):
+        return torch.stack(
+            [(x == 4).any(1), (x != 4).all(1), torch.zeros(len(x), dtype=bool)], 1
+        ).float()
+
+    ids = torch.randint(3, 8, (40, 5), generator=torch.Generator().manual_seed(0))
+    fitted = fit_rule_list(three_classes, ids, pad_index=0, min_support=1)
+    assert fitted.n_classes_ == 3 and fitted.to_dict()["n_classes"] == 3
+
+    def nan_for_row_3(x):  # argmax read a NaN row as class 0
+        scores = three_classes(x)
+        scores[3] = np.nan
+        return scores
+
+    with pytest.raises(ValueError, match=r"NaN or infinite scores for inputs\[3\]"):
+        fit_rule_list(nan_for_row_3, ids, pad_index=0)
