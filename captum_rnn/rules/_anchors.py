@@ -619,6 +619,11 @@ class RuleExtraction(Attribution):
                     "forward_func must return class scores of shape (batch, num_classes), "
                     f"got {shape}"
                 )
+            if not bool(torch.isfinite(scores).all()):
+                raise ValueError(
+                    "forward_func returned NaN or infinite scores: a rule read from them "
+                    "would be silently wrong"
+                )
             classes[0] = scores.shape[1]
             return scores.argmax(dim=1).cpu().numpy()
 

@@ -258,3 +258,9 @@ def test_labels_and_targets_outside_the_classes_are_refused(tmp_path):
             extract_dfa(lambda ws: [True] * len(ws), "01", time_limit=limit)
     with pytest.raises(ValueError, match="NaN"):
         extract_dfa(lambda ws: [float("nan")] * len(ws), "01", empty=False)
+
+
+def test_nan_scores_are_refused_not_read_as_class_zero():
+    nan = lambda x: torch.full((x.shape[0], 2), float("nan"))  # noqa: E731
+    with pytest.raises(ValueError, match="NaN"):
+        RuleExtraction(nan).attribute(torch.tensor([[2, 3]]), pad_index=0)
