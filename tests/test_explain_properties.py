@@ -30,7 +30,17 @@ def model():
 
 
 # Words a clear message names: the argument or what was expected.
-NAMED = ("option", "inputs", "lengths", "baselines", "target", "vocab", "dtype", "token id", "empty")
+NAMED = (
+    "option",
+    "inputs",
+    "lengths",
+    "baselines",
+    "target",
+    "vocab",
+    "dtype",
+    "token id",
+    "empty",
+)
 
 
 def _check_clear(error: Exception) -> None:

@@ -192,7 +192,10 @@ def test_explain_equals_layer_integrated_gradients_by_hand():
         n = int(lengths[i])
         assert e.tokens == t.tokens == [str(x) for x in ids[i, :n].tolist()]
         torch.testing.assert_close(
-            torch.tensor(e.scores, dtype=torch.float64), expected[i, :n].double(), rtol=1e-5, atol=1e-7
+            torch.tensor(e.scores, dtype=torch.float64),
+            expected[i, :n].double(),
+            rtol=1e-5,
+            atol=1e-7,
         )
         torch.testing.assert_close(torch.tensor(t.scores), torch.tensor(e.scores))
         assert e.target == 1 and e.n_steps == 32
