@@ -12,6 +12,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from callback_helpers import trainer
 from pytorch_lightning.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -119,19 +120,7 @@ class TextClassifier(pl.LightningModule):
 
 
 # ---------------------------------------------------------------- helpers
-def _trainer(tmp_path, **kwargs) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-    )
-    options.update(kwargs)
-    return pl.Trainer(**options)
+_trainer = trainer  # the shared helper (tests/callbacks/callback_helpers.py)
 
 
 def _sensor_loaders():
