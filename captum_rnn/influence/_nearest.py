@@ -32,19 +32,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from captum_rnn.data import pad_collate
-from captum_rnn.influence._credibility import (
-    Credibility,
-    deep_knn_credibility,
-    knn_nonconformity,
-    novelty_scores,
-)
-from captum_rnn.influence._prototypes import (
-    median_gamma,
-    mmd_criticisms,
-    mmd_prototypes,
-    nearest_prototype_predict,
-    witness,
-)
+from captum_rnn.influence import _credibility, _prototypes
+from captum_rnn.influence._credibility import Credibility
 from captum_rnn.influence._search import check_metric, check_top_k, make_index
 from captum_rnn.influence._store import (
     DataFingerprint,
@@ -897,7 +886,7 @@ class NearestExamples(DataInfluence):
             if truth is None or truth.dim() != 1 or truth.dtype.is_floating_point:
                 raise ValueError("calibration_dataset must hold integer class targets")
             num_classes = max(self._num_classes(), int(truth.max()) + 1)
-            alpha = knn_nonconformity([x.long() for x in neighbor_labels], num_classes)
+            alpha = _credibility.knn_nonconformity([x.long() for x in neighbor_labels], num_classes)
             nonconformity = alpha.gather(1, truth.long()[:, None])[:, 0]
         self.calibration_ = _Calibration(k, distances, nonconformity, num_classes)
         return self
@@ -911,7 +900,9 @@ class NearestExamples(DataInfluence):
     def _novelty_from_vectors(self, vectors: dict[str, Tensor], layer: str) -> Tensor:
         calibration = self._calibration()
         _, scores = self._search(layer, vectors[layer], calibration.k)
-        return novelty_scores(self._distance(scores[:, -1]), calibration.distances[layer])
+        return _credibility.novelty_scores(
+            self._distance(scores[:, -1]), calibration.distances[layer]
+        )
 
     def novelty(
         self,
@@ -955,7 +946,7 @@ class NearestExamples(DataInfluence):
         neighbor_labels = [
             labels[self._search(name, vectors[name], calibration.k)[0]] for name in store.layers
         ]
-        return deep_knn_credibility(
+        return _credibility.deep_knn_credibility(
             neighbor_labels, calibration.nonconformity, calibration.num_classes
         )
 
@@ -1024,13 +1015,13 @@ class NearestExamples(DataInfluence):
             raise ValueError(f"max_samples must be a positive int, got {max_samples!r}")
         labels = self._class_labels(store, "prototypes")
         x = self._kernel_space(store.vectors[layer])
-        gamma = median_gamma(x, seed=seed) if gamma is None else float(gamma)
+        gamma = _prototypes.median_gamma(x, seed=seed) if gamma is None else float(gamma)
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
         chosen, per_class = [], {}
         for label in torch.unique(labels).tolist():
             members = torch.nonzero(labels == label)[:, 0]
-            order = mmd_prototypes(
+            order = _prototypes.mmd_prototypes(
                 x[members], min(k_per_class, len(members)), gamma, max_samples, seed
             )
             per_class[label] = members[order]
@@ -1089,10 +1080,10 @@ class NearestExamples(DataInfluence):
                 reference = members[
                     torch.randperm(len(members), generator=generator)[: state["max_samples"]]
                 ]
-            values[members] = witness(x[members], x[reference], x[protos], gamma)
+            values[members] = _prototypes.witness(x[members], x[reference], x[protos], gamma)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int (criticisms to choose), got {k!r}")
-        return mmd_criticisms(
+        return _prototypes.mmd_criticisms(
             x, values, k, gamma, exclude=state["indices"], regularizer=regularizer, sign=sign
         )
 
@@ -1122,7 +1113,7 @@ class NearestExamples(DataInfluence):
         model_predictions = evaluated.predictions_tensor().long()
         x_train = self._kernel_space(store.vectors[layer])
         queries = self._kernel_space(evaluated.vectors[layer])
-        predicted = nearest_prototype_predict(
+        predicted = _prototypes.nearest_prototype_predict(
             queries, x_train[protos], train_labels[protos], "euclidean"
         )
         counts = torch.bincount(truth)
