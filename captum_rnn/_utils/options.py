@@ -1,4 +1,5 @@
-"""Checks for numeric options: a clear ValueError naming the option and its valid range."""
+"""Options: checks that name the option and its valid range, and storing a constructor's
+arguments as its configuration (scikit-learn style)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["check_float", "check_int"]
+__all__ = ["check_float", "check_int", "store_arguments"]
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -51,3 +52,27 @@ def check_float(
     ):
         raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value}")
     return value
+
+
+def store_arguments(obj: Any, arguments: dict[str, Any], *, skip: tuple[str, ...] = ()) -> None:
+    """Store a constructor's arguments on ``obj`` as attributes of the same names.
+
+    Call it as ``store_arguments(self, locals())`` before the constructor defines any
+    local of its own: every argument but ``self``, ``__class__`` (present where the
+    constructor calls ``super()``) and ``skip`` becomes an attribute, unchanged.
+
+    Args:
+        obj: the object being constructed.
+        arguments: ``locals()`` of its ``__init__``.
+        skip: arguments not to store (e.g. ones stored after conversion).
+
+    Example:
+        >>> class Config:
+        ...     def __init__(self, n: int, seed: int = 0) -> None:
+        ...         store_arguments(self, locals())
+        >>> Config(3).n
+        3
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__", *skip):
+            setattr(obj, name, value)

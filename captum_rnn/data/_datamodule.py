@@ -9,6 +9,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
+from captum_rnn._utils.options import check_int, store_arguments
+
 from ._collate import pad_collate
 
 __all__ = ["SequenceDataModule"]
@@ -61,10 +63,8 @@ class SequenceDataModule(pl.LightningDataModule):
         super().__init__()
         if not isinstance(dataset, Sized):
             raise TypeError("dataset must be a map-style dataset with len()")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        batch_size = check_int("batch_size", batch_size, 1)
+        num_workers = check_int("num_workers", num_workers, 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         val_fraction = _check_fraction("val_fraction", val_fraction)
@@ -76,13 +76,7 @@ class SequenceDataModule(pl.LightningDataModule):
             )
         if not callable(collate_fn):
             raise TypeError("collate_fn must be callable")
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.seed = seed
-        self.collate_fn = collate_fn
-        self.num_workers = num_workers
+        store_arguments(self, locals())
         self.train_set: Subset | None = None
         self.val_set: Subset | None = None
         self.test_set: Subset | None = None

@@ -19,11 +19,19 @@ from typing import Any
 import torch
 from torch.utils.data import random_split
 
+from captum_rnn._utils.options import store_arguments
+
 from ._collate import SequenceDataset, pad_collate
 from ._datamodule import SequenceDataModule
 from ._tokenizer import tokenize
 from ._vocabulary import Vocabulary
-from .datasets import load_sentiment_snippets, planted_cues, tomita_dataset, tomita_vocabulary
+from .datasets import (
+    SENTIMENT_SOURCES,
+    load_sentiment_snippets,
+    planted_cues,
+    tomita_dataset,
+    tomita_vocabulary,
+)
 
 __all__ = ["PlantedCuesDataModule", "SentimentDataModule", "TomitaDataModule"]
 
@@ -33,6 +41,10 @@ def _check_optional_int(name: str, value: int | None, minimum: int) -> None:
         raise TypeError(f"{name} must be None or an int, got {type(value).__name__}")
     if value is not None and value < minimum:
         raise ValueError(f"{name} must be None or an int >= {minimum}, got {value!r}")
+
+
+# Stored by SequenceDataModule.__init__ (already checked there).
+_LOADER_OPTIONS = ("batch_size", "val_fraction", "test_fraction", "seed", "num_workers")
 
 
 class _BuiltDataModule(SequenceDataModule):
@@ -149,8 +161,6 @@ class SentimentDataModule(_BuiltDataModule):
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, seed, num_workers)
-        from .datasets import SENTIMENT_SOURCES
-
         if source not in SENTIMENT_SOURCES:
             raise ValueError(f"source must be one of {sorted(SENTIMENT_SOURCES)}, got {source!r}")
         if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
@@ -160,14 +170,7 @@ class SentimentDataModule(_BuiltDataModule):
         _check_optional_int("max_snippets", max_snippets, 1)
         if target not in ("label", "rating"):
             raise ValueError(f"target must be 'label' or 'rating', got {target!r}")
-        self.source = source
-        self.min_freq = min_freq
-        self.max_size = max_size
-        self.max_length = max_length
-        self.max_snippets = max_snippets
-        self.neutral_threshold = neutral_threshold
-        self.target = target
-        self.cache_dir = cache_dir
+        store_arguments(self, locals(), skip=_LOADER_OPTIONS)
         self.save_hyperparameters()
 
     def prepare_data(self) -> None:
@@ -250,11 +253,7 @@ class TomitaDataModule(_BuiltDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, seed, num_workers)
-        self.grammar = grammar
-        self.n = n
-        self.min_length = min_length
-        self.max_length = max_length
-        self.balanced = balanced
+        store_arguments(self, locals(), skip=_LOADER_OPTIONS)
         # Fail now, not at the first epoch: generate one small sample.
         tomita_dataset(grammar, min(n, 2), min_length, max_length, balanced, seed)
         self.save_hyperparameters()
@@ -302,11 +301,7 @@ class PlantedCuesDataModule(_BuiltDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, seed, num_workers)
-        self.n = n
-        self.min_length = min_length
-        self.max_length = max_length
-        self.num_fillers = num_fillers
-        self.num_cues = num_cues
+        store_arguments(self, locals(), skip=_LOADER_OPTIONS)
         planted_cues(min(n, 2), (min_length, max_length), num_fillers, num_cues, seed)
         self.cue_masks: list[torch.Tensor] = []
         self.save_hyperparameters()
