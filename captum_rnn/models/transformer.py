@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import store_arguments
 from captum_rnn.models.recurrent import RecurrentModel
 
 __all__ = ["AttentionTap", "SelfAttention", "TransformerClassifier", "TransformerEncoderBlock"]
@@ -205,12 +206,7 @@ class TransformerClassifier(pl.LightningModule):
         if not 0 <= padding_idx < vocab_size:
             raise ValueError(f"padding_idx must be in [0, {vocab_size}), got {padding_idx}")
         self.save_hyperparameters()
-        self.num_classes = num_classes
-        self.vocab_size = vocab_size
-        self.padding_idx = padding_idx
-        self.pooling = pooling
-        self.lr = lr
-        self.weight_decay = weight_decay
+        store_arguments(self, locals(), skip=("num_heads",))  # a property (read off the layers)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.input_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
