@@ -158,7 +158,10 @@ class RecurrentModel(pl.LightningModule):
 
     @property
     def input_dim(self) -> int:
-        """Feature size of the input the RNN reads (embedding or continuous features)."""
+        """Feature size of the input the model reads: the embedding's width for token
+        models, the continuous features' otherwise."""
+        if self.embedding is not None:
+            return int(self.embedding.embedding_dim)
         return int(self.rnn.input_size)
 
     def lengths_of(self, x: Tensor) -> Tensor:

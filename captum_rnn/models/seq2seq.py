@@ -59,6 +59,11 @@ class Seq2SeqAttention(pl.LightningModule):
 
     lengths_of = RecurrentModel.lengths_of
     _check_lengths = RecurrentModel._check_lengths
+    is_token_model = RecurrentModel.is_token_model  # always True: the source is token ids
+    input_dim = RecurrentModel.input_dim  # the width of the embedded source
+    training_step = RecurrentModel.training_step  # each calls this class's _shared_step
+    validation_step = RecurrentModel.validation_step
+    test_step = RecurrentModel.test_step
 
     def __init__(
         self,
@@ -116,16 +121,6 @@ class Seq2SeqAttention(pl.LightningModule):
         self.decoder = rnn_cell(embedding_dim + 2 * hidden_size, hidden_size)
         self.output = nn.Linear(hidden_size + 2 * hidden_size + embedding_dim, target_vocab_size)
         self.attention_maps: list[Tensor] = []
-
-    @property
-    def is_token_model(self) -> bool:
-        """Always True: the source is token ids (or their embeddings)."""
-        return True
-
-    @property
-    def input_dim(self) -> int:
-        """Width of the embedded source."""
-        return int(self.embedding.embedding_dim)
 
     # ------------------------------------------------------------------ encoder
     def _embed_source(self, src: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -272,15 +267,6 @@ class Seq2SeqAttention(pl.LightningModule):
         self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=size)
         self.log(f"{stage}_seq_acc", accuracy, prog_bar=stage == "val", batch_size=size)
         return loss
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Greedy translations ``(batch, steps)``."""

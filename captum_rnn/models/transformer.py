@@ -171,6 +171,8 @@ class TransformerClassifier(pl.LightningModule):
     validation_step = RecurrentModel.validation_step
     test_step = RecurrentModel.test_step
     configure_optimizers = RecurrentModel.configure_optimizers
+    is_token_model = RecurrentModel.is_token_model  # always True: it has an embedding
+    input_dim = RecurrentModel.input_dim
 
     def __init__(
         self,
@@ -223,16 +225,6 @@ class TransformerClassifier(pl.LightningModule):
     def sequence_model_hints(self) -> dict[str, Any]:
         """What the model contract (``captum_rnn.adapt``) cannot read off the layers."""
         return {"batch_first": True, "lengths_arg": "lengths", "output": "logits"}
-
-    @property
-    def is_token_model(self) -> bool:
-        """Always True: the model reads token ids (or their embeddings)."""
-        return True
-
-    @property
-    def input_dim(self) -> int:
-        """Width of the embedded input."""
-        return int(self.embedding.embedding_dim)
 
     @property
     def num_heads(self) -> int:
