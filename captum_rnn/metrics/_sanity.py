@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.metrics._base import (
     _adapt,
+    _as_scores,
     _Batch,
     _call_explainer,
     _device,
@@ -226,6 +227,24 @@ def _explain_both(
     return before, after
 
 
+def _explained_batch(
+    model, inputs, lengths, target, method, method_kwargs, reference, seed, hints
+) -> tuple[SequenceModel, Any, Any, Tensor, Tensor]:
+    """What both randomization tests start from: the adapted model, the explainer, the
+    prepared batch, its target and the reference explanation (computed under ``seed``
+    unless given, then checked against the batch)."""
+    explainer = _resolve_explainer(method, method_kwargs)
+    model, _ = _adapt(model, **hints)
+    batch = _prepare(model, inputs, lengths)
+    target = _resolve_target(model, batch, target, 256)
+    if reference is None:
+        with seeded(seed, _device(model)):
+            reference = _call_explainer(explainer, model, batch, target)
+    else:
+        reference = _as_scores(reference, batch, "reference")
+    return model, explainer, batch, target, reference
+
+
 def model_randomization_test(
     model: nn.Module,
     inputs: Any,
@@ -279,18 +298,10 @@ def model_randomization_test(
     """
     if measure not in _MEASURES:
         raise ValueError(f"measure must be one of {_MEASURES}, got {measure!r}")
-    explainer = _resolve_explainer(method, method_kwargs)
-    model, _ = _adapt(model, **hints)
-    batch = _prepare(model, inputs, lengths)
-    target = _resolve_target(model, batch, target, 256)
+    model, explainer, batch, target, reference = _explained_batch(
+        model, inputs, lengths, target, method, method_kwargs, reference, seed, hints
+    )
     device = _device(model)
-    if reference is None:
-        with seeded(seed, device):
-            reference = _call_explainer(explainer, model, batch, target)
-    else:
-        from captum_rnn.metrics._base import _as_scores
-
-        reference = _as_scores(reference, batch, "reference")
     randomized = adapt(_copy_model(model.module), **model.hints)
     stages = _stages(randomized.module)
     if not stages:
@@ -386,14 +397,10 @@ def data_randomization_test(
             "model must be a LightningModule (its training_step trains the shuffled-label "
             f"copy), got {type(module).__name__}"
         )
-    explainer = _resolve_explainer(method, method_kwargs)
-    model, _ = _adapt(model, **hints)
-    batch = _prepare(model, inputs, lengths)
-    target = _resolve_target(model, batch, target, 256)
+    model, explainer, batch, target, reference = _explained_batch(
+        model, inputs, lengths, target, method, method_kwargs, reference, seed, hints
+    )
     device = _device(model)
-    if reference is None:
-        with seeded(seed, device):
-            reference = _call_explainer(explainer, model, batch, target)
     randomized, accuracy = label_randomized_copy(
         model,
         train_data,

@@ -159,3 +159,16 @@ def test_label_randomisation_passes_ig_and_flags_a_fixed_attribution(scored):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
     assert not math.isnan(ig.similarity)
+
+
+def test_label_randomisation_takes_a_given_reference_as_explanations(scored):
+    """A reference passed as ``Explanations`` is read like one computed by the test
+    (it used to go through unconverted in the data-label test only)."""
+    model, data, ids, *_ = scored
+    train = planted_cues(60, length=(6, 16), vocab_size=30, seed=3)
+    reference = captum_rnn.explain(model, ids[:8], "saliency")
+    given = data_randomization_test(
+        model, train, ids[:8], "saliency", reference=reference, epochs=1
+    )
+    computed = data_randomization_test(model, train, ids[:8], "saliency", epochs=1)
+    assert given.similarity == pytest.approx(computed.similarity, abs=1e-6)
