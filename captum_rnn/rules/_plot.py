@@ -123,17 +123,7 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
                     zorder=2,
                 )
             )
-            ax.text(
-                x0,
-                y0 + 0.52,
-                label,
-                ha="center",
-                va="bottom",
-                fontsize=fontsize - 1,
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
-                zorder=6,
-                parse_math=False,
-            )
+            _edge_label(ax, (x0, y0 + 0.52), label, "bottom", fontsize)
             continue
         x1, y1 = pos[r]
         # bend both edges of a two-way pair, and any edge that is not between neighbours
@@ -158,17 +148,7 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
         ax.add_patch(arrow)
         # label at the middle of the (possibly bent) arc
         mx, my = (x0 + x1) / 2 + rad * dy / 2, (y0 + y1) / 2 - rad * dx / 2
-        ax.text(
-            mx,
-            my,
-            label,
-            ha="center",
-            va="center",
-            fontsize=fontsize - 1,
-            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
-            zorder=6,
-            parse_math=False,
-        )
+        _edge_label(ax, (mx, my), label, "center", fontsize)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - 1.2, max(xs) + 0.7)
@@ -178,3 +158,17 @@ def plot_dfa(dfa: DFA, ax: Axes | None = None, title: str | None = None) -> Figu
     if title is not None:
         ax.set_title(title, parse_math=False)
     return fig
+
+
+def _edge_label(ax: Any, at: tuple[float, float], label: str, va: str, fontsize: float) -> None:
+    """An edge's symbols on a white box (literal text: ``$`` is not mathtext)."""
+    ax.text(
+        *at,
+        label,
+        ha="center",
+        va=va,
+        fontsize=fontsize - 1,
+        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
+        zorder=6,
+        parse_math=False,
+    )

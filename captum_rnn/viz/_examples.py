@@ -292,26 +292,20 @@ def plot_prototypes_and_criticisms(
     text = all(_is_text(e) for e in prototypes + criticisms)
     fig = Figure(figsize=(width, (0.62 if text else 1.25) * rows + 0.9), layout="constrained")
     left, right = fig.subfigures(1, 2)
-    plot_examples(
-        prototypes,
-        prototype_labels,
-        indices=prototype_indices,
-        class_names=class_names,
-        title="prototypes",
-        max_chars=max_chars,
-        figure=left,
-        rows=rows,
-    )
-    plot_examples(
-        criticisms,
-        criticism_labels,
-        indices=criticism_indices,
-        class_names=class_names,
-        title="criticisms",
-        max_chars=max_chars,
-        figure=right,
-        rows=rows,
-    )
+    for examples, labels, indices, title, panel in (
+        (prototypes, prototype_labels, prototype_indices, "prototypes", left),
+        (criticisms, criticism_labels, criticism_indices, "criticisms", right),
+    ):
+        plot_examples(
+            examples,
+            labels,
+            indices=indices,
+            class_names=class_names,
+            title=title,
+            max_chars=max_chars,
+            figure=panel,
+            rows=rows,
+        )
     return fig
 
 
