@@ -11,6 +11,7 @@ Approximate backends (``faiss-cpu``, ``hnswlib``) are imported only when asked f
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -263,75 +264,20 @@ def _normalised(x: np.ndarray) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
-class FaissIndex:
-    """Approximate search with a faiss HNSW index (``pip install faiss-cpu``).
-
-    Cosine search indexes a normalised copy of the vectors (inner product).
+class _HnswGraphIndex:
+    """Approximate search over an HNSW graph; subclasses wrap one library.
 
     Args:
         vectors: ``(n, dim)`` tensor or array.
         metric: ``"cosine"``, ``"dot"`` or ``"euclidean"``.
         m: HNSW graph degree.
         ef_construction / ef_search: HNSW beam widths (larger: slower, higher recall).
+        num_threads: threads for building and searching (-1: all; hnswlib only).
     """
 
-    name = "faiss"
-
-    def __init__(
-        self,
-        vectors: Tensor | np.ndarray,
-        metric: str = "cosine",
-        m: int = 32,
-        ef_construction: int = 200,
-        ef_search: int = 128,
-    ) -> None:
-        try:
-            import faiss
-        except ImportError as err:
-            raise ImportError(
-                "index='faiss' needs faiss: pip install faiss-cpu (or captum-rnn[ann])"
-            ) from err
-        self.metric = check_metric(metric)
-        data = _numpy_f32(vectors)
-        if metric == "cosine":
-            data = _normalised(data)
-        kind = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-        self._index = faiss.IndexHNSWFlat(data.shape[1], m, kind)
-        self._index.hnsw.efConstruction = ef_construction
-        self._index.hnsw.efSearch = ef_search
-        self._index.add(data)
-        self._size = data.shape[0]
-
-    def __len__(self) -> int:
-        return self._size
-
-    def search(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """Return ``(indices, scores)`` ``(batch, k)``, closest first."""
-        k = check_top_k(k, self._size)
-        q = _numpy_f32(queries)
-        if self.metric == "cosine":
-            q = _normalised(q)
-        self._index.hnsw.efSearch = max(self._index.hnsw.efSearch, k)
-        scores, indices = self._index.search(q, k)
-        if self.metric == "euclidean":
-            scores = np.sqrt(np.maximum(scores, 0.0))
-        return (
-            torch.from_numpy(indices.astype(np.int64)).to(queries.device),
-            torch.from_numpy(scores.astype(np.float32)).to(queries.device),
-        )
-
-
-class HnswIndex:
-    """Approximate search with hnswlib (``pip install hnswlib``).
-
-    Args:
-        vectors: ``(n, dim)`` tensor or array.
-        metric: ``"cosine"``, ``"dot"`` or ``"euclidean"``.
-        m / ef_construction / ef_search: HNSW parameters.
-        num_threads: threads for building and searching (-1: all).
-    """
-
-    name = "hnsw"
+    name = ""
+    #: the module to import and the install hint when it is missing
+    requires: tuple[str, str] = ("", "")
 
     def __init__(
         self,
@@ -342,21 +288,17 @@ class HnswIndex:
         ef_search: int = 128,
         num_threads: int = -1,
     ) -> None:
+        module, install = self.requires
         try:
-            import hnswlib
+            library = importlib.import_module(module)
         except ImportError as err:
-            raise ImportError(
-                "index='hnsw' needs hnswlib: pip install hnswlib (or captum-rnn[ann])"
-            ) from err
+            raise ImportError(f"index={self.name!r} needs {module}: {install}") from err
         self.metric = check_metric(metric)
+        self.ef_search = ef_search
+        self.num_threads = num_threads
         data = _numpy_f32(vectors)
-        space = {"cosine": "cosine", "dot": "ip", "euclidean": "l2"}[metric]
-        self._index = hnswlib.Index(space=space, dim=data.shape[1])
-        self._index.init_index(max_elements=data.shape[0], ef_construction=ef_construction, M=m)
-        self._index.add_items(data, np.arange(data.shape[0]), num_threads=num_threads)
-        self._ef = ef_search
-        self._threads = num_threads
         self._size = data.shape[0]
+        self._index = self._build(library, data, m, ef_construction)
 
     def __len__(self) -> int:
         return self._size
@@ -364,16 +306,69 @@ class HnswIndex:
     def search(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """Return ``(indices, scores)`` ``(batch, k)``, closest first."""
         k = check_top_k(k, self._size)
-        self._index.set_ef(max(self._ef, k))
-        labels, dist = self._index.knn_query(_numpy_f32(queries), k=k, num_threads=self._threads)
-        if self.metric == "euclidean":
-            scores = np.sqrt(np.maximum(dist, 0.0))
-        else:  # hnswlib returns 1 - similarity for "cosine" and "ip"
-            scores = 1.0 - dist
+        indices, scores = self._query(_numpy_f32(queries), k)
         return (
-            torch.from_numpy(labels.astype(np.int64)).to(queries.device),
+            torch.from_numpy(indices.astype(np.int64)).to(queries.device),
             torch.from_numpy(scores.astype(np.float32)).to(queries.device),
         )
+
+    def _build(self, library: Any, data: np.ndarray, m: int, ef_construction: int) -> Any:
+        raise NotImplementedError
+
+    def _query(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class FaissIndex(_HnswGraphIndex):
+    """Approximate search with a faiss HNSW index (``pip install faiss-cpu``).
+
+    Cosine search indexes a normalised copy of the vectors (inner product). Arguments as
+    for the HNSW indexes (``num_threads`` is faiss's own OpenMP setting, not changed).
+    """
+
+    name = "faiss"
+    requires = ("faiss", "pip install faiss-cpu (or captum-rnn[ann])")
+
+    def _build(self, faiss: Any, data: np.ndarray, m: int, ef_construction: int) -> Any:
+        if self.metric == "cosine":
+            data = _normalised(data)
+        kind = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexHNSWFlat(data.shape[1], m, kind)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = self.ef_search
+        index.add(data)
+        return index
+
+    def _query(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.metric == "cosine":
+            queries = _normalised(queries)
+        self._index.hnsw.efSearch = max(self.ef_search, k)
+        scores, indices = self._index.search(queries, k)
+        if self.metric == "euclidean":
+            scores = np.sqrt(np.maximum(scores, 0.0))
+        return indices, scores
+
+
+class HnswIndex(_HnswGraphIndex):
+    """Approximate search with hnswlib (``pip install hnswlib``); arguments as for the
+    HNSW indexes, ``num_threads`` for building and searching (-1: all)."""
+
+    name = "hnsw"
+    requires = ("hnswlib", "pip install hnswlib (or captum-rnn[ann])")
+
+    def _build(self, hnswlib: Any, data: np.ndarray, m: int, ef_construction: int) -> Any:
+        space = {"cosine": "cosine", "dot": "ip", "euclidean": "l2"}[self.metric]
+        index = hnswlib.Index(space=space, dim=data.shape[1])
+        index.init_index(max_elements=data.shape[0], ef_construction=ef_construction, M=m)
+        index.add_items(data, np.arange(data.shape[0]), num_threads=self.num_threads)
+        return index
+
+    def _query(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._index.set_ef(max(self.ef_search, k))
+        labels, dist = self._index.knn_query(queries, k=k, num_threads=self.num_threads)
+        if self.metric == "euclidean":
+            return labels, np.sqrt(np.maximum(dist, 0.0))
+        return labels, 1.0 - dist  # hnswlib returns 1 - similarity for "cosine" and "ip"
 
 
 _BACKENDS = {"exact": ExactIndex, "faiss": FaissIndex, "hnsw": HnswIndex}
