@@ -12,9 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from captum_rnn.callbacks._explainers import (
-    check_hints,
     check_methods,
-    explainer_name,
     own_layout,
     run_method,
     sequence_model,
@@ -22,7 +20,8 @@ from captum_rnn.callbacks._explainers import (
 from captum_rnn.callbacks._figure import probe_figure
 from captum_rnn.callbacks._logging_backends import LogPayload, has_media_loggers
 from captum_rnn.callbacks._metrics import call_metric, padded_scores, resolve_metrics
-from captum_rnn.callbacks._probe import Probe, resolve_probe
+from captum_rnn.callbacks._probe import Probe
+from captum_rnn.callbacks._probed import ProbedCallback
 from captum_rnn.callbacks._schedule import PeriodicCallback, explained_model, iterate
 from captum_rnn.explanation import Explanations
 
@@ -73,7 +72,7 @@ def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
     return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
 
 
-class ExplanationLogger(PeriodicCallback):
+class ExplanationLogger(ProbedCallback, PeriodicCallback):
     """Explain a fixed probe set every few epochs and log it to every logger of the trainer.
 
     At the end of every ``every_n_epochs``-th training epoch (at its validation when it
@@ -180,30 +179,8 @@ class ExplanationLogger(PeriodicCallback):
             raise ValueError(
                 "samples is required: the sequences (or validation indices) to explain"
             )
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
-        if explainer is not None and not callable(explainer):
-            raise TypeError("explainer must be callable(model, inputs, lengths, target)")
-        if batch_to_inputs is not None and not callable(batch_to_inputs):
-            raise TypeError("batch_to_inputs must be callable(batch) -> (inputs, lengths, labels)")
-        if methods is None:
-            methods = () if explainer is not None else ("integrated_gradients",)
-        elif isinstance(methods, str):
-            methods = (methods,)
-        if (
-            not isinstance(methods, Sequence)
-            or not (methods or explainer is not None)
-            or not all(isinstance(m, str) for m in methods)
-        ):
-            raise TypeError(
-                f"methods must be a method name or a non-empty sequence of names, got {methods!r}"
-            )
-        self.explainer = explainer
-        self._explainer_name = explainer_name(explainer) if explainer is not None else None
-        if self._explainer_name is not None:
-            methods = (*methods, self._explainer_name)
-        self.batch_to_inputs = batch_to_inputs
-        self.hints = check_hints(model_hints, hints)
+        self._setup_probe(samples, max_samples, vocab, batch_to_inputs, model_hints, hints)
+        methods = self._setup_methods(methods, explainer)
         if method_kwargs is not None and not isinstance(method_kwargs, Mapping):
             raise TypeError("method_kwargs must be a dict {method name: {option: value}}")
         unknown = set(method_kwargs or {}) - set(methods)
@@ -215,11 +192,8 @@ class ExplanationLogger(PeriodicCallback):
             raise ValueError(
                 f"target must be None, an int, ints per sample or 'label', got {target!r}"
             )
-        self.samples = samples
-        self.methods = tuple(methods)
+        self.methods = methods
         self.target = target
-        self.max_samples = max_samples
-        self.vocab = vocab
         self.class_names = list(class_names) if class_names is not None else None
         self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
         if "integrated_gradients" in self.methods:
@@ -230,7 +204,6 @@ class ExplanationLogger(PeriodicCallback):
         self.log_figures = bool(log_figures)
         self.log_table = bool(log_table)
         self.prefix = prefix
-        self._probes: dict[str, Probe] = {}
         self._previous: dict[str, list[list[float]]] = {}
         self._metrics: list[tuple[str, Any]] = []
         self._metrics_auto = False
@@ -263,29 +236,6 @@ class ExplanationLogger(PeriodicCallback):
         self._previous = {k: [list(s) for s in v] for k, v in state.get("previous", {}).items()}
 
     # ------------------------------------------------------------------ the work
-    def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
-        if stage not in self._probes:
-            seq = sequence_model(model, self.hints)
-            self._probes[stage] = resolve_probe(
-                self.samples,
-                max_samples=self.max_samples,
-                padding_idx=int(seq.pad_id) if seq.pad_id is not None else 0,
-                vocab=self._from_datamodule(trainer, "vocab"),
-                trainer=trainer,
-                stage=stage,
-                batch_to_inputs=self.batch_to_inputs,
-                batch_first=seq.batch_first,
-            )
-        return self._probes[stage]
-
-    def _from_datamodule(self, trainer: pl.Trainer, name: str) -> Any:
-        """``vocab`` or ``class_names`` as given, else the trainer's data module's (so a
-        LightningCLI config, which cannot pass a vocabulary, still shows tokens)."""
-        value = getattr(self, name)
-        if value is None:
-            value = getattr(getattr(trainer, "datamodule", None), name, None)
-        return value
-
     def _targets(self, probe: Probe) -> Any:
         if self.target == "label":
             if probe.labels is None:

@@ -15,64 +15,21 @@ from matplotlib.figure import Figure
 
 from captum_rnn._utils.state import preserve_state
 from captum_rnn.callbacks._explainers import (
-    check_hints,
     check_methods,
-    explainer_name,
     own_layout,
     run_method,
     sequence_model,
 )
 from captum_rnn.callbacks._logging_backends import LogPayload, has_media_loggers
 from captum_rnn.callbacks._metrics import call_metric, padded_scores, resolve_metrics
-from captum_rnn.callbacks._probe import Probe, resolve_probe
+from captum_rnn.callbacks._probe import Probe
+from captum_rnn.callbacks._probed import ProbedCallback
 from captum_rnn.callbacks._schedule import PeriodicCallback, explained_model, iterate, progress
 
 __all__ = ["FaithfulnessMonitor", "RuleExtractionMonitor"]
 
 
-class _ProbeMixin:
-    samples: Any
-    max_samples: int
-    vocab: Any
-    hints: dict[str, Any]
-    batch_to_inputs: Callable[[Any], Any] | None
-    _probes: dict[str, Probe]
-
-    def _setup_model_options(
-        self,
-        batch_to_inputs: Callable[[Any], Any] | None,
-        model_hints: Mapping[str, Any] | None,
-        hints: Mapping[str, Any],
-    ) -> None:
-        if batch_to_inputs is not None and not callable(batch_to_inputs):
-            raise TypeError("batch_to_inputs must be callable(batch) -> (inputs, lengths, labels)")
-        self.batch_to_inputs = batch_to_inputs
-        self.hints = check_hints(model_hints, hints)
-
-    def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
-        if stage not in self._probes:
-            seq = sequence_model(model, self.hints)
-            self._probes[stage] = resolve_probe(
-                self.samples,
-                max_samples=self.max_samples,
-                padding_idx=int(seq.pad_id) if seq.pad_id is not None else 0,
-                vocab=self._vocab_for(trainer),
-                trainer=trainer,
-                stage=stage,
-                batch_to_inputs=self.batch_to_inputs,
-                batch_first=seq.batch_first,
-            )
-        return self._probes[stage]
-
-    def _vocab_for(self, trainer: pl.Trainer) -> Any:
-        """``vocab`` as given, else the trainer's data module's (a LightningCLI config
-        cannot pass a vocabulary)."""
-        if self.vocab is not None:
-            return self.vocab
-        return getattr(getattr(trainer, "datamodule", None), "vocab", None)
-
-
-class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
+class FaithfulnessMonitor(ProbedCallback, PeriodicCallback):
     """Every few epochs, score how faithful each method's explanations are on a probe set.
 
     For each method the probe sequences are explained, then each metric of
@@ -134,28 +91,13 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
         **hints: Any,
     ) -> None:
         super().__init__(every_n_epochs, on_validate, on_test, background)
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
-        if explainer is not None and not callable(explainer):
-            raise TypeError("explainer must be callable(model, inputs, lengths, target)")
-        self._setup_model_options(batch_to_inputs, model_hints, hints)
-        if methods is None:
-            methods = () if explainer is not None else ("integrated_gradients",)
-        self.explainer = explainer
-        self._explainer_name = explainer_name(explainer) if explainer is not None else None
-        methods = (methods,) if isinstance(methods, str) else tuple(methods)
-        if self._explainer_name is not None:
-            methods = (*methods, self._explainer_name)
-        self.samples = samples
+        self._setup_probe(samples, max_samples, vocab, batch_to_inputs, model_hints, hints)
+        self.methods = self._setup_methods(methods, explainer)
         self.metrics = metrics
-        self.methods = methods
         self.target = target
-        self.max_samples = max_samples
-        self.vocab = vocab
         self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
         self.metric_kwargs = {k: dict(v) for k, v in (metric_kwargs or {}).items()}
         self.prefix = prefix
-        self._probes: dict[str, Probe] = {}
         self._resolved: list[tuple[str, Callable[..., Any]]] = []
 
     @property
@@ -186,7 +128,7 @@ class FaithfulnessMonitor(_ProbeMixin, PeriodicCallback):
                     probe.inputs,
                     probe.lengths,
                     target=self.target,
-                    vocab=self._vocab_for(trainer),
+                    vocab=self._from_datamodule(trainer, "vocab"),
                     kwargs=self.method_kwargs.get(method),
                     hints=self.hints,
                     explainer=self.explainer if method == self._explainer_name else None,
@@ -274,7 +216,7 @@ def _size(rules: Any) -> float | None:
         return None
 
 
-class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
+class RuleExtractionMonitor(ProbedCallback, PeriodicCallback):
     """Every few epochs, extract rules from the network and log their fidelity and size.
 
     The extractor is ``captum_rnn.rules.extract_dfa(model, alphabet, method=method,
@@ -340,27 +282,21 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
         **hints: Any,
     ) -> None:
         super().__init__(every_n_epochs, on_validate, on_test, background)
-        self._setup_model_options(batch_to_inputs, model_hints, hints)
+        self._setup_probe(samples, max_samples, vocab, batch_to_inputs, model_hints, hints)
         if extractor is not None and not callable(extractor):
             raise TypeError("extractor must be callable: extractor(model) -> rules")
         if extractor is None and alphabet is None:
             raise ValueError(
                 "alphabet is required to extract rules with captum_rnn.rules.extract_dfa"
             )
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-            raise ValueError(f"max_samples must be an int >= 1, got {max_samples!r}")
-        self.samples = samples
         self.alphabet = alphabet
         self.method = method
         self.extractor = extractor
         self.extract_kwargs = dict(extract_kwargs or {})
         self.positive_class = positive_class
         self.symbols = symbols
-        self.vocab = vocab
-        self.max_samples = max_samples
         self.log_figure = bool(log_figure)
         self.prefix = prefix
-        self._probes: dict[str, Probe] = {}
         self._extract: Callable[[Any], Any] | None = None
         #: the rules of the last run.
         self.last_rules: Any = None
@@ -378,7 +314,7 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
             return
         extract_dfa = _rules_module_extractor()
         kwargs = dict(self.extract_kwargs)
-        vocab = self._vocab_for(trainer)
+        vocab = self._from_datamodule(trainer, "vocab")
         if "vocab" not in kwargs and vocab is not None and not isinstance(self.alphabet, Mapping):
             kwargs["vocab"] = vocab  # symbols -> the data module's token ids
 
@@ -414,7 +350,7 @@ class RuleExtractionMonitor(_ProbeMixin, PeriodicCallback):
 
     def _work(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> LogPayload:
         assert self._extract is not None
-        self._symbol_vocab = self._vocab_for(trainer)
+        self._symbol_vocab = self._from_datamodule(trainer, "vocab")
         model = explained_model(pl_module)
         payload = self._payload(trainer, self.prefix, stage)
         base = payload.tag
