@@ -25,7 +25,7 @@ sensitivity, as implemented in ``captum.metrics``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +175,13 @@ def _counts(fractions: Sequence[float], lengths: Tensor) -> Tensor:
 
 
 class _Setup:
-    """What all perturbation metrics compute first."""
+    """What all perturbation metrics compute first.
+
+    ``options`` are the metric's keyword arguments (its ``locals()`` or checked
+    ``**kwargs``): ``lengths``, ``removal``, ``baseline``, ``output``, ``absolute``,
+    ``batch_size`` and ``hints`` (for :func:`captum_rnn.adapt`); missing ones take the
+    metrics' defaults.
+    """
 
     def __init__(
         self,
@@ -183,25 +189,46 @@ class _Setup:
         inputs: Any,
         attributions: Any,
         target: Any,
-        lengths: Any,
-        removal: str,
-        baseline: Any,
-        output: str | None,
-        absolute: bool,
-        batch_size: int,
-        hints: dict[str, Any] | None = None,
+        options: Mapping[str, Any],
     ) -> None:
-        self.batch_size = _check_batch_size(batch_size)
-        self.model, self.kind = _adapt(model, output, **(hints or {}))
+        self.batch_size = _check_batch_size(options.get("batch_size", 256))
+        hints = options.get("hints") or {}
+        self.model, self.kind = _adapt(model, options.get("output"), **hints)
         model = self.model
-        self.batch = _prepare(model, inputs, lengths)
+        self.batch = _prepare(model, inputs, options.get("lengths"))
         self.scores = None if attributions is None else _as_scores(attributions, self.batch)
+        removal, baseline = options.get("removal", "delete"), options.get("baseline")
         self.perturber = _Perturber(model, self.batch, removal, baseline)
         # One forward pass of the unperturbed batch gives both the target and m(x).
         outputs = _model_outputs(model, self.batch, self.batch_size)
         self.target = _resolve_target(model, self.batch, target, self.batch_size, outputs)
+        absolute = options.get("absolute", False)
         self.ranks = None if self.scores is None else _ranks(self.scores, self.batch.mask, absolute)
         self.full = _select(model, outputs, self.target, self.kind)
+
+    @classmethod
+    def from_kwargs(
+        cls,
+        model: nn.Module,
+        inputs: Any,
+        attributions: Any,
+        target: Any,
+        kwargs: dict,
+        *extra: str,
+    ) -> _Setup:
+        """For metrics that take ``**kwargs``: unknown keywords are an error; the model
+        contract's hints are passed on; ``extra`` names the metric's own keywords."""
+        unknown = set(kwargs) - set(_SETUP_KEYS) - set(extra) - set(HINT_NAMES)
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+        hints = {k: v for k, v in kwargs.items() if k in HINT_NAMES and k != "output"}
+        return cls(model, inputs, attributions, target, {**kwargs, "hints": hints})
+
+    def evaluate(self, count: int, spec: Callable[[slice], tuple[Tensor, Tensor]]) -> Tensor:
+        """The target's value on ``count`` perturbed sequences described by ``spec``."""
+        return _evaluate(
+            self.model, self.perturber, self.target, self.kind, count, spec, self.batch_size
+        )
 
     def top_k_spec(self, rows: Tensor, ks: Tensor, keep_top: bool):
         ranks = self.ranks
@@ -270,19 +297,7 @@ def comprehensiveness_sufficiency(
         >>> comp.shape, suff.shape
         (torch.Size([1]), torch.Size([1]))
     """
-    setup = _Setup(
-        model,
-        inputs,
-        attributions,
-        target,
-        lengths,
-        removal,
-        baseline,
-        output,
-        absolute,
-        batch_size,
-        hints,
-    )
+    setup = _Setup(model, inputs, attributions, target, locals())
     return _aopc(model, setup, fractions, comprehensive=True), _aopc(
         model, setup, fractions, comprehensive=False
     )
@@ -304,15 +319,7 @@ def _aopc(
     )
     t_rows, t_ks = u_rows[todo], u_ks[todo]
     spec = setup.top_k_spec(t_rows, t_ks, keep_top=not comprehensive)
-    values[todo] = _evaluate(
-        setup.model,
-        setup.perturber,
-        setup.target,
-        setup.kind,
-        int(t_rows.numel()),
-        spec,
-        setup.batch_size,
-    )
+    values[todo] = setup.evaluate(int(t_rows.numel()), spec)
     perturbed = values[inverse].view_as(ks)
     return (setup.full[:, None] - perturbed).mean(dim=1)
 
@@ -326,7 +333,7 @@ def comprehensiveness(
     Returns:
         float64 ``(batch,)``: mean over fractions of ``m(x) - m(x without top-k)``.
     """
-    setup = _setup_from_kwargs(model, inputs, attributions, target, kwargs)
+    setup = _Setup.from_kwargs(model, inputs, attributions, target, kwargs, "fractions")
     return _aopc(model, setup, kwargs.get("fractions", DEFAULT_FRACTIONS), comprehensive=True)
 
 
@@ -339,31 +346,11 @@ def sufficiency(
     Returns:
         float64 ``(batch,)``: mean over fractions of ``m(x) - m(top-k only)``.
     """
-    setup = _setup_from_kwargs(model, inputs, attributions, target, kwargs)
+    setup = _Setup.from_kwargs(model, inputs, attributions, target, kwargs, "fractions")
     return _aopc(model, setup, kwargs.get("fractions", DEFAULT_FRACTIONS), comprehensive=False)
 
 
 _SETUP_KEYS = ("lengths", "removal", "baseline", "output", "absolute", "batch_size")
-
-
-def _setup_from_kwargs(model, inputs, attributions, target, kwargs) -> _Setup:
-    unknown = set(kwargs) - set(_SETUP_KEYS) - {"fractions"} - set(HINT_NAMES)
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
-    hints = {k: v for k, v in kwargs.items() if k in HINT_NAMES and k != "output"}
-    return _Setup(
-        model,
-        inputs,
-        attributions,
-        target,
-        kwargs.get("lengths"),
-        kwargs.get("removal", "delete"),
-        kwargs.get("baseline"),
-        kwargs.get("output"),
-        kwargs.get("absolute", False),
-        kwargs.get("batch_size", 256),
-        hints,
-    )
 
 
 # ---------------------------------------------------------------------- curves
@@ -411,36 +398,7 @@ class PerturbationCurve:
         return fig
 
 
-def _curve(
-    kind: str,
-    model: nn.Module,
-    inputs: Any,
-    attributions: Any,
-    target: Any,
-    lengths: Any,
-    steps: int | None,
-    removal: str,
-    baseline: Any,
-    output: str | None,
-    absolute: bool,
-    batch_size: int,
-    hints: dict[str, Any],
-) -> PerturbationCurve:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be None (every token) or an int >= 1, got {steps!r}")
-    setup = _Setup(
-        model,
-        inputs,
-        attributions,
-        target,
-        lengths,
-        removal,
-        baseline,
-        output,
-        absolute,
-        batch_size,
-        hints,
-    )
+def _curve(kind: str, steps: int | None, setup: _Setup) -> PerturbationCurve:
     batch = setup.batch
     per_row: list[Tensor] = []
     for n in batch.lengths.tolist():
@@ -461,15 +419,7 @@ def _curve(
     values = setup.full[rows].clone()
     todo = ~unchanged
     spec = setup.top_k_spec(rows[todo], ks[todo], keep_top=kind == "insertion")
-    values[todo] = _evaluate(
-        setup.model,
-        setup.perturber,
-        setup.target,
-        setup.kind,
-        int(todo.sum()),
-        spec,
-        setup.batch_size,
-    )
+    values[todo] = setup.evaluate(int(todo.sum()), spec)
     fractions, curves, areas = [], [], []
     start = 0
     for i, k in enumerate(per_row):
@@ -517,60 +467,31 @@ def deletion_curve(
         >>> curve.fractions[0].tolist()
         [0.0, 0.3333333333333333, 0.6666666666666666, 1.0]
     """
-    return _curve(
-        "deletion",
-        model,
-        inputs,
-        attributions,
-        target,
-        lengths,
-        steps,
-        removal,
-        baseline,
-        output,
-        absolute,
-        batch_size,
-        hints,
-    )
+    steps = _check_steps(steps)
+    return _curve("deletion", steps, _Setup(model, inputs, attributions, target, locals()))
 
 
 def insertion_curve(
-    model: nn.Module,
-    inputs: Any,
-    attributions: Any,
-    target: Any = None,
-    *,
-    lengths: Any = None,
-    steps: int | None = 10,
-    removal: str = "delete",
-    baseline: Any = None,
-    output: str | None = None,
-    absolute: bool = False,
-    batch_size: int = 256,
-    **hints: Any,
+    model: nn.Module, inputs: Any, attributions: Any, target: Any = None, **kwargs: Any
 ) -> PerturbationCurve:
     """Insertion curves: start from the empty (or all-baseline) sequence and insert the
     most important tokens first. A faithful ranking makes the output rise fast: a large
-    area is better. Arguments as :func:`deletion_curve`.
+    area is better. Keyword arguments as :func:`deletion_curve` (``steps``, ``lengths``,
+    ``removal``, ``baseline``, ``output``, ``absolute``, ``batch_size`` and the model
+    contract's hints).
 
     Returns:
         A :class:`PerturbationCurve`; ``.area`` is float64 ``(batch,)``.
     """
-    return _curve(
-        "insertion",
-        model,
-        inputs,
-        attributions,
-        target,
-        lengths,
-        steps,
-        removal,
-        baseline,
-        output,
-        absolute,
-        batch_size,
-        hints,
-    )
+    steps = _check_steps(kwargs.pop("steps", 10))
+    setup = _Setup.from_kwargs(model, inputs, attributions, target, kwargs)
+    return _curve("insertion", steps, setup)
+
+
+def _check_steps(steps: Any) -> int | None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be None (every token) or an int >= 1, got {steps!r}")
+    return steps
 
 
 def deletion_auc(
@@ -614,9 +535,7 @@ def leave_one_out(
         >>> leave_one_out(model, torch.tensor([[4, 5, 0]])).shape
         torch.Size([1, 3])
     """
-    setup = _Setup(
-        model, inputs, None, target, lengths, removal, baseline, output, False, batch_size, hints
-    )
+    setup = _Setup(model, inputs, None, target, locals())
     batch = setup.batch
     rows = torch.repeat_interleave(torch.arange(batch.size, device=batch.x.device), batch.lengths)
     positions = torch.arange(batch.time, device=batch.x.device)[None, :].expand(batch.size, -1)[
@@ -627,15 +546,7 @@ def leave_one_out(
     def spec(part: slice) -> tuple[Tensor, Tensor]:
         return rows[part], steps[None, :] != positions[part][:, None]
 
-    values = _evaluate(
-        setup.model,
-        setup.perturber,
-        setup.target,
-        setup.kind,
-        int(rows.numel()),
-        spec,
-        setup.batch_size,
-    )
+    values = setup.evaluate(int(rows.numel()), spec)
     drops = torch.zeros(batch.size, batch.time, dtype=torch.float64, device=batch.x.device)
     drops[batch.mask] = setup.full[rows] - values
     return drops
