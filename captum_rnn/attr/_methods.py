@@ -333,55 +333,51 @@ def _leaf(inputs: Tensor) -> Tensor:
     return inputs.detach().requires_grad_()
 
 
-class SaliencyMethod(AttributionMethod):
+class _OnePassGradientMethod(AttributionMethod):
+    """A Captum gradient method called once on the whole batch, as it is."""
+
+    options = ()
+    #: the Captum class and the fixed keywords it is called with
+    captum_class: ClassVar[type] = Saliency
+    captum_options: ClassVar[dict[str, Any]] = {}
+    #: whether the method is relative to the baselines (otherwise to zero)
+    uses_baselines: ClassVar[bool] = False
+
+    def attribute(self, inputs, baselines, target, lengths, **kwargs):
+        if self.uses_baselines:
+            kwargs = {"baselines": baselines, **kwargs}
+        attr = self.captum_class(self.model).attribute(
+            _leaf(inputs),
+            target=target,
+            additional_forward_args=self.forward_args(lengths),
+            **self.captum_options,
+            **kwargs,
+        )
+        return MethodResult(attr.detach())
+
+
+class SaliencyMethod(_OnePassGradientMethod):
     """Captum's ``Saliency``: absolute gradient per input dimension."""
 
     name = "saliency"
-    options = ()
-
-    def attribute(self, inputs, baselines, target, lengths, **kwargs):
-        attr = Saliency(self.model).attribute(
-            _leaf(inputs),
-            target=target,
-            additional_forward_args=self.forward_args(lengths),
-            abs=True,
-            **kwargs,
-        )
-        return MethodResult(attr.detach())
+    captum_class = Saliency
+    captum_options = {"abs": True}
 
 
-class InputXGradientMethod(AttributionMethod):
+class InputXGradientMethod(_OnePassGradientMethod):
     """Captum's ``InputXGradient`` (relative to zero, not to the baseline)."""
 
     name = "input_x_gradient"
-    options = ()
-
-    def attribute(self, inputs, baselines, target, lengths, **kwargs):
-        attr = InputXGradient(self.model).attribute(
-            _leaf(inputs),
-            target=target,
-            additional_forward_args=self.forward_args(lengths),
-            **kwargs,
-        )
-        return MethodResult(attr.detach())
+    captum_class = InputXGradient
 
 
-class DeepLiftMethod(AttributionMethod):
+class DeepLiftMethod(_OnePassGradientMethod):
     """Captum's ``DeepLift``. Inside ``nn.LSTM``/``nn.GRU`` the nonlinearities are not
     modules, so there DeepLift's rescale rule reduces to gradient x (input - baseline)."""
 
     name = "deeplift"
-    options = ()
-
-    def attribute(self, inputs, baselines, target, lengths, **kwargs):
-        attr = DeepLift(self.model).attribute(
-            _leaf(inputs),
-            baselines=baselines,
-            target=target,
-            additional_forward_args=self.forward_args(lengths),
-            **kwargs,
-        )
-        return MethodResult(attr.detach())
+    captum_class = DeepLift
+    uses_baselines = True
 
 
 class GradientShapMethod(AttributionMethod):
