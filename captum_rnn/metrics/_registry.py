@@ -131,6 +131,21 @@ def _plausibility(fn: Callable[..., Tensor]) -> Callable[[MetricContext], Tensor
     return compute
 
 
+def _rationale_metric(function: Callable[..., Any], description: str) -> Metric:
+    """A plausibility metric in [0, 1] scored against a 0/1 rationale mask, no forward."""
+    return Metric(
+        function.__name__,
+        "higher",
+        (0.0, 1.0),
+        "plausibility",
+        description,
+        cost="free (no forward pass)",
+        needs=("rationale",),
+        compute=_plausibility(function),
+        function=function,
+    )
+
+
 def _lexicon(ctx: MetricContext) -> float:
     from captum_rnn.explanation import Explanation
 
@@ -268,39 +283,13 @@ _DECLARED = (
         compute=_sensitivity,
         function=sensitivity_max,
     ),
-    Metric(
-        "auprc",
-        "higher",
-        (0.0, 1.0),
-        "plausibility",
-        "average precision of the attributions against the 0/1 rationale mask",
-        cost="free (no forward pass)",
-        needs=("rationale",),
-        compute=_plausibility(auprc),
-        function=auprc,
+    _rationale_metric(
+        auprc, "average precision of the attributions against the 0/1 rationale mask"
     ),
-    Metric(
-        "token_f1",
-        "higher",
-        (0.0, 1.0),
-        "plausibility",
-        "F1 of the top-k tokens against the rationale (k = rationale size)",
-        cost="free (no forward pass)",
-        needs=("rationale",),
-        compute=_plausibility(token_f1),
-        function=token_f1,
+    _rationale_metric(
+        token_f1, "F1 of the top-k tokens against the rationale (k = rationale size)"
     ),
-    Metric(
-        "token_iou",
-        "higher",
-        (0.0, 1.0),
-        "plausibility",
-        "intersection over union of the top-k tokens and the rationale",
-        cost="free (no forward pass)",
-        needs=("rationale",),
-        compute=_plausibility(token_iou),
-        function=token_iou,
-    ),
+    _rationale_metric(token_iou, "intersection over union of the top-k tokens and the rationale"),
     Metric(
         "lexicon_spearman",
         "higher",
