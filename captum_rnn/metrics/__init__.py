@@ -25,6 +25,13 @@ from captum_rnn.metrics._attention_sanity import (
     attention_intervention,
     attention_sanity,
 )
+from captum_rnn.metrics._automaton_truth import (
+    AutomatonTruth,
+    AutomatonTruthSet,
+    automaton_auprc,
+    automaton_truth,
+    automaton_truth_set,
+)
 from captum_rnn.metrics._base import Metric
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.metrics._dataset_view import (
@@ -79,6 +86,8 @@ from captum_rnn.metrics._sanity import (
 
 __all__ = [
     "AttentionSanityReport",
+    "AutomatonTruth",
+    "AutomatonTruthSet",
     "BenchmarkResult",
     "DEFAULT_FRACTIONS",
     "DatasetAttributionSummary",
@@ -91,6 +100,9 @@ __all__ = [
     "attention_intervention",
     "attention_sanity",
     "auprc",
+    "automaton_auprc",
+    "automaton_truth",
+    "automaton_truth_set",
     "available_metrics",
     "benchmark",
     "checkpoint_loss_scores",
