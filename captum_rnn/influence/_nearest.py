@@ -213,6 +213,13 @@ def _split_layer(name: str) -> tuple[str, str]:
     return module, part
 
 
+def _plain_json(value: Any) -> Any:
+    """``value`` as it reads back from the store's JSON (tuples become lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain_json(v) for v in value]
+    return value
+
+
 def _check_call(call: Any) -> str | int:
     if isinstance(call, str) and call in _CALLS:
         return call
@@ -632,6 +639,7 @@ class NearestExamples(DataInfluence):
             "metric": self.metric,
             "batch_size": self.batch_size,
             "sequence_pooling": self.sequence_pooling,
+            "call": self.call,
         }
         return writer.finish(
             self.layer_names,
@@ -1153,18 +1161,26 @@ class NearestExamples(DataInfluence):
             train_dataset: the data set the store was built from.
             mmap: memory-map the vectors instead of reading them into memory.
             verify_data: re-hash ``train_dataset`` (no forward pass) and compare.
-            **kwargs: constructor arguments (``layers``, ``metric`` and ``batch_size``
-                default to the saved ones).
+            **kwargs: constructor arguments (``layers``, ``metric``, ``batch_size``,
+                ``sequence_pooling`` and ``call`` default to the saved ones; a
+                ``layers``, ``sequence_pooling`` or ``call`` other than the store's is a
+                ``ValueError``: its vectors were encoded with those).
 
         Raises:
             StaleStoreError: the model's weights differ from the encoder's.
             ValueError: the data differ (with ``verify_data``) or the store is malformed.
         """
         store = ExampleStore.load(path, mmap=mmap)
-        for key in ("layers", "metric", "batch_size", "sequence_pooling"):
+        for key in ("layers", "metric", "batch_size", "sequence_pooling", "call"):
             if key in store.info:
                 kwargs.setdefault(key, store.info[key])
         nearest = cls(model, train_dataset, **kwargs)
+        for key in ("layers", "sequence_pooling", "call"):  # what the vectors depend on
+            if key in store.info and _plain_json(getattr(nearest, key)) != store.info[key]:
+                raise ValueError(
+                    f"the store was encoded with {key}={store.info[key]!r}, not "
+                    f"{kwargs[key]!r}: pass {key}={store.info[key]!r} or fit a new store"
+                )
         store.check_model(model)
         if len(store) != len(train_dataset):
             raise ValueError(

@@ -568,3 +568,21 @@ def test_store_in_a_temporary_directory_is_plain_files():
             "store.json",
             "vectors_0.npy",
         ]
+
+
+def test_a_saved_store_remembers_which_call_and_pooling_it_encoded(tmp_path):
+    """``call=`` and ``sequence_pooling=`` change the stored vectors: loading takes the
+    saved ones by default and refuses others (the vectors would silently mismatch)."""
+    model = token_model("gru-dot")
+    data = token_data()
+    ids, _, _ = pad_collate([data[i] for i in range(4)])
+    first = NearestExamples(model, data, layers=["step_states"], call=0, batch_size=16)
+    first.save(tmp_path / "first")
+    loaded = NearestExamples.load(tmp_path / "first", model, data)
+    assert loaded.call == 0 and loaded.layers == ["step_states"]
+    want = first.influence(ids, top_k=3)["step_states"][0]
+    assert torch.equal(loaded.influence(ids, top_k=3)["step_states"][0], want)
+    with pytest.raises(ValueError, match="encoded with call=0.*pass call=0"):
+        NearestExamples.load(tmp_path / "first", model, data, call="last")
+    with pytest.raises(ValueError, match="encoded with sequence_pooling="):
+        NearestExamples.load(tmp_path / "first", model, data, sequence_pooling="max")
