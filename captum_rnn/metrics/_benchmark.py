@@ -624,7 +624,8 @@ def benchmark(
         bar.close()
 
     primary = next((m for m in ("faithfulness", *FAITHFULNESS) if m in chosen), None)
-    recommendation, reason = _recommend(rows, primary, tolerance, sanity_threshold)
+    fallbacks = [m for m in FAITHFULNESS if m in chosen]
+    recommendation, reason = _recommend(rows, primary, tolerance, sanity_threshold, fallbacks)
     return BenchmarkResult(
         rows,
         metrics=chosen,
@@ -648,8 +649,20 @@ def _summary(values: Any) -> float:
 
 
 def _recommend(
-    rows: list[dict[str, Any]], primary: str | None, tolerance: float, threshold: float
+    rows: list[dict[str, Any]],
+    primary: str | None,
+    tolerance: float,
+    threshold: float,
+    fallbacks: Sequence[str] = (),
 ) -> tuple[str | None, str]:
+    """The fastest sane method within ``tolerance`` of the best on ``primary``.
+
+    When no method beats random on ``primary``, that metric cannot rank the methods on
+    this model (deleting any token flips a parity or length language, so every ranking
+    scores alike): the next metric of ``fallbacks`` on which some method beats random
+    ranks them instead. When every method near the best fails the randomisation check,
+    the most faithful method that passes it is recommended, and the reason says so.
+    """
     methods = [r for r in rows if not r["reference"]]
     if not methods:
         return None, "no method could be benchmarked"
@@ -670,10 +683,15 @@ def _recommend(
     gain = sign * (best[primary] - chance) if not math.isnan(chance) else abs(best[primary])
     label = "comprehensiveness - sufficiency" if primary == "faithfulness" else primary
     if gain <= 0:
-        return None, (
+        why = (
             f"no method beats a random attribution on {primary} ({label}): best "
             f"{best['method']} {best[primary]:.3f}, random {chance:.3f}"
         )
+        for other in (m for m in fallbacks if m != primary):
+            choice, reason = _recommend(rows, other, tolerance, threshold)
+            if choice is not None:
+                return choice, f"{why}, so {other} ranks the methods: {reason}"
+        return None, why
     floor = sign * best[primary] - tolerance * gain
     sane = [
         r
@@ -684,9 +702,16 @@ def _recommend(
     failing = sorted({r["method"] for r in valued} - {r["method"] for r in sane})
     close = [r for r in sane if sign * r[primary] >= floor - 1e-12]
     if not close:
-        return None, (
+        why = (
             f"the methods within {tolerance:.0%} of the best {primary} ({best['method']}) fail "
             f"the parameter-randomisation check ({', '.join(failing)})"
+        )
+        chosen = max(sane, key=lambda r: sign * r[primary]) if sane else None
+        if chosen is None or sign * (chosen[primary] - chance) <= 0:
+            return None, why
+        return chosen["method"], (
+            f"{why}; {chosen['method']} is the most faithful method that passes it "
+            f"({label} = {chosen[primary]:.3f}, random {chance:.3f})."
         )
     chosen = min(close, key=lambda r: r["seconds"])
     parts = [
