@@ -6,6 +6,20 @@ Example:
 """
 
 from ._dates import DATE_FIELDS, DATE_FORMATS, DatePairs, date_pairs, format_date
+from ._ecg import (
+    ECG_FS,
+    Beats,
+    ECGRecord,
+    ECGWindows,
+    detect_beats,
+    ecg_windows,
+    label_beats,
+    load_ecg_record208,
+    load_mitdb_excerpt,
+    parse_ecg_npz,
+    parse_mitdb_csv,
+    remove_baseline,
+)
 from ._fetch import (
     ChecksumMismatchError,
     DataUnavailableError,
@@ -29,6 +43,18 @@ from ._vowels import TimeSeriesSet, load_japanese_vowels, parse_ts
 __all__ = [
     "DATE_FIELDS",
     "DATE_FORMATS",
+    "ECG_FS",
+    "Beats",
+    "ECGRecord",
+    "ECGWindows",
+    "detect_beats",
+    "ecg_windows",
+    "label_beats",
+    "load_ecg_record208",
+    "load_mitdb_excerpt",
+    "parse_ecg_npz",
+    "parse_mitdb_csv",
+    "remove_baseline",
     "DatePairs",
     "date_pairs",
     "format_date",
