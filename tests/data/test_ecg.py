@@ -9,15 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from captum_rnn.data import (
-    DataUnavailableError,
-    ecg_windows,
-    label_beats,
-    load_ecg_record208,
-    load_mitdb_excerpt,
-    parse_ecg_npz,
-    parse_mitdb_csv,
-)
+import captum_rnn.data as data
+from captum_rnn.data import DataUnavailableError, ecg_windows, label_beats
+
+load_ecg_record208, load_mitdb_excerpt = data.load_ecg_record208, data.load_mitdb_excerpt
+parse_ecg_npz, parse_mitdb_csv = data.parse_ecg_npz, data.parse_mitdb_csv
 
 FS = 360.0
 

@@ -5,21 +5,9 @@ Example:
     >>> strings, labels = tomita(4, 10, max_length=8)
 """
 
+from . import _ecg
 from ._dates import DATE_FIELDS, DATE_FORMATS, DatePairs, date_pairs, format_date
-from ._ecg import (
-    ECG_FS,
-    Beats,
-    ECGRecord,
-    ECGWindows,
-    detect_beats,
-    ecg_windows,
-    label_beats,
-    load_ecg_record208,
-    load_mitdb_excerpt,
-    parse_ecg_npz,
-    parse_mitdb_csv,
-    remove_baseline,
-)
+from ._ecg import *  # noqa: F403  (real ECG: its __all__ is ours too)
 from ._fetch import (
     ChecksumMismatchError,
     DataUnavailableError,
@@ -43,18 +31,7 @@ from ._vowels import TimeSeriesSet, load_japanese_vowels, parse_ts
 __all__ = [
     "DATE_FIELDS",
     "DATE_FORMATS",
-    "ECG_FS",
-    "Beats",
-    "ECGRecord",
-    "ECGWindows",
-    "detect_beats",
-    "ecg_windows",
-    "label_beats",
-    "load_ecg_record208",
-    "load_mitdb_excerpt",
-    "parse_ecg_npz",
-    "parse_mitdb_csv",
-    "remove_baseline",
+    *_ecg.__all__,
     "DatePairs",
     "date_pairs",
     "format_date",
