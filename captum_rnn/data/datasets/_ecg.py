@@ -137,6 +137,9 @@ def parse_ecg_npz(data: bytes) -> torch.Tensor:
 def parse_mitdb_csv(text: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read sktime's ``mitdb.csv``: a ``data,label`` header, then one sample per line.
 
+    Args:
+        text: the file's content.
+
     Returns:
         ``(signal float32 (samples,), annotation bool (samples,))``.
 
@@ -235,6 +238,14 @@ def remove_baseline(
     """The signal minus its running median over ``window_s`` seconds (baseline wander
     and the slow P and T waves go; the QRS stays).
 
+    Args:
+        signal: one lead, ``(samples,)``.
+        fs: sampling rate in Hz.
+        window_s: the median's window in seconds.
+
+    Returns:
+        float64 ``(samples,)``.
+
     Example:
         >>> float(remove_baseline(np.full(100, 3.0), fs=100).max())
         0.0
@@ -253,8 +264,18 @@ def detect_beats(
     100 ms after each crossing of half the 99.5th percentile, at most one per
     ``refractory_s``.
 
+    Args:
+        signal: one lead, ``(samples,)``.
+        fs: sampling rate in Hz.
+        refractory_s: the shortest interval between two beats.
+
     Returns:
         int64 sample indices, increasing.
+
+    Example:
+        >>> t = np.arange(720) / 360
+        >>> detect_beats(np.exp(-(((t - 0.5) / 0.01) ** 2)), 360).tolist()
+        [180]
     """
     deviation = np.abs(remove_baseline(signal, fs))
     threshold = 0.5 * np.percentile(deviation, 99.5)
@@ -435,6 +456,15 @@ def ecg_windows(
 
     Returns:
         :class:`ECGWindows`.
+
+    Raises:
+        ValueError: windows longer than the signal, or none that could be labelled.
+
+    Example:
+        >>> record = load_ecg_record208()  # doctest: +SKIP
+        >>> windows = ecg_windows(record.signal, record.fs)  # doctest: +SKIP
+        >>> windows.inputs.shape[1:], windows.fs  # doctest: +SKIP
+        (torch.Size([108, 1]), 90.0)
     """
     if not isinstance(downsample, int) or downsample < 1:
         raise ValueError(f"downsample must be a positive int, got {downsample!r}")
