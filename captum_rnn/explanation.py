@@ -1,7 +1,8 @@
 """The result object of ``captum_rnn.explain``: one explained sequence.
 
 An :class:`Explanation` holds a sequence without its padding, one score per position,
-and what produced it. It can plot itself, render escaped HTML and save itself as JSON.
+and what produced it; a sequence-output explanation (``output_labels`` set: a tagger, a
+forecaster, a translation) holds one row of scores per explained output step. It can plot itself, render escaped HTML and save itself as JSON.
 :class:`Explanations` is a list of them with the same abilities for a batch.
 """
 
@@ -22,6 +23,7 @@ from captum_rnn._utils.jsonio import check, decode_float, encode_float, load_jso
 from captum_rnn.viz import (
     figure_to_data_uri,
     html_page,
+    plot_output_input_attributions,
     plot_time_feature_attributions,
     plot_token_attributions,
     token_spans_html,
@@ -52,6 +54,14 @@ class Explanation:
         label: the true label when the caller gave one.
         class_names: optional names of the classes, used in titles.
         extra: free-form JSON-serialisable details.
+        output_labels: set for a sequence-output explanation: the labels of the explained
+            output steps (predicted tags, ``"t+1"``..., target tokens). Then ``scores`` is
+            ``(n_outputs, T_in)``, ``feature_scores`` ``(n_outputs, T_in, features)``, and
+            ``target``, ``predicted``, ``probability``, ``output``, ``delta`` and
+            ``n_steps`` are one value per output (or ``None``).
+        prefix_scores: encoder-decoder explanations only: ``(n_outputs, n_outputs)``
+            attribution of each output to the target prefix (zero on and above the
+            diagonal).
 
     Example:
         >>> e = Explanation(tokens=["a", "good", "film"], scores=[0.0, 1.2, 0.1],
@@ -61,27 +71,47 @@ class Explanation:
     """
 
     tokens: list[str]
-    scores: list[float]
+    scores: list[Any]
     method: str
-    target: int | None = None
-    predicted: int | None = None
-    probability: float | None = None
-    output: float | None = None
-    delta: float | None = None
-    n_steps: int | None = None
-    feature_scores: list[list[float]] | None = None
+    target: Any = None
+    predicted: Any = None
+    probability: Any = None
+    output: Any = None
+    delta: Any = None
+    n_steps: Any = None
+    feature_scores: list[Any] | None = None
     feature_names: list[str] | None = None
     label: Any = None
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    output_labels: list[str] | None = None
+    prefix_scores: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
-        if len(self.tokens) != len(self.scores):
-            raise ValueError(
-                f"tokens and scores differ in length: {len(self.tokens)} != {len(self.scores)}"
-            )
+        if self.output_labels is None:
+            if self.prefix_scores is not None:
+                raise ValueError("prefix_scores needs output_labels (one per output step)")
+            if len(self.tokens) != len(self.scores):
+                raise ValueError(
+                    f"tokens and scores differ in length: {len(self.tokens)} != {len(self.scores)}"
+                )
+            return
+        n_out, n_in = len(self.output_labels), len(self.tokens)
+        _check_rows(self.scores, n_out, n_in, "scores")
+        if self.feature_scores is not None:
+            _check_rows(self.feature_scores, n_out, n_in, "feature_scores")
+        if self.prefix_scores is not None:
+            _check_rows(self.prefix_scores, n_out, n_out, "prefix_scores")
+        for name in _PER_OUTPUT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, list) or len(value) != n_out):
+                raise ValueError(
+                    f"{name} of a sequence-output explanation must be None or a list of "
+                    f"{n_out} values (one per output label), got {value!r}"
+                )
 
     def __len__(self) -> int:
+        """The number of input positions (for every kind of explanation)."""
         return len(self.tokens)
 
     @property
@@ -89,7 +119,58 @@ class Explanation:
         """True when the explanation is over time steps x features."""
         return self.feature_scores is not None
 
-    def top(self, k: int = 5, absolute: bool = False) -> list[tuple[str, float]]:
+    @property
+    def is_sequence_output(self) -> bool:
+        """True when the explanation has one row of scores per output step."""
+        return self.output_labels is not None
+
+    @property
+    def n_outputs(self) -> int:
+        """How many output steps are explained (1 for a single-output explanation)."""
+        return 1 if self.output_labels is None else len(self.output_labels)
+
+    def for_output(self, index: int) -> Explanation:
+        """The single-output explanation of output step ``index`` (one row).
+
+        Args:
+            index: the row, ``0 <= index < n_outputs`` (negative counts from the end).
+
+        Returns:
+            An :class:`Explanation` of that output alone, ``extra["output_label"]`` and
+            ``extra["output_index"]`` naming it (its prefix scores, if any, in
+            ``extra["prefix_scores"]``).
+
+        Example:
+            >>> e = Explanation(tokens=["a", "b"], scores=[[1.0, 0.0], [0.5, 0.5]],
+            ...                 method="m", output_labels=["N", "V"])
+            >>> e.for_output(1).scores
+            [0.5, 0.5]
+        """
+        if self.output_labels is None:
+            raise ValueError("for_output needs a sequence-output explanation (output_labels)")
+        n = len(self.output_labels)
+        if isinstance(index, bool) or not -n <= operator.index(index) < n:
+            raise IndexError(f"output index {index!r} out of range for {n} outputs")
+        i = operator.index(index) % n
+        extra = dict(self.extra, output_label=self.output_labels[i], output_index=i)
+        if self.prefix_scores is not None:
+            extra["prefix_scores"] = list(self.prefix_scores[i][:i])
+        values = {name: _row(getattr(self, name), i) for name in _PER_OUTPUT_FIELDS}
+        return Explanation(
+            tokens=list(self.tokens),
+            scores=list(self.scores[i]),
+            method=self.method,
+            feature_scores=None if self.feature_scores is None else list(self.feature_scores[i]),
+            feature_names=self.feature_names,
+            label=self.label,
+            class_names=self.class_names,
+            extra=extra,
+            **values,
+        )
+
+    def top(
+        self, k: int = 5, absolute: bool = False, output: int | None = None
+    ) -> list[tuple[str, float]]:
         """The ``k`` positions with the highest score (or highest ``|score|``).
 
         NaN scores rank last (below ``-inf``); ties keep the sequence order.
@@ -97,10 +178,21 @@ class Explanation:
         Args:
             k: how many positions.
             absolute: rank by ``|score|``.
+            output: for a sequence-output explanation, which output step's row to rank
+                (required there).
 
         Returns:
             ``[(token, score), ...]`` in decreasing order.
         """
+        if self.output_labels is not None:
+            if output is None:
+                raise ValueError(
+                    "top() of a sequence-output explanation needs output=<row index> "
+                    f"(0..{len(self.output_labels) - 1})"
+                )
+            return self.for_output(output).top(k, absolute)
+        if output is not None:
+            raise ValueError("output= is only for sequence-output explanations")
 
         def key(i: int) -> tuple[bool, float]:
             value = abs(self.scores[i]) if absolute else self.scores[i]
@@ -119,6 +211,14 @@ class Explanation:
 
     def title(self) -> str:
         """A one-line summary: method, target, prediction, delta."""
+        if self.output_labels is not None:
+            parts = [self.method, f"{len(self.output_labels)} outputs"]
+            deltas = [abs(d) for d in self.delta or () if d is not None and d == d]
+            if deltas:
+                parts.append(f"max |delta|={max(deltas):.2g}")
+            if self.label is not None:
+                parts.append(f"label={self.class_name(self.label)}")
+            return ", ".join(parts)
         parts = [self.method, f"target={self.class_name(self.target)}"]
         if self.predicted is not None:
             prob = f" (p={self.probability:.2f})" if self.probability is not None else ""
@@ -133,7 +233,9 @@ class Explanation:
 
     # ------------------------------------------------------------------ figures and HTML
     def plot(self, ax: Any = None) -> Figure:
-        """Draw the explanation: a token heatmap, or a time x feature heatmap.
+        """Draw the explanation: a token heatmap, or a time x feature heatmap; for a
+        sequence-output explanation an output x input heatmap (features summed, the
+        target prefix's columns beside the input's when there are prefix scores).
 
         Args:
             ax: an optional matplotlib Axes to draw into.
@@ -141,6 +243,15 @@ class Explanation:
         Returns:
             The matplotlib Figure (never shown).
         """
+        if self.output_labels is not None:
+            return plot_output_input_attributions(
+                self.scores,
+                self.tokens,
+                self.output_labels,
+                prefix_scores=self.prefix_scores,
+                title=self.title(),
+                ax=ax,
+            )
         if self.is_continuous:
             return plot_time_feature_attributions(
                 self.feature_scores, self.feature_names, title=self.title(), ax=ax
@@ -149,9 +260,18 @@ class Explanation:
 
     def to_html(self, figure: bool | None = None) -> str:
         """Render an escaped HTML fragment: the title, shaded tokens, and for continuous
-        input an embedded figure (or always with ``figure=True``)."""
+        input an embedded figure (or always with ``figure=True``). A sequence-output
+        explanation renders one row of shaded input tokens per output label."""
         parts = [f'<p class="meta">{html.escape(self.title())}</p>']
-        if not self.is_continuous:
+        if self.output_labels is not None:
+            if not self.is_continuous:
+                rows = "".join(
+                    f'<tr><th class="out">{html.escape(str(label))}</th>'
+                    f"<td>{token_spans_html(self.tokens, row)}</td></tr>"
+                    for label, row in zip(self.output_labels, self.scores, strict=True)
+                )
+                parts.append(f'<table class="outputs">{rows}</table>')
+        elif not self.is_continuous:
             parts.append(token_spans_html(self.tokens, self.scores))
         if figure or (figure is None and self.is_continuous):
             fig = self.plot()
@@ -177,15 +297,12 @@ class Explanation:
         data = asdict(self)
         data["format"] = _FORMAT
         for name in ("target", "predicted", "n_steps"):
-            if data[name] is not None:
-                try:
-                    data[name] = operator.index(data[name])  # numpy and torch integers too
-                except TypeError:
-                    raise ValueError(
-                        f"{name} must be an integer or None to be saved, got {data[name]!r}"
-                    ) from None
+            data[name] = _encode_index(data[name], name, self.output_labels is not None)
+        if self.output_labels is None:  # files of single-output explanations are unchanged
+            del data["output_labels"], data["prefix_scores"]
         for name in _NUMBER_FIELDS:
-            data[name] = _encode_numbers(data[name])
+            if name in data:
+                data[name] = _encode_numbers(data[name])
         data["label"] = _encode_any(data["label"])
         data["extra"] = _encode_any(data["extra"])
         return data
@@ -211,17 +328,37 @@ class Explanation:
         tokens = require(data, "tokens", list, where)
         for i, token in enumerate(tokens):
             check(token, str, f"{at}tokens[{i}]")
-        scores = _decode_numbers(require(data, "scores", list, where), f"{at}scores", 1)
-        values: dict[str, Any] = {"tokens": tokens, "scores": scores}
+        labels = require(data, "output_labels", (list, type(None)), where, None)
+        for i, item in enumerate(labels or ()):
+            check(item, str, f"{at}output_labels[{i}]")
+        rows = 0 if labels is None else 1  # sequence-output fields have one more axis
+        scores = _decode_numbers(require(data, "scores", list, where), f"{at}scores", 1 + rows)
+        values: dict[str, Any] = {"tokens": tokens, "scores": scores, "output_labels": labels}
         values["method"] = require(data, "method", str, where)
         for name in ("target", "predicted", "n_steps"):
-            values[name] = require(data, name, (int, type(None)), where, None)
+            value = require(data, name, (list if rows else int, type(None)), where, None)
+            for i, item in enumerate(value if rows and value is not None else ()):
+                check(item, (int, type(None)), f"{at}{name}[{i}]")
+            values[name] = value
         for name in ("probability", "output", "delta"):
-            value = require(data, name, (float, str, type(None)), where, None)
-            values[name] = None if value is None else decode_float(value, at + name)
-        rows = require(data, "feature_scores", (list, type(None)), where, None)
+            kinds = (list, type(None)) if rows else (float, str, type(None))
+            value = require(data, name, kinds, where, None)
+            if rows and value is not None:
+                values[name] = [
+                    None if v is None else decode_float(v, f"{at}{name}[{i}]")
+                    for i, v in enumerate(value)
+                ]
+            else:
+                values[name] = None if value is None else decode_float(value, at + name)
+        feature_rows = require(data, "feature_scores", (list, type(None)), where, None)
         values["feature_scores"] = (
-            None if rows is None else _decode_numbers(rows, f"{at}feature_scores", 2)
+            None
+            if feature_rows is None
+            else _decode_numbers(feature_rows, f"{at}feature_scores", 2 + rows)
+        )
+        prefix = require(data, "prefix_scores", (list, type(None)), where, None)
+        values["prefix_scores"] = (
+            None if prefix is None else _decode_numbers(prefix, f"{at}prefix_scores", 2)
         )
         for name in ("feature_names", "class_names"):
             names = require(data, name, (list, type(None)), where, None)
@@ -288,7 +425,35 @@ class Explanations(list):
         return load_json(path, "Explanations", build)
 
 
-_NUMBER_FIELDS = ("scores", "feature_scores", "probability", "output", "delta")
+_NUMBER_FIELDS = ("scores", "feature_scores", "probability", "output", "delta", "prefix_scores")
+# One value per output step in a sequence-output explanation.
+_PER_OUTPUT_FIELDS = ("target", "predicted", "probability", "output", "delta", "n_steps")
+
+
+def _check_rows(rows: Any, n_rows: int, n_cols: int, name: str) -> None:
+    if not isinstance(rows, list | tuple) or len(rows) != n_rows:
+        raise ValueError(f"{name} must have one row per output label ({n_rows})")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) != n_cols:
+            raise ValueError(f"{name}[{i}] must have {n_cols} entries (one per column)")
+
+
+def _row(value: Any, i: int) -> Any:
+    return None if value is None else value[i]
+
+
+def _encode_index(value: Any, name: str, per_output: bool) -> Any:
+    """An integer field (or, per output, a list of them) as plain ints for JSON."""
+    if value is None:
+        return None
+    if per_output:
+        return [_encode_index(v, f"{name}[{i}]", False) for i, v in enumerate(value)]
+    try:
+        return operator.index(value)  # numpy and torch integers too
+    except TypeError:
+        raise ValueError(f"{name} must be an integer or None to be saved, got {value!r}") from None
+
+
 _FLOAT_TAG = "__float__"  # marks a non-finite float in the free-form fields
 
 

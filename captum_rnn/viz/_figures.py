@@ -1,4 +1,5 @@
-"""Matplotlib figures of attributions: a token heatmap and a time x feature heatmap.
+"""Matplotlib figures of attributions: a token heatmap, a time x feature heatmap and an
+output x input heatmap (every output step of a tagger or forecaster).
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, never
 shown): the caller saves, embeds or displays them. Tokens, names and titles are drawn
@@ -16,7 +17,11 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_token_attributions", "plot_time_feature_attributions"]
+__all__ = [
+    "plot_token_attributions",
+    "plot_time_feature_attributions",
+    "plot_output_input_attributions",
+]
 
 
 def _symmetric_norm(values: np.ndarray) -> TwoSlopeNorm:
@@ -126,6 +131,132 @@ def plot_time_feature_attributions(
             fontsize=7,
             parse_math=False,
         )
+    if title:
+        ax.set_title(title, fontsize=10, parse_math=False)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
+    return fig
+
+
+def plot_output_input_attributions(
+    scores: Sequence[Sequence[float]] | Sequence[Sequence[Sequence[float]]],
+    input_tokens: Sequence[str],
+    output_labels: Sequence[str],
+    prefix_scores: Sequence[Sequence[float]] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Alignment-style heatmap: one row per output step, one column per input position.
+
+    Args:
+        scores: ``(outputs, inputs)`` attributions, or ``(outputs, inputs, features)``
+            (summed over features).
+        input_tokens: one label per input position (columns).
+        output_labels: one label per output step (rows).
+        prefix_scores: optional ``(outputs, outputs)`` attributions to the target prefix
+            (encoder-decoder models), drawn as extra columns right of a separator line.
+        title: optional title.
+        ax: draw into this Axes instead of a new Figure.
+
+    Returns:
+        The Figure drawn into.
+
+    Example:
+        >>> fig = plot_output_input_attributions([[0.5, 0.0], [0.1, 0.9]], ["a", "b"], ["N", "V"])
+    """
+    values = np.asarray(scores, dtype=float)
+    if values.ndim == 3:
+        values = values.sum(axis=-1)
+    if values.ndim != 2 or values.shape != (len(output_labels), len(input_tokens)):
+        raise ValueError(
+            f"scores must be (outputs={len(output_labels)}, inputs={len(input_tokens)}), "
+            f"got shape {values.shape}"
+        )
+    columns = [str(t) for t in input_tokens]
+    if prefix_scores is not None:
+        prefix = np.asarray(prefix_scores, dtype=float)
+        if prefix.shape != (len(output_labels), len(output_labels)):
+            raise ValueError(f"prefix_scores must be (outputs, outputs), got {prefix.shape}")
+        values = np.concatenate([values, prefix], axis=1)
+        columns += [str(label) for label in output_labels]
+    if ax is None:
+        fig = Figure(
+            figsize=(max(4.0, 0.3 * len(columns) + 2.2), max(2.0, 0.3 * len(output_labels) + 1.6)),
+            layout="constrained",
+        )
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    image = ax.imshow(values, cmap="RdBu", norm=_symmetric_norm(values), aspect="auto")
+    shorten = [c if len(c) <= 12 else c[:11] + "…" for c in columns]
+    rows = [
+        str(label) if len(str(label)) <= 12 else str(label)[:11] + "…" for label in output_labels
+    ]
+    if len(columns) <= 80:
+        ax.set_xticks(
+            range(len(columns)), labels=shorten, rotation=90, fontsize=7, parse_math=False
+        )
+    if len(rows) <= 80:
+        ax.set_yticks(range(len(rows)), labels=rows, fontsize=7, parse_math=False)
+    if prefix_scores is not None:
+        ax.axvline(len(input_tokens) - 0.5, color="black", linewidth=1.0)
+    ax.set_xlabel("input" + (" | target prefix" if prefix_scores is not None else ""))
+    ax.set_ylabel("output step")
+    if title:
+        ax.set_title(title, fontsize=10, parse_math=False)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
+    return fig
+
+
+def plot_output_attributions(
+    scores: Sequence[Sequence[float]],
+    input_tokens: Sequence[str],
+    output_labels: Sequence[str],
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Alignment-style heatmap: one row per explained output step, one column per input
+    step (red negative, blue positive, zero white).
+
+    Args:
+        scores: ``(outputs, inputs)`` attributions.
+        input_tokens: a label per input step (columns).
+        output_labels: a label per output step (rows).
+        title: optional title.
+        ax: draw into this Axes instead of a new Figure.
+
+    Returns:
+        The Figure drawn into.
+
+    Example:
+        >>> fig = plot_output_attributions([[1.0, 0.0], [0.5, 0.5]], ["a", "b"], ["A", "B"])
+    """
+    values = np.asarray(scores, dtype=float)
+    if values.ndim != 2 or values.shape != (len(output_labels), len(input_tokens)):
+        raise ValueError(
+            f"scores must be (outputs, inputs) = ({len(output_labels)}, {len(input_tokens)}), "
+            f"got shape {values.shape}"
+        )
+    if ax is None:
+        fig = Figure(
+            figsize=(max(4.0, 0.32 * values.shape[1] + 2), max(2.0, 0.28 * values.shape[0] + 1.2)),
+            layout="constrained",
+        )
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    image = ax.imshow(values, cmap="RdBu", norm=_symmetric_norm(values), aspect="auto")
+    small = 7 if max(values.shape) <= 40 else 5
+    for axis, labels in ((ax.set_xticks, input_tokens), (ax.set_yticks, output_labels)):
+        if len(labels) <= 80:
+            axis(
+                range(len(labels)),
+                labels=[str(t) for t in labels],
+                fontsize=small,
+                parse_math=False,
+            )
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
     if title:
         ax.set_title(title, fontsize=10, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="attribution")
