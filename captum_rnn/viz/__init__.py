@@ -18,7 +18,7 @@ from captum_rnn.viz._figures import (
     plot_time_feature_attributions,
     plot_token_attributions,
 )
-from captum_rnn.viz._html import figure_to_data_uri, html_page, output_table_html, token_spans_html
+from captum_rnn.viz._html import figure_to_data_uri, html_page, token_spans_html
 
 __all__ = [
     "plot_attention_matrix",
@@ -32,8 +32,6 @@ __all__ = [
     "plot_unit_token_responses",
     "figure_to_data_uri",
     "html_page",
-    "output_table_html",
-    "plot_output_attributions",
     "plot_output_input_attributions",
     "plot_time_feature_attributions",
     "plot_token_attributions",
