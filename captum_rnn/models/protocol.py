@@ -12,7 +12,10 @@ the questions that were once guessed with ``getattr`` all over the package:
 * ``lengths_arg`` / ``mask_arg``: how the forward takes the true lengths or a padding
   mask (from its signature);
 * ``output``: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``, and
-  ``num_classes``: from the first output the model returns (or hints).
+  ``num_classes``: from the first output the model returns (or hints);
+* ``output_steps``: whether the model returns one output per step ``(batch, steps,
+  classes)`` (a tagger, a multi-step forecaster); ``None`` refuses such an output with
+  an error naming the hint, ``True`` flattens it to ``(batch, steps * classes)``.
 
 Each property is given, inferred (and from what), or a ``ValueError`` that names the
 keyword to pass. A model may also declare its own hints with a method
@@ -53,6 +56,7 @@ HINT_NAMES = (
     "num_classes",
     "lengths_arg",
     "mask_arg",
+    "output_steps",
 )
 
 
@@ -76,6 +80,9 @@ class SequenceModel(nn.Module):
         lengths_arg / mask_arg: forward parameters taking lengths / a padding mask.
         output: one of :data:`OUTPUT_KINDS` (``None`` until the first output is seen).
         num_classes: output width for classifiers (``None`` for regression or until seen).
+        output_steps: ``True`` when per-step outputs ``(batch, steps, classes)`` are
+            accepted (flattened step-major to ``(batch, steps * classes)``).
+        step_shape: ``(steps, classes)`` of the last per-step output seen, else ``None``.
         provenance: for each property, ``"given"`` or how it was inferred.
     """
 
@@ -122,6 +129,10 @@ class SequenceModel(nn.Module):
                 raise ValueError(f"num_classes must be a positive int, got {n!r}")
             self.num_classes = n
             self.provenance["num_classes"] = source("num_classes")
+        self.output_steps: bool | None = merged.get("output_steps")
+        if self.output_steps is not None and not isinstance(self.output_steps, bool):
+            raise ValueError(f"output_steps must be True, False or None, got {self.output_steps!r}")
+        self.step_shape: tuple[int, int] | None = None
         self._check_required()
 
     # ------------------------------------------------------------------ inference
@@ -443,6 +454,18 @@ class SequenceModel(nn.Module):
             )
         if out.dim() == 1:
             out = out[:, None]
+        if out.dim() == 3 and self.output_steps:
+            # one output per step, in the model's own layout: (steps, batch, classes) when
+            # the model is time-major; step-major flattening: column = step * classes + c
+            out = out if self.batch_first else out.transpose(0, 1)
+            self.step_shape = (out.shape[1], out.shape[2])
+            return out.reshape(out.shape[0], -1)
+        if out.dim() == 3 and self.output_steps is None:
+            raise ValueError(
+                f"the model returned shape {tuple(out.shape)}: one output per step? pass "
+                "output_steps=True to explain every step (a tagger or forecaster), e.g. "
+                "explain(model, inputs, outputs='all', output_steps=True)"
+            )
         if out.dim() != 2:
             raise ValueError(
                 f"the model returned shape {tuple(out.shape)}; expected (batch, outputs): "
@@ -495,6 +518,7 @@ def adapt(
     num_classes: int | None = None,
     lengths_arg: str | None = None,
     mask_arg: str | None = None,
+    output_steps: bool | None = None,
 ) -> SequenceModel:
     """Turn a user's sequence model into a :class:`SequenceModel` (idempotent).
 
@@ -511,6 +535,8 @@ def adapt(
         lengths_arg: the forward's parameter that takes lengths ``(batch,)``.
         mask_arg: the forward's parameter that takes a padding mask ``(batch, time)``
             (``mask``/``attention_mask``: 1 = real; ``*key_padding_mask``: True = pad).
+        output_steps: ``True`` for a model returning one output per step
+            ``(batch, steps, classes)`` (time-major models: ``(steps, batch, classes)``).
 
     Returns:
         A :class:`SequenceModel`; ``print`` it to see what was given and inferred.
@@ -541,6 +567,7 @@ def adapt(
         "num_classes": num_classes,
         "lengths_arg": lengths_arg,
         "mask_arg": mask_arg,
+        "output_steps": output_steps,
     }
     given = {k: v for k, v in hints.items() if v is not None}
     if isinstance(model, SequenceModel):
