@@ -22,6 +22,7 @@ from captum_rnn.attr._attention import (
     GradientAttentionRollout,
     capture_attention,
 )
+from captum_rnn.attr._decomposition import Decomposition, RecurrentDecomposition
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._methods import (
     AttributionMethod,
@@ -45,6 +46,8 @@ __all__ = [
     "AttributionMethod",
     "MethodResult",
     "WeightedRidge",
+    "Decomposition",
+    "RecurrentDecomposition",
     "available_methods",
     "get_method",
     # attention
