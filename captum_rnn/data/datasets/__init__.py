@@ -5,7 +5,7 @@ Example:
     >>> strings, labels = tomita(4, 10, max_length=8)
 """
 
-from . import _ecg
+from . import _ecg, _hmm
 from ._dates import DATE_FIELDS, DATE_FORMATS, DatePairs, date_pairs, format_date
 from ._ecg import *  # noqa: F403  (real ECG: its __all__ is ours too)
 from ._fetch import (
@@ -14,6 +14,7 @@ from ._fetch import (
     default_cache_dir,
     fetch_package_file,
 )
+from ._hmm import *  # noqa: F403  (Tonekaboni et al.'s HMM data: its __all__ is ours too)
 from ._planted import PlantedCues, planted_cues
 from ._sentiment import (
     SENTIMENT_SOURCES,
@@ -32,6 +33,7 @@ __all__ = [
     "DATE_FIELDS",
     "DATE_FORMATS",
     *_ecg.__all__,
+    *_hmm.__all__,
     "DatePairs",
     "date_pairs",
     "format_date",
