@@ -57,7 +57,24 @@ HINT_NAMES = (
     "lengths_arg",
     "mask_arg",
     "output_steps",
+    "target_arg",
+    "target_embedding",
+    "output_offset",
 )
+# An encoder-decoder's forward takes the target (teacher forcing) under one of these names.
+_TARGET_NAMES = (
+    "trg",
+    "tgt",
+    "target",
+    "tgt_in",
+    "trg_in",
+    "tgt_input",
+    "decoder_input",
+    "decoder_inputs",
+    "decoder_input_ids",
+    "target_ids",
+)
+_FORCING_NAMES = ("teacher_forcing_ratio", "teacher_forcing", "tf_ratio")
 
 
 def _forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
@@ -133,6 +150,7 @@ class SequenceModel(nn.Module):
         if self.output_steps is not None and not isinstance(self.output_steps, bool):
             raise ValueError(f"output_steps must be True, False or None, got {self.output_steps!r}")
         self.step_shape: tuple[int, int] | None = None
+        self._find_target(merged, source)
         self._check_required()
 
     # ------------------------------------------------------------------ inference
@@ -249,8 +267,67 @@ class SequenceModel(nn.Module):
                 self.provenance[key] = "inferred: the forward takes none"
         return lengths_arg, mask_arg
 
+    def _find_target(self, hints: dict, source: Callable) -> None:
+        """Encoder-decoders: the forward's target argument, its teacher-forcing switch, the
+        target embedding and the offset of the first real output step."""
+        names = self._param_names()[1:]
+        self.target_arg: str | None = None
+        if "target_arg" in hints:
+            if hints["target_arg"] not in names:
+                raise ValueError(
+                    f"target_arg={hints['target_arg']!r} is not a parameter of the model's "
+                    f"forward{tuple(names)}"
+                )
+            self.target_arg = hints["target_arg"]
+            self.provenance["target_arg"] = source("target_arg")
+        else:
+            self.target_arg = next((n for n in names if n in _TARGET_NAMES), None)
+            if self.target_arg:
+                self.provenance["target_arg"] = "inferred: the forward's signature"
+        self.forcing_arg = next((n for n in names if n in _FORCING_NAMES), None)
+        offset = hints.get("output_offset")
+        if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
+            raise ValueError(f"output_offset must be an int >= 0, got {offset!r}")
+        if offset is not None and offset < 0:
+            raise ValueError(f"output_offset must be an int >= 0, got {offset!r}")
+        self.output_offset: int | None = offset
+        found: nn.Module | None = None
+        self.target_embedding_name: str | None = None
+        if self.target_arg is not None:
+            named = dict(self.module.named_modules())
+            hint = hints.get("target_embedding")
+            if isinstance(hint, nn.Module):
+                hint = next((n for n, m in named.items() if m is hint), None)
+                if hint is None:
+                    raise ValueError("target_embedding= is a module that is not part of the model")
+            others = [
+                n
+                for n, m in named.items()
+                if isinstance(m, nn.Embedding) and m is not self.embedding
+            ]
+            if hint is None and len(others) != 1:
+                raise ValueError(
+                    f"cannot tell the decoder's target embedding among {others}: pass "
+                    "target_embedding= naming the nn.Embedding that embeds the target tokens"
+                )
+            name = hint if hint is not None else others[0]
+            if name not in named:
+                raise ValueError(f"target_embedding={name!r} names no submodule; try {others}")
+            self.target_embedding_name, found = name, named[name]
+        object.__setattr__(self, "_target_embedding", found)
+
+    @property
+    def target_embedding(self) -> nn.Module | None:
+        """The decoder's target ``nn.Embedding`` (encoder-decoders), else ``None``."""
+        return self._target_embedding
+
+    @property
+    def is_seq2seq(self) -> bool:
+        """True for an encoder-decoder: the forward takes the target (``target_arg``)."""
+        return self.target_arg is not None
+
     def _check_required(self) -> None:
-        known = {self._input_name, self.lengths_arg, self.mask_arg}
+        known = {self._input_name, self.lengths_arg, self.mask_arg, self.target_arg}
         for p in self._params[1:]:
             if p.default is p.empty and p.name not in known:
                 raise ValueError(
@@ -519,6 +596,9 @@ def adapt(
     lengths_arg: str | None = None,
     mask_arg: str | None = None,
     output_steps: bool | None = None,
+    target_arg: str | None = None,
+    target_embedding: str | nn.Module | None = None,
+    output_offset: int | None = None,
 ) -> SequenceModel:
     """Turn a user's sequence model into a :class:`SequenceModel` (idempotent).
 
@@ -537,6 +617,11 @@ def adapt(
             (``mask``/``attention_mask``: 1 = real; ``*key_padding_mask``: True = pad).
         output_steps: ``True`` for a model returning one output per step
             ``(batch, steps, classes)`` (time-major models: ``(steps, batch, classes)``).
+        target_arg: an encoder-decoder's forward parameter taking the target ids (teacher
+            forcing; a ``teacher_forcing_ratio`` parameter is set to 1 when explaining).
+        target_embedding: name (or module) of the decoder's target ``nn.Embedding``.
+        output_offset: the index of the first real output step (1 for tutorial models
+            that emit a dummy step 0 before the first prediction).
 
     Returns:
         A :class:`SequenceModel`; ``print`` it to see what was given and inferred.
@@ -568,6 +653,9 @@ def adapt(
         "lengths_arg": lengths_arg,
         "mask_arg": mask_arg,
         "output_steps": output_steps,
+        "target_arg": target_arg,
+        "target_embedding": target_embedding,
+        "output_offset": output_offset,
     }
     given = {k: v for k, v in hints.items() if v is not None}
     if isinstance(model, SequenceModel):

@@ -122,6 +122,19 @@ class Seq2SeqAttention(pl.LightningModule):
         self.output = nn.Linear(hidden_size + 2 * hidden_size + embedding_dim, target_vocab_size)
         self.attention_maps: list[Tensor] = []
 
+    def sequence_model_hints(self) -> dict[str, Any]:
+        """The model contract's hints (see ``captum_rnn.adapt``): the source embedding, the
+        source lengths, the teacher-forced target argument and its embedding."""
+        return {
+            "pad_id": self.padding_idx,
+            "batch_first": True,
+            "embedding": "embedding",
+            "lengths_arg": "src_lengths",
+            "target_arg": "tgt_in",
+            "target_embedding": "target_embedding",
+            "output_offset": 0,
+        }
+
     # ------------------------------------------------------------------ encoder
     def _embed_source(self, src: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         # The recurrent models' checks (ids in the vocabulary, shapes, lengths) apply.
