@@ -17,6 +17,7 @@ from captum_rnn.attr._methods import (
     check_options,
     resolve_method,
 )
+from captum_rnn.attr._outputs import attribute_outputs, is_unidirectional
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.protocol import SequenceModel, adapt, pop_hints
 
@@ -208,6 +209,7 @@ def explain(
     labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
+    outputs: Any = None,
     **kwargs: Any,
 ) -> Explanations:
     """Explain a model's outputs for some sequences with one attribution method.
@@ -243,6 +245,15 @@ def explain(
         labels: optional true labels, stored on the explanations.
         feature_names: names of continuous input features, for plots.
         class_names: names of the classes, for titles and reports.
+        outputs: for a model with one output per step (a tagger returning
+            ``(batch, steps, classes)``, a forecaster returning ``(batch, horizon)`` with
+            ``output="regression"`` or ``(batch, horizon, features)``): which output steps
+            to explain, ``"all"``, a list of step indices or a ``slice``. ``None``
+            explains every step of a per-step output and one output otherwise. Each
+            explanation then has one row of scores per output step
+            (``Explanation.output_labels``); ``target`` is the class per step (``None``:
+            the predicted one; an int; or a ``(batch, steps)`` tensor), for regression
+            with features the feature explained at each step (default 0 when there is one).
         kwargs: the model contract's hints where the model does not say them
             (``pad_id``, ``batch_first``, ``output``, ``embedding``, ``num_classes``,
             ``lengths_arg``, ``mask_arg``: see :func:`captum_rnn.adapt`), and the method's
@@ -260,7 +271,10 @@ def explain(
         >>> len(e.scores)
         3
     """
-    seq = adapt(model, **pop_hints(kwargs))
+    hints = pop_hints(kwargs)
+    hints.setdefault("output_steps", True)  # per-step outputs are recognised by their rank
+    seq = adapt(model, **hints)
+    seq.step_shape = None
     method_cls = resolve_method(method)
     check_options(method_cls, kwargs)
     with preserve_state(seq.module), gradient_context(seq.module):
@@ -272,7 +286,13 @@ def explain(
             raise ValueError(f"labels must have {inputs.shape[0]} entries, got {len(labels)}")
         embedded = seq.embed(inputs) if seq.is_token_model else inputs
         reference = _baselines(seq, baselines, inputs, embedded)
-        outputs = _first_forward(seq, inputs, lengths)
+        first = _first_forward(seq, inputs, lengths)
+        if seq.step_shape is not None or outputs is not None:
+            return _explain_outputs(
+                seq, method_cls, inputs, lengths, real, embedded, reference, first, target,
+                outputs, vocab, labels, feature_names, class_names, kwargs,
+            )  # fmt: skip
+        outputs = first
         seq.observe(outputs)
         if not bool(torch.isfinite(outputs).all()):
             bad = int((~torch.isfinite(outputs)).any(dim=-1).nonzero()[0])
@@ -354,3 +374,150 @@ def _first_forward(seq: SequenceModel, inputs: Tensor, lengths: Tensor) -> Tenso
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+
+
+def _output_steps(selection: Any, n: int) -> list[int]:
+    """The output steps ``outputs=`` selects among ``n``."""
+    if selection is None or (isinstance(selection, str) and selection == "all"):
+        return list(range(n))
+    if isinstance(selection, slice):
+        return list(range(n))[selection]
+    if isinstance(selection, str):
+        raise ValueError(
+            f"outputs must be 'all', a list of step indices or a slice, got {selection!r}"
+        )
+    steps = [int(s) for s in torch.as_tensor(selection).reshape(-1).tolist()]
+    bad = [s for s in steps if not -n <= s < n]
+    if bad:
+        raise ValueError(f"outputs holds steps {bad} outside the model's {n} output steps")
+    return sorted({s % n for s in steps})
+
+
+def _explain_outputs(
+    seq, method_cls, inputs, lengths, real, embedded, reference, flat, target, selection,
+    vocab, labels, feature_names, class_names, options,
+) -> Explanations:  # fmt: skip
+    """``explain`` for a model with one output per step: one row per output step."""
+    batch, time = inputs.shape[0], inputs.shape[1]
+    if seq.step_shape is None:  # (batch, horizon): a multi-step forecaster
+        if seq.output is None:
+            seq.observe(flat)
+        if seq.output != "regression":
+            raise ValueError(
+                f"outputs= explains one output per step, but the model returns one vector "
+                f"per sequence {tuple(flat.shape)} (read as {seq.output} over classes): for a "
+                "multi-step forecaster pass output='regression'; a tagger returns "
+                "(batch, steps, classes)"
+            )
+        n_out, width = flat.shape[1], 1
+    else:
+        n_out, width = seq.step_shape
+        seq.observe(flat.reshape(batch * n_out, width))
+    if not bool(torch.isfinite(flat).all()):
+        raise ValueError("the model returned NaN or infinite outputs")
+    per_step = flat.reshape(batch, n_out, width)
+    classes = _step_targets(seq, target, per_step)
+    probabilities = (
+        seq.probabilities(per_step.reshape(-1, width).double()).reshape(batch, n_out, -1)
+        if seq.is_classifier
+        else None
+    )
+    aligned = seq.step_shape is not None and n_out == time
+    causal = aligned and is_unidirectional(seq)
+    chosen = _output_steps(selection, n_out)
+    ids = inputs if seq.is_token_model else None
+    explanations = Explanations()
+    for i in range(batch):
+        row_steps = [t for t in chosen if not aligned or bool(real[i, t])]
+        if not row_steps:
+            raise ValueError(
+                f"inputs[{i}] has no output step to explain among outputs={selection!r}"
+            )
+        steps = torch.tensor(row_steps, device=inputs.device)
+        row = slice(i, i + 1)
+        result = attribute_outputs(
+            method_cls, seq, None if ids is None else ids[row], embedded[row], reference[row],
+            lengths[row], real[i], steps, classes[i, steps], width, aligned, causal, **options,
+        )  # fmt: skip
+        keep = real[i].nonzero()[:, 0].cpu()
+        attributions = result.attributions.detach().cpu()[:, keep]
+        explanations.append(
+            _steps_explanation(
+                seq, method_cls.name, inputs[i].cpu()[keep], attributions, result, row_steps,
+                classes[i].cpu(), per_step[i].detach().double().cpu(),
+                None if probabilities is None else probabilities[i].cpu(), width, vocab,
+                feature_names, class_names, None if labels is None else _plain(labels[i]),
+            )
+        )  # fmt: skip
+    return explanations
+
+
+def _step_targets(seq: SequenceModel, target: Any, per_step: Tensor) -> Tensor:
+    """``(batch, steps)`` class (or regression feature) explained at each output step."""
+    batch, n_out, width = per_step.shape
+    if target is None:
+        if seq.is_classifier and width > 1:
+            return per_step.argmax(dim=-1)
+        if width > 1:
+            raise ValueError(
+                f"the model forecasts {width} features per step: pass target= the feature "
+                "to explain (an int, or a (batch, steps) tensor)"
+            )
+        return torch.zeros((batch, n_out), dtype=torch.long, device=per_step.device)
+    target = torch.as_tensor(target, device=per_step.device)
+    if target.dtype.is_floating_point or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.dim() == 0:
+        target = target.expand(batch, n_out)
+    if target.shape != (batch, n_out):
+        raise ValueError(
+            f"target must be an int or a (batch, steps) = {(batch, n_out)} tensor of class "
+            f"indices per output step, got shape {tuple(target.shape)}"
+        )
+    if int(target.min()) < 0 or int(target.max()) >= width:
+        raise ValueError(f"target holds indices outside [0, {width}) (classes per step)")
+    return target.long()
+
+
+def _steps_explanation(
+    seq, name, ids_or_steps, attributions, result, steps, classes, per_step, probabilities,
+    width, vocab, feature_names, class_names, label,
+) -> Explanation:  # fmt: skip
+    """One sequence-output :class:`Explanation` from its ``(outputs, time, dim)`` rows."""
+    if seq.is_token_model:
+        ids_i = ids_or_steps.tolist()
+        tokens = vocab.decode(ids_i) if vocab is not None else [str(t) for t in ids_i]
+        feature_scores = None
+    else:
+        tokens = [f"t{j}" for j in range(attributions.shape[1])]
+        feature_scores = attributions.double().tolist()
+    picked = [int(classes[t]) for t in steps]
+    names = list(class_names) if class_names is not None else None
+    if seq.is_classifier:
+        predicted = [int(probabilities[t].argmax()) for t in steps]
+        probability = [float(probabilities[t, p]) for t, p in zip(steps, predicted, strict=True)]
+        output_labels = [
+            names[c] if names is not None and c < len(names) else str(c) for c in picked
+        ]
+    else:
+        predicted = probability = None
+        suffix = [f":{c}" if width > 1 else "" for c in picked]
+        output_labels = [f"t+{t + 1}{s}" for t, s in zip(steps, suffix, strict=True)]
+    delta = None if result.delta is None else [float(d) for d in result.delta]
+    return Explanation(
+        tokens=list(tokens),
+        scores=attributions.double().sum(dim=-1).tolist(),
+        method=name,
+        target=picked,
+        predicted=predicted,
+        probability=probability,
+        output=[float(per_step[t, c]) for t, c in zip(steps, picked, strict=True)],
+        delta=delta,
+        n_steps=None if result.n_steps is None else [result.n_steps] * len(steps),
+        feature_scores=feature_scores,
+        feature_names=list(feature_names) if feature_names is not None else None,
+        label=label,
+        class_names=names,
+        extra={"output_steps": list(steps), "causal": result.causal},
+        output_labels=output_labels,
+    )

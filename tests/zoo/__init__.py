@@ -39,12 +39,14 @@ class ZooCase:
 NAMES: tuple[str, ...] = ("imdb_lstm", "char_rnn", "mfcc_lightning", "nll_gru", "stacked_lstm")
 SEQ2SEQ = "seq2seq_gru"
 ALL: tuple[str, ...] = (*NAMES, SEQ2SEQ)
+#: Models with one output per step: a time-major tagger and a multi-step forecaster.
+STEP_OUTPUTS: tuple[str, ...] = ("pos_tagger", "multistep_forecaster")
 
 
 def build(name: str, seed: int = 0) -> ZooCase:
     """The trained case ``name`` (one of ``ALL``), built once per (name, seed)."""
-    if name not in ALL:
-        raise KeyError(f"unknown zoo model {name!r}; expected one of {ALL}")
+    if name not in (*ALL, *STEP_OUTPUTS):
+        raise KeyError(f"unknown zoo model {name!r}; expected one of {(*ALL, *STEP_OUTPUTS)}")
     return _build(name, int(seed))
 
 
@@ -54,4 +56,4 @@ def _build(name: str, seed: int) -> ZooCase:
     return module.make(seed)
 
 
-__all__ = ["ALL", "NAMES", "SEQ2SEQ", "ZooCase", "build"]
+__all__ = ["ALL", "NAMES", "SEQ2SEQ", "STEP_OUTPUTS", "ZooCase", "build"]

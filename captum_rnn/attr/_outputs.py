@@ -1,0 +1,267 @@
+"""Every output step of one sequence attributed at once (taggers, forecasters).
+
+A model seen through the contract with ``output_steps=True`` returns its per-step
+outputs flattened step-major: column ``step * classes + c``. Explaining output step
+``t`` for class ``c`` is then explaining one column, and a loop of one-output Captum
+calls gives the whole ``(outputs, time, dim)`` matrix. This module gives the same
+matrix for less:
+
+* perturbation methods (``feature_ablation``, ``occlusion``): Captum's own classes on a
+  forward that returns every selected column, so each perturbed forward pass is read
+  for all outputs at once (Captum attributes a vector output per element);
+* integrated gradients: one forward per integration step shared by all outputs, one
+  backward per output (a vector-Jacobian loop on the retained graph), at Captum's own
+  integration points and weights; for a causal (unidirectional) tagger the outputs are
+  taken in blocks and each block's forward and backward run on the prefix that can
+  reach it, so inputs after an output step are never computed (their attribution is
+  exactly 0);
+* any other method: a loop of one-output calls of the registered method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from captum.attr._utils.approximation_methods import approximation_parameters
+from torch import Tensor, nn
+
+from captum_rnn._utils.options import check_int
+from captum_rnn.attr._methods import (
+    FeatureAblationMethod,
+    IntegratedGradientsMethod,
+    OcclusionMethod,
+)
+from captum_rnn.models.protocol import SequenceModel
+
+__all__ = ["OutputsResult", "attribute_outputs", "is_unidirectional"]
+
+#: Outputs per block when a causal model's outputs are taken prefix by prefix.
+_BLOCKS = 4
+_IG_OPTIONS = ("n_steps", "method")
+
+
+@dataclass
+class OutputsResult:
+    """Attributions of several outputs of one sequence.
+
+    Attributes:
+        attributions: ``(outputs, time, dim)``.
+        delta: IG's completeness gap per output ``(outputs,)`` or ``None``.
+        n_steps: IG's integration steps, or ``None``.
+        causal: whether the prefix shortcut was used (inputs after each output's step
+            are exactly 0).
+    """
+
+    attributions: Tensor
+    delta: Tensor | None = None
+    n_steps: int | None = None
+    causal: bool = False
+
+
+def is_unidirectional(seq: SequenceModel) -> bool:
+    """True when the model's sequence layers can only read the past: it has recurrent
+    layers, all of them unidirectional, and no attention, transformer or convolution."""
+    modules = list(seq.module.modules())
+    rnns = [m for m in modules if isinstance(m, nn.RNNBase)]
+    mixing = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.modules.conv._ConvNd)
+    return (
+        bool(rnns)
+        and not any(m.bidirectional for m in rnns)
+        and not any(isinstance(m, mixing) for m in modules)
+    )
+
+
+class _Columns(nn.Module):
+    """The model's selected output columns, flattened: ``(batch * outputs,)``."""
+
+    def __init__(self, seq: SequenceModel, columns: Tensor) -> None:
+        super().__init__()
+        self.seq = seq
+        self.columns = columns
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, ids: Tensor | None = None):
+        return self.seq(x, lengths, ids)[:, self.columns].reshape(-1)
+
+
+def attribute_outputs(
+    method_cls: Any,
+    seq: SequenceModel,
+    ids: Tensor | None,
+    x: Tensor,
+    baseline: Tensor,
+    length: Tensor,
+    real: Tensor,
+    steps: Tensor,
+    classes: Tensor,
+    width: int,
+    aligned: bool,
+    causal: bool,
+    **options: Any,
+) -> OutputsResult:
+    """Attribute several output columns of one sequence to its inputs.
+
+    Args:
+        method_cls: a registered method class (or a ``CallableMethod``).
+        seq: the model, adapted with ``output_steps=True``.
+        ids: ``(1, time)`` token ids behind ``x`` (token models) or ``None``.
+        x: ``(1, time, dim)`` embedded tokens or features; ``baseline`` the same shape.
+        length: ``(1,)`` true length.
+        real: ``(time,)`` True at real (non-padding) steps.
+        steps: ``(outputs,)`` output step of each explained output (model's layout).
+        classes: ``(outputs,)`` class (or feature) index explained at each step.
+        width: classes per output step (the flattening stride).
+        aligned: output step ``t`` belongs to input step ``t`` (a tagger): cutting the
+            padding out moves the output steps with their inputs.
+        causal: the outputs are aligned with the input steps and the model is
+            unidirectional: output ``t`` cannot see inputs after ``t``.
+        options: the method's options.
+
+    Returns:
+        An :class:`OutputsResult`.
+    """
+    columns = steps * width + classes
+    if method_cls is IntegratedGradientsMethod:
+        return _integrated_gradients(seq, ids, x, baseline, length, real, steps, columns,
+                                     width, causal, **options)  # fmt: skip
+    if method_cls in (FeatureAblationMethod, OcclusionMethod):
+        return _perturbation(method_cls, seq, ids, x, baseline, length, real, steps, classes,
+                             width, aligned, causal, **options)  # fmt: skip
+    return _loop(method_cls, seq, ids, x, baseline, length, columns, causal, steps, **options)
+
+
+def _mask_future(attributions: Tensor, steps: Tensor) -> Tensor:
+    """Exact zeros at inputs after each output's step (causal models)."""
+    time = attributions.shape[1]
+    after = torch.arange(time, device=attributions.device)[None, :] > steps[:, None]
+    return attributions.masked_fill(after[..., None], 0.0)
+
+
+def _loop(method_cls, seq, ids, x, baseline, length, columns, causal, steps, **options):
+    method = method_cls(seq, ids=ids)
+    rows, deltas, n_steps = [], [], None
+    for column in columns.tolist():
+        target = torch.tensor([column], device=x.device)
+        result = method.attribute(x, baseline, target, length, **options)
+        attribution = result.attributions[0]
+        if result.step_scores is not None:  # a callable's exact step scores, spread
+            attribution = (result.step_scores[0, :, None] / x.shape[-1]).expand_as(x[0])
+        rows.append(attribution.to(x.dtype))
+        if result.delta is not None:
+            deltas.append(result.delta[0])
+        if result.n_steps is not None:
+            n_steps = int(result.n_steps[0])
+    attributions = torch.stack(rows)
+    if causal:
+        attributions = _mask_future(attributions, steps)
+    delta = torch.stack(deltas) if deltas else None
+    return OutputsResult(attributions, delta, n_steps, causal)
+
+
+def _perturbation(
+    method_cls,
+    seq,
+    ids,
+    x,
+    baseline,
+    length,
+    real,
+    steps,
+    classes,
+    width,
+    aligned,
+    causal,
+    **options,
+):
+    features = options.pop("features", "step")
+    if features not in ("step", "cell"):
+        raise ValueError(f"features must be 'step' or 'cell', got {features!r}")
+    for option in ("window", "perturbations_per_eval"):
+        if option in options:
+            options[option] = check_int(option, options[option], 1)
+    keep = real.nonzero()[:, 0]
+    # Padding is cut out, as for one output; aligned output steps follow their inputs.
+    cut_steps = torch.searchsorted(keep, steps) if aligned else steps
+    method = method_cls(seq, ids=ids)
+    method.model = _Columns(seq, cut_steps * width + classes)
+    cut_ids = None if ids is None else ids[:, keep]
+    attributions = torch.zeros((len(steps), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    found = method._one(
+        x[:, keep], baseline[:, keep], None, (length, cut_ids), features == "cell", **options
+    )
+    spread = 1 if features == "cell" else x.shape[-1]
+    attributions[:, keep] = found.detach().to(x.dtype).reshape(len(steps), len(keep), -1) / spread
+    if causal:
+        attributions = _mask_future(attributions, steps)
+    return OutputsResult(attributions, causal=causal)
+
+
+def _integrated_gradients(
+    seq, ids, x, baseline, length, real, steps, columns, width, causal, **options
+):
+    unknown = sorted(set(options) - set(_IG_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"integrated_gradients over several outputs takes options {list(_IG_OPTIONS)} "
+            f"(a fixed number of steps, no adaptive max_steps/rtol), got {unknown}"
+        )
+    n_steps = check_int("n_steps", options.get("n_steps", 50), 2)
+    step_sizes_func, alphas_func = approximation_parameters(options.get("method", "gausslegendre"))
+    sizes = torch.tensor(step_sizes_func(n_steps)).float().to(x.device)
+    alphas = alphas_func(n_steps)
+    with torch.no_grad():
+        ends = seq(torch.cat([x, baseline]), length.repeat(2), _repeat(ids, 2))[:, columns]
+    difference = (ends[0] - ends[1]).double()
+    order = torch.argsort(steps, stable=True)
+    blocks = [order]
+    if causal:
+        blocks = [b for b in order.tensor_split(min(_BLOCKS, len(order))) if len(b)]
+        causal = _prefix_agrees(seq, ids, x, length, steps, columns, width, blocks[0], ends[0])
+        if not causal:
+            blocks = [order]
+    attributions = torch.zeros((len(columns), *x.shape[1:]), dtype=x.dtype, device=x.device)
+    for block in blocks:
+        end = int(steps[block].max()) + 1 if causal else x.shape[1]
+        block_columns = columns[block]
+        scaled = torch.cat([baseline[:, :end] + a * (x[:, :end] - baseline[:, :end])
+                            for a in alphas]).requires_grad_()  # fmt: skip
+        prefix_length = _prefix_length(seq, ids, length, end)
+        out = seq(scaled, prefix_length.repeat(n_steps), _repeat(_cut(ids, end), n_steps))
+        chosen = out[:, block_columns]
+        for j, row in enumerate(block.tolist()):
+            (grad,) = torch.autograd.grad(
+                chosen[:, j].sum(), scaled, retain_graph=j < len(block) - 1
+            )
+            total = (grad.reshape(n_steps, -1) * sizes[:, None]).sum(dim=0).reshape(grad.shape[1:])
+            attributions[row, :end] = total * (x[0, :end] - baseline[0, :end])
+        del out, chosen, scaled
+    if causal:
+        attributions = _mask_future(attributions, steps)
+    delta = attributions.double().sum(dim=(1, 2)) - difference
+    return OutputsResult(attributions.detach(), delta.detach(), n_steps, causal)
+
+
+def _repeat(ids: Tensor | None, n: int) -> Tensor | None:
+    return None if ids is None else ids.repeat(n, 1)
+
+
+def _cut(ids: Tensor | None, end: int) -> Tensor | None:
+    return None if ids is None else ids[:, :end]
+
+
+def _prefix_length(seq, ids, length, end) -> Tensor:
+    if ids is not None:
+        return seq.padding_mask(ids[:, :end]).sum(dim=1)
+    return length.clamp(max=end)
+
+
+def _prefix_agrees(seq, ids, x, length, steps, columns, width, block, full) -> bool:
+    """Check on the input itself that the shortest prefix gives the first block's outputs
+    as the whole sequence does (the model really is causal)."""
+    end = int(steps[block].max()) + 1
+    with torch.no_grad():
+        out = seq(x[:, :end], _prefix_length(seq, ids, length, end), _cut(ids, end))
+    if out.shape[1] != end * width:
+        return False
+    return bool(torch.allclose(out[0, columns[block]], full[block], rtol=1e-5, atol=1e-6))
