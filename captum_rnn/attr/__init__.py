@@ -38,6 +38,7 @@ from captum_rnn.attr._states import (
     recurrent_states,
     unit_token_responses,
 )
+from captum_rnn.attr._streaming import StreamingExplainer
 from captum_rnn.influence import NearestExamples
 from captum_rnn.rules import Anchor, RuleExtraction
 
@@ -48,6 +49,7 @@ __all__ = [
     "WeightedRidge",
     "Decomposition",
     "RecurrentDecomposition",
+    "StreamingExplainer",
     "available_methods",
     "get_method",
     # attention
