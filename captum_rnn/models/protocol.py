@@ -484,15 +484,7 @@ class SequenceModel(nn.Module):
         x = ids if self.is_token_model else inputs
         if not self.batch_first:
             x = x.transpose(0, 1)
-        kwargs: dict[str, Any] = {}
-        if self.lengths_arg:
-            kwargs[self.lengths_arg] = lengths
-        elif self.mask_arg:
-            if ids is not None:
-                real = self.padding_mask(ids)
-            else:
-                real = torch.arange(time, device=inputs.device)[None, :] < lengths[:, None]
-            kwargs[self.mask_arg] = ~real if self.mask_arg in _MASK_PAD else real.long()
+        kwargs = self.length_kwargs(ids, lengths, time)
         if embedded is None:
             return self._as_matrix(self.module(x, **kwargs))
         replacement = embedded if self.batch_first else embedded.transpose(0, 1)
@@ -518,6 +510,21 @@ class SequenceModel(nn.Module):
             return self._as_matrix(self.module(x, **kwargs))
         finally:
             handle.remove()
+
+    def length_kwargs(
+        self, ids: Tensor | None, lengths: Tensor, time: int | None = None
+    ) -> dict[str, Any]:
+        """The forward's keyword telling the padding: ``{lengths_arg: lengths}``, a mask
+        under ``mask_arg`` (from ``ids``, else from ``lengths`` over ``time`` steps), or ``{}``."""
+        if self.lengths_arg:
+            return {self.lengths_arg: lengths}
+        if not self.mask_arg:
+            return {}
+        if ids is not None:
+            real = self.padding_mask(ids)
+        else:
+            real = torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
+        return {self.mask_arg: ~real if self.mask_arg in _MASK_PAD else real.long()}
 
     def _as_matrix(self, out: Any) -> Tensor:
         if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):

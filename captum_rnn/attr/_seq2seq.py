@@ -1,0 +1,513 @@
+"""Encoder-decoder attribution: every target token to the source and the target prefix.
+
+A translation model emits one token per decoder step. :func:`attribute_seq2seq` explains
+every emitted token at once, teacher-forced on a given target (or on the model's own
+greedy output): integrated gradients over the source embedding *and* over the embedding of
+the target prefix the decoder read, one shared forward per integration step and one
+backward per output.
+
+The target prefix goes through a *prefix feeder*: the decoder's target embedding is called
+once per step, and each call's output is replaced by that step's column of the
+interpolated prefix. (Captum's ``LayerIntegratedGradients`` on such an embedding keeps one
+call's attribution and silently drops the others.) The start token is held fixed, so
+each output's source and prefix scores sum to its logit minus the logit at the baseline,
+up to the reported delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from captum.attr._utils.approximation_methods import approximation_parameters
+from torch import Tensor
+
+from captum_rnn.models.protocol import SequenceModel
+
+__all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2seq_attention"]
+
+#: The methods :func:`attribute_seq2seq` runs.
+SEQ2SEQ_METHODS = ("integrated_gradients", "feature_ablation", "attention")
+
+
+@dataclass
+class Seq2SeqAttribution:
+    """What :func:`attribute_seq2seq` computed for a batch (batch-first, padded).
+
+    Attributes:
+        source: ``(batch, n_outputs, T_src)`` attribution of each output to each source token.
+        prefix: ``(batch, n_outputs, n_outputs)``: column ``i`` is output token ``i`` read
+            back by the decoder (zero on and above the diagonal); ``None`` for attention.
+        target: ``(batch, 1 + n_outputs)`` target ids, ``<s>`` first, padded.
+        n_outputs: ``(batch,)`` real output tokens per sequence (after ``<s>``).
+        contrast: ``(batch, n_outputs)`` foil ids, or ``None``.
+        value: ``(batch, n_outputs)`` the explained number: the target token's logit (minus
+            the foil's with ``contrast``).
+        probability: ``(batch, n_outputs)`` softmax probability of the target token.
+        predicted: ``(batch, n_outputs)`` the model's top token at each step.
+        delta: ``(batch, n_outputs)`` IG's completeness gap, else ``None``.
+        n_steps: integration steps (IG) else ``None``.
+    """
+
+    source: Tensor
+    prefix: Tensor | None
+    target: Tensor
+    n_outputs: Tensor
+    contrast: Tensor | None
+    value: Tensor
+    probability: Tensor
+    predicted: Tensor
+    delta: Tensor | None = None
+    n_steps: int | None = None
+
+
+def _as_layout(seq: SequenceModel, t: Tensor) -> Tensor:
+    """Batch-first ``(batch, time, ...)`` to the model's layout and back (a transpose)."""
+    return t if seq.batch_first else t.transpose(0, 1)
+
+
+class _Decoder:
+    """Runs an encoder-decoder teacher-forced, optionally feeding embeddings for the source
+    (one embedding call) and for the target prefix (per decoder step, or all at once)."""
+
+    def __init__(self, seq: SequenceModel, target_pad: int) -> None:
+        if seq.embedding is None or seq.target_embedding is None:
+            raise ValueError(
+                "an encoder-decoder needs token input: pass embedding= and target_embedding="
+            )
+        if seq.target_embedding is seq.embedding:
+            raise ValueError(
+                "the source and the target share one nn.Embedding: captum-rnn cannot tell "
+                "their calls apart; give the decoder its own embedding"
+            )
+        self.seq = seq
+        self.target_pad = target_pad
+        self.offset = seq.output_offset
+
+    def run(
+        self,
+        src: Tensor,
+        lengths: Tensor,
+        fed: Tensor,
+        src_emb: Tensor | None = None,
+        prefix_emb: Tensor | None = None,
+    ) -> tuple[Tensor, int]:
+        """Logits ``(batch, T_out, vocab)`` batch-first and the target embedding's calls."""
+        seq = self.seq
+        kwargs: dict[str, Any] = {seq.target_arg: _as_layout(seq, fed)}
+        if seq.forcing_arg:
+            kwargs[seq.forcing_arg] = 1.0
+        kwargs.update(seq.length_kwargs(src, lengths))
+        calls = [0]
+
+        def feed_source(_m: Any, _a: Any, output: Tensor) -> Tensor:
+            return _as_layout(seq, src_emb).to(output.dtype).reshape(output.shape)
+
+        def feed_prefix(_m: Any, _a: Any, output: Tensor) -> Tensor | None:
+            c = calls[0]
+            calls[0] += 1
+            if prefix_emb is None:
+                return None
+            batch = prefix_emb.shape[0]
+            if output.shape[:-1].numel() == batch:  # one decoder step: (B, D), (1, B, D)...
+                if c >= prefix_emb.shape[1]:
+                    raise ValueError(
+                        f"{seq.target_embedding_name} ran {c + 1} times for a target prefix "
+                        f"of {prefix_emb.shape[1]} tokens"
+                    )
+                return prefix_emb[:, c].to(output.dtype).reshape(output.shape)
+            if c == 0 and output.shape[:-1].numel() == prefix_emb.shape[:2].numel():
+                return _as_layout(seq, prefix_emb).to(output.dtype).reshape(output.shape)
+            raise ValueError(
+                f"{seq.target_embedding_name} returned shape {tuple(output.shape)}: neither "
+                f"one step nor the whole prefix of {tuple(prefix_emb.shape[:2])}; pass "
+                "target_embedding= naming the decoder's target embedding"
+            )
+
+        handles = [seq.target_embedding.register_forward_hook(feed_prefix)]
+        if src_emb is not None:
+            handles.append(seq.embedding.register_forward_hook(feed_source))
+        try:
+            out = seq.module(_as_layout(seq, src), **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if not isinstance(out, Tensor) or out.dim() != 3:
+            raise ValueError(
+                "an encoder-decoder must return step logits (batch, T_out, vocab) or "
+                f"time-major (T_out, batch, vocab); got {getattr(out, 'shape', type(out))}"
+            )
+        return _as_layout(seq, out), calls[0]
+
+    def find_offset(self, src: Tensor, lengths: Tensor, bos: Tensor) -> int:
+        """The first real output step: the output steps minus the decoder's steps."""
+        if self.offset is not None:
+            return self.offset
+        pad = torch.full_like(bos, self.target_pad)
+        probe = torch.stack([bos, pad, pad], dim=1)
+        with torch.no_grad():
+            out, calls = self.run(src[:1], lengths[:1], probe[:1])
+        offset = out.shape[1] - calls
+        if calls <= 1 or offset not in (0, 1):
+            raise ValueError(
+                f"cannot tell which output step is the first prediction (the model returned "
+                f"{out.shape[1]} steps for a 3-token target and ran "
+                f"{self.seq.target_embedding_name} {calls} times): pass output_offset= "
+                "(0 when step 0 predicts the token after <s>, 1 when the model emits a "
+                "dummy step 0 first)"
+            )
+        self.offset = offset
+        return offset
+
+    def fed(self, target: Tensor) -> Tensor:
+        """The decoder input for a full target ``<s> y_1 .. y_n``: ``n - 1 + offset`` ids."""
+        width = target.shape[1] - 1 + self.offset
+        if width <= target.shape[1]:
+            return target[:, :width]
+        pad = torch.full_like(target[:, :1], self.target_pad)
+        return torch.cat([target, pad.expand(-1, width - target.shape[1])], dim=1)
+
+    def step_logits(self, src: Tensor, lengths: Tensor, target: Tensor, **feed: Any) -> Tensor:
+        """``(batch, n_outputs, vocab)``: output ``j`` predicts ``target[:, j + 1]``."""
+        out, _ = self.run(src, lengths, self.fed(target), **feed)
+        n_out = target.shape[1] - 1
+        if out.shape[1] < self.offset + n_out:
+            raise ValueError(
+                f"the model returned {out.shape[1]} output steps for {n_out} target tokens "
+                f"after <s> with output_offset={self.offset}; is output_offset= right?"
+            )
+        return out[:, self.offset : self.offset + n_out]
+
+    @torch.no_grad()
+    def generate(
+        self, src: Tensor, lengths: Tensor, bos: int, eos: int | None, max_length: int
+    ) -> Tensor:
+        """Greedy decoding by teacher-forced re-runs: ``(batch, 1 + steps)``, padded after
+        ``</s>``."""
+        target = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)
+        self.find_offset(src, lengths, target[:, 0])
+        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+        for _ in range(max_length):
+            grown = torch.cat([target, torch.full_like(target[:, :1], self.target_pad)], dim=1)
+            token = self.step_logits(src, lengths, grown)[:, -1].argmax(-1)
+            token = token.masked_fill(done, self.target_pad)
+            target = grown
+            target[:, -1] = token
+            if eos is not None:
+                done = done | (token == eos)
+                if bool(done.all()):
+                    break
+        return target
+
+
+@contextmanager
+def _no_grad_params(seq: SequenceModel) -> Iterator[None]:
+    """Gradients flow to the fed embeddings only; parameters' flags come back after."""
+    params = [p for p in seq.module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _per_step_ids(value: Any, name: str, shape: tuple[int, int], device: Any) -> Tensor:
+    ids = torch.as_tensor(value, device=device)
+    if ids.dtype.is_floating_point or ids.dim() > 2:
+        raise ValueError(f"{name} must be a token id, one id per output step, or (batch, steps)")
+    try:
+        return ids.long().expand(shape).clone() if ids.dim() < 2 else ids.long().reshape(shape)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{name} of shape {tuple(ids.shape)} does not fit {shape[1]} output steps for a "
+            f"batch of {shape[0]}"
+        ) from error
+
+
+def _ig(
+    dec: _Decoder,
+    src: Tensor,
+    lengths: Tensor,
+    target: Tensor,
+    n_outputs: Tensor,
+    explained: Tensor,
+    foil: Tensor | None,
+    src_base: Tensor,
+    n_steps: int,
+    method: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Integrated gradients of every output: one forward per integration step shared by the
+    outputs, one backward per output. Returns source ``(B, n, T)``, prefix ``(B, n, n + 1)``
+    (column 0: ``<s>``, held fixed) and the integrand's endpoint values ``(2, B, n)``."""
+    seq = dec.seq
+    fed = dec.fed(target)
+    src_x = seq.embed(src)
+    pre_x = _as_layout(seq, seq.target_embedding(_as_layout(seq, fed)).detach())
+    pre_b = _as_layout(
+        seq, seq.target_embedding(_as_layout(seq, torch.full_like(fed, dec.target_pad)))
+    )
+    pre_b = pre_b.detach().clone()
+    pre_b[:, 0] = pre_x[:, 0]  # the start token is not explained
+    step_sizes, alphas = approximation_parameters(method)
+    sizes, alphas = step_sizes(n_steps), alphas(n_steps)
+    batch, n_out = target.shape[0], target.shape[1] - 1
+    reps = len(alphas)
+
+    def select(logits: Tensor, r: int) -> Tensor:
+        value = logits.gather(-1, explained.repeat(r, 1)[..., None])[..., 0]
+        if foil is not None:
+            value = value - logits.gather(-1, foil.repeat(r, 1)[..., None])[..., 0]
+        return value
+
+    with torch.no_grad():
+        ends = torch.stack(
+            [
+                select(dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=p), 1)
+                for s, p in ((src_base, pre_b), (src_x, pre_x))
+            ]
+        )
+    a = torch.tensor(alphas, dtype=src_x.dtype, device=src_x.device)
+    src_s = (src_base[None] + a.view(-1, 1, 1, 1) * (src_x - src_base)[None]).flatten(0, 1)
+    pre_s = (pre_b[None] + a.view(-1, 1, 1, 1) * (pre_x - pre_b)[None]).flatten(0, 1)
+    src_s.requires_grad_(True)
+    pre_s.requires_grad_(True)
+    w = torch.tensor(sizes, dtype=src_x.dtype, device=src_x.device).view(-1, 1, 1, 1)
+    logits = dec.step_logits(
+        src.repeat(reps, 1),
+        lengths.repeat(reps),
+        target.repeat(reps, 1),
+        src_emb=src_s,
+        prefix_emb=pre_s,
+    )
+    values = select(logits, reps)
+    src_attr = src_x.new_zeros(batch, n_out, src.shape[1])
+    pre_attr = src_x.new_zeros(batch, n_out, fed.shape[1])
+    last = int(n_outputs.max())
+    for j in range(last):
+        g_src, g_pre = torch.autograd.grad(
+            values[:, j].sum(), (src_s, pre_s), retain_graph=j < last - 1
+        )
+        g_src = (g_src.view(reps, batch, *g_src.shape[1:]) * w).sum(0)
+        g_pre = (g_pre.view(reps, batch, *g_pre.shape[1:]) * w).sum(0)
+        src_attr[:, j] = (g_src * (src_x - src_base)).sum(-1)
+        pre_attr[:, j] = (g_pre * (pre_x - pre_b)).sum(-1)
+    return src_attr, pre_attr[:, :, : n_out + 1], ends
+
+
+def _ablation(
+    dec: _Decoder,
+    src: Tensor,
+    lengths: Tensor,
+    target: Tensor,
+    select: Any,
+    src_base: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Feature ablation of each source token and each prefix token: every output read from
+    the same perturbed forward (one per position, the whole batch at once)."""
+    seq = dec.seq
+    fed = dec.fed(target)
+    src_x = seq.embed(src)
+    pre_x = _as_layout(seq, seq.target_embedding(_as_layout(seq, fed)).detach())
+    pre_pad = _as_layout(
+        seq, seq.target_embedding(_as_layout(seq, torch.full_like(fed, dec.target_pad)))
+    )
+    with torch.no_grad():
+        full = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
+        src_attr = src_x.new_zeros(*full.shape, src.shape[1])
+        for i in range(src.shape[1]):
+            s = src_x.clone()
+            s[:, i] = src_base[:, i]
+            out = select(dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=pre_x))
+            src_attr[..., i] = full - out
+        pre_attr = src_x.new_zeros(*full.shape, full.shape[1] + 1)
+        for i in range(1, full.shape[1]):  # the last output token is never read back
+            p = pre_x.clone()
+            p[:, i] = pre_pad[:, i].detach()
+            out = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=p))
+            pre_attr[..., i] = full - out
+    return src_attr, pre_attr
+
+
+def seq2seq_attention(model: Any, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+    """Cross-attention ``(batch, T_out, T_src)`` of a model recording ``attention_maps``
+    (``captum_rnn.models.Seq2SeqAttention``), teacher-forced on ``tgt_in``, averaged over
+    heads.
+
+    Args:
+        model: the encoder-decoder (its forward sets ``attention_maps``).
+        src: source ids ``(batch, T_src)``.
+        src_lengths: true source lengths ``(batch,)``.
+        tgt_in: decoder input ids ``(batch, T_out)`` (``<s> y_1 .. y_{n-1}``).
+
+    Returns:
+        The attention weights, one row per output step.
+
+    Example:
+        >>> from captum_rnn.models.seq2seq import Seq2SeqAttention
+        >>> m = Seq2SeqAttention(9, 7, hidden_size=4, embedding_dim=3, bos_idx=2, eos_idx=3)
+        >>> seq2seq_attention(m, torch.tensor([[4, 5, 6]]), torch.tensor([3]),
+        ...                   torch.tensor([[2, 5]])).shape
+        torch.Size([1, 2, 3])
+    """
+    if not hasattr(model, "attention_maps"):
+        raise ValueError(
+            f"{type(model).__name__} records no attention_maps: method='attention' needs a "
+            "model that stores its cross-attention (e.g. captum_rnn.models.Seq2SeqAttention)"
+        )
+    with torch.no_grad():
+        model(src, tgt_in, src_lengths)
+    maps = model.attention_maps
+    if not maps:
+        raise ValueError(f"{type(model).__name__}'s forward recorded no attention_maps")
+    return maps[-1].mean(dim=1)
+
+
+def attribute_seq2seq(
+    seq: SequenceModel,
+    src: Tensor,
+    lengths: Tensor,
+    target: Any = None,
+    *,
+    method: str = "integrated_gradients",
+    contrast: Any = None,
+    src_baseline: Tensor | None = None,
+    n_steps: int = 50,
+    integration: str = "gausslegendre",
+    bos_id: int | None = None,
+    eos_id: int | None = None,
+    max_length: int | None = None,
+) -> Seq2SeqAttribution:
+    """Attribute every target token of an encoder-decoder to the source and the prefix.
+
+    Args:
+        seq: the adapted model (``seq.is_seq2seq``).
+        src: batch-first source ids ``(batch, T_src)``.
+        lengths: true source lengths ``(batch,)``.
+        target: full targets ``<s> y_1 .. y_n [</s>]`` as ids ``(batch, L)`` batch-first,
+            padded with the target padding id; ``None`` decodes greedily first.
+        method: one of :data:`SEQ2SEQ_METHODS`.
+        contrast: a token id, one per output step, or ``(batch, n_outputs)`` ids: explain
+            the target's logit minus this foil's.
+        src_baseline: the source reference, embedded ``(batch, T_src, dim)``; default the
+            padding embedding.
+        n_steps: integration steps (IG).
+        integration: Captum's approximation method for IG (``"gausslegendre"``...).
+        bos_id / eos_id: start and end ids for ``target=None`` (default the model's
+            ``bos_idx`` / ``eos_idx``).
+        max_length: most generated tokens for ``target=None``.
+
+    Returns:
+        A :class:`Seq2SeqAttribution`.
+
+    Example:
+        >>> from captum_rnn.models import adapt
+        >>> from captum_rnn.models.seq2seq import Seq2SeqAttention
+        >>> m = Seq2SeqAttention(9, 7, hidden_size=4, embedding_dim=3, bos_idx=2, eos_idx=3)
+        >>> r = attribute_seq2seq(adapt(m), torch.tensor([[4, 5, 6]]), torch.tensor([3]),
+        ...                       torch.tensor([[2, 5, 6, 3]]), n_steps=8)
+        >>> tuple(r.source.shape), tuple(r.prefix.shape)
+        ((1, 3, 3), (1, 3, 3))
+    """
+    if method not in SEQ2SEQ_METHODS:
+        raise ValueError(
+            f"method must be one of {SEQ2SEQ_METHODS} for an encoder-decoder, got {method!r}"
+        )
+    pad = getattr(seq.target_embedding, "padding_idx", None)
+    dec = _Decoder(seq, seq.pad_id if pad is None else int(pad))
+    module = seq.module
+    if target is None:
+        bos = bos_id if bos_id is not None else getattr(module, "bos_idx", None)
+        if bos is None:
+            raise ValueError("target=None generates greedily from <s>: pass bos_id= (and eos_id=)")
+        eos = eos_id if eos_id is not None else getattr(module, "eos_idx", None)
+        limit = max_length or getattr(module, "max_output_length", None) or src.shape[1] + 10
+        target = dec.generate(src, lengths, int(bos), eos, int(limit))
+    else:
+        target = torch.as_tensor(target, device=src.device).long()
+        if target.dim() != 2 or target.shape[0] != src.shape[0] or target.shape[1] < 2:
+            raise ValueError(
+                f"target must hold <s> and at least one token per sequence, shape (batch, L) "
+                f"in the model's layout with batch {src.shape[0]}; got {tuple(target.shape)}"
+            )
+        if bool((target[:, 0] == dec.target_pad).any()):
+            raise ValueError("each target row must start with <s>, not padding")
+        dec.find_offset(src, lengths, target[:, 0])
+    real = target[:, 1:] != dec.target_pad
+    n_outputs = real.sum(1)
+    if bool((n_outputs == 0).any()):
+        raise ValueError("a target holds no token after <s>: nothing to explain")
+    explained = target[:, 1:].masked_fill(~real, 0)
+    shape = (target.shape[0], target.shape[1] - 1)
+    foil = None if contrast is None else _per_step_ids(contrast, "contrast", shape, src.device)
+    with torch.no_grad():
+        logits = dec.step_logits(src, lengths, target)
+    value = logits.gather(-1, explained[..., None])[..., 0]
+    if foil is not None:
+        value = value - logits.gather(-1, foil[..., None])[..., 0]
+    probability = torch.softmax(logits.double(), -1).gather(-1, explained[..., None])[..., 0]
+    fields = dict(
+        target=target,
+        n_outputs=n_outputs,
+        contrast=foil,
+        value=value,
+        probability=probability,
+        predicted=logits.argmax(-1),
+    )
+    if src_baseline is None:
+        src_baseline = seq.embed(torch.full_like(src, seq.pad_id))
+    if method == "attention":
+        if dec.offset != 0:
+            raise ValueError(
+                "method='attention' reads models whose forward takes <s> y_1 .. y_{n-1}"
+            )
+        maps = seq2seq_attention(module, src, lengths, dec.fed(target))
+        return Seq2SeqAttribution(source=maps.double(), prefix=None, **fields)
+    with _no_grad_params(seq):
+        if method == "feature_ablation":
+
+            def select(out: Tensor) -> Tensor:
+                v = out.gather(-1, explained[..., None])[..., 0]
+                return v if foil is None else v - out.gather(-1, foil[..., None])[..., 0]
+
+            src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline)
+            return Seq2SeqAttribution(
+                source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
+            )
+        src_attr, pre_attr, ends = _ig(
+            dec,
+            src,
+            lengths,
+            target,
+            n_outputs,
+            explained,
+            foil,
+            src_baseline,
+            n_steps,
+            integration,
+        )
+    total = src_attr.double().sum(-1) + pre_attr.double().sum(-1)
+    delta = total - (ends[1] - ends[0]).double()
+    return Seq2SeqAttribution(
+        source=src_attr.double(),
+        prefix=_below_diagonal(pre_attr),
+        delta=delta,
+        n_steps=n_steps,
+        **fields,
+    )
+
+
+def _below_diagonal(pre_attr: Tensor) -> Tensor:
+    """Prefix columns 1.. (the output tokens read back) as ``(B, n, n)``; for a decoder
+    that reads left to right these are exactly zero on and above the diagonal."""
+    n = pre_attr.shape[1]
+    cols = pre_attr[:, :, 1 : n + 1].double()
+    out = cols.new_zeros(pre_attr.shape[0], n, n)  # the last token is never read back
+    out[:, :, : cols.shape[2]] = cols
+    return out
