@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._explain_seq2seq import explain_seq2seq
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
@@ -274,6 +275,12 @@ def explain(
     hints = pop_hints(kwargs)
     hints.setdefault("output_steps", True)  # per-step outputs are recognised by their rank
     seq = adapt(model, **hints)
+    if seq.is_seq2seq:  # an encoder-decoder: every target token (captum_rnn/_explain_seq2seq.py)
+        with preserve_state(seq.module), gradient_context(seq.module):
+            src = prepare_inputs(seq, prepare_tensors(inputs), prepare_tensors(lengths), vocab)
+            return explain_seq2seq(
+                seq, *src[:2], method, target, vocab, baselines=baselines, labels=labels, **kwargs
+            )
     seq.step_shape = None
     method_cls = resolve_method(method)
     check_options(method_cls, kwargs)

@@ -46,7 +46,7 @@ class Seq2SeqAttribution:
         contrast: ``(batch, n_outputs)`` foil ids, or ``None``.
         value: ``(batch, n_outputs)`` the explained number: the target token's logit (minus
             the foil's with ``contrast``).
-        probability: ``(batch, n_outputs)`` softmax probability of the target token.
+        probability: ``(batch, n_outputs)`` softmax probability of the predicted token.
         predicted: ``(batch, n_outputs)`` the model's top token at each step.
         delta: ``(batch, n_outputs)`` IG's completeness gap, else ``None``.
         n_steps: integration steps (IG) else ``None``.
@@ -451,7 +451,7 @@ def attribute_seq2seq(
     value = logits.gather(-1, explained[..., None])[..., 0]
     if foil is not None:
         value = value - logits.gather(-1, foil[..., None])[..., 0]
-    probability = torch.softmax(logits.double(), -1).gather(-1, explained[..., None])[..., 0]
+    probability = torch.softmax(logits.double(), -1).amax(-1)
     fields = dict(
         target=target,
         n_outputs=n_outputs,
