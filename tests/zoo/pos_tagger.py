@@ -59,13 +59,13 @@ def make_sentences(n, generator, min_len=5, max_len=MAX_LEN):
 def make(seed: int = 0) -> ZooCase:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    X_train, len_train, y_train = make_sentences(512, g)
+    X_train, len_train, y_train = make_sentences(256, g)
     X_test, len_test, y_test = make_sentences(8, g)
     model = LSTMTagger(8, 16, VOCAB_SIZE, N_TAGS)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
     real = X_train != PAD
     model.train()
-    for _ in range(120):
+    for _ in range(80):
         optimizer.zero_grad()
         scores = model(X_train)
         loss = F.nll_loss(scores[real], y_train[real])
