@@ -8,9 +8,11 @@ error (the arithmetic runs in float64):
 * LSTM, the cell-state decomposition of Murdoch & Szlam (2017, "Automatic rule
   extraction from long short term memory networks"): ``h_T = o_T * tanh(c_T)`` is the
   telescoping sum of ``o_T * (tanh(c_t) - tanh(c_{t-1}))`` over the steps ``t``;
-* GRU, the same idea through its update gate: ``h_T`` is the sum over ``t`` of
-  ``(prod_{j>t} z_j) * (1 - z_t) * n_t``, what step ``t`` wrote into the state and what
-  of it the later gates kept.
+* GRU, the same telescoping on its state: ``h_T`` is the sum over ``t`` of
+  ``h_t - h_{t-1} = (1 - z_t) * (n_t - h_{t-1})``, what step ``t`` changed in the state
+  (a GRU has no separate cell). The variant that weights what step ``t`` wrote by the
+  later update gates (``prod_{j>t} z_j``) is exact too, but on ``state_switching``
+  data it ranked the true cells far worse (AUPRC 0.46 against 0.78), so it is not used.
 
 Step ``t``'s contribution is further split, as contextual decomposition does (Murdoch,
 Liu & Yu 2018, "Beyond word importance"), into one part per input feature of ``x_t``
@@ -180,12 +182,9 @@ def direction_terms(
         z = torch.sigmoid(gi[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
         pre = gi[..., 2 * hidden :] + r * gh[..., 2 * hidden :]
         n = torch.tanh(pre)
-        z = torch.where(real[..., None], z, torch.ones_like(z))
-        # kept[t] = prod_{j > t} z_j
-        kept = torch.cat([z.flip(1).cumprod(1).flip(1)[:, 1:], torch.ones_like(z[:, :1])], 1)
-        carry = kept * (1 - z) * mask
-        terms = carry * n
-        coef = carry * _ratio(n, pre, 1 - n * n)
+        # h_t - h_{t-1} = (1 - z_t) * (n_t - h_{t-1}), telescoping to the last state
+        terms = (h - previous) * mask
+        coef = (1 - z) * _ratio(n, pre, 1 - n * n) * mask
         return terms, coef
     i, f, g, o = (torch.sigmoid(gi + gh)[..., k * hidden : (k + 1) * hidden] for k in range(4))
     pre = gi[..., 2 * hidden : 3 * hidden] + gh[..., 2 * hidden : 3 * hidden]

@@ -212,10 +212,10 @@ class StreamingExplainer:
         if self.rnn.mode == "GRU":
             rz = torch.sigmoid(gi[:, : 2 * hidden] + gh[:, : 2 * hidden])
             z = rz[:, hidden:]
-            new = (1 - z) * torch.tanh(gi[:, 2 * hidden :] + rz[:, :hidden] * gh[:, 2 * hidden :])
-            self.h = new + z * self.h
-            self.terms[:, :t] *= z[:, None]
-            self.terms[:, t] = new
+            n = torch.tanh(gi[:, 2 * hidden :] + rz[:, :hidden] * gh[:, 2 * hidden :])
+            change = (1 - z) * (n - self.h)
+            self.h = self.h + change
+            self.terms[:, t] = change
         else:
             gates = gi + gh
             i, f, _, o = torch.sigmoid(gates).chunk(4, 1)
