@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_rnn._utils.state import seeded
 from captum_rnn.attr._seq2seq import SEQ2SEQ_METHODS, attribute_seq2seq
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.models.protocol import SequenceModel
@@ -116,9 +117,10 @@ def explain_seq2seq(
     tgt = _target_batch(seq, target, src.shape[0], pad)
     if labels is not None and len(labels) != src.shape[0]:
         raise ValueError(f"labels must have {src.shape[0]} entries, got {len(labels)}")
-    result = attribute_seq2seq(
-        seq, src, lengths, tgt, method=method, src_baseline=src_baseline, **options
-    )
+    with seeded():  # tutorial forwards flip teacher-forcing coins: the caller's RNG stays
+        result = attribute_seq2seq(
+            seq, src, lengths, tgt, method=method, src_baseline=src_baseline, **options
+        )
     explanations = Explanations()
     for i in range(src.shape[0]):
         n = int(result.n_outputs[i])

@@ -1,0 +1,263 @@
+"""explain() on encoder-decoders: every target token to the source and the target prefix."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from captum.attr import FeatureAblation, IntegratedGradients
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from zoo.seq2seq_gru import Attention, Decoder, Encoder, Seq2Seq, make_pairs
+
+from captum_rnn import Explanations, explain
+from captum_rnn.models.seq2seq import Seq2SeqAttention
+
+N_STEPS = 24
+
+
+@pytest.fixture(scope="module")
+def model() -> Seq2SeqAttention:
+    torch.manual_seed(0)
+    return Seq2SeqAttention(11, 9, hidden_size=6, embedding_dim=5, bos_idx=2, eos_idx=3).eval()
+
+
+SRC = torch.tensor([[4, 5, 6, 7], [8, 9, 10, 0]])
+TGT = torch.tensor([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]])  # <s> y .. </s>, padded
+
+
+def plain_forward(m: Seq2SeqAttention, step: int, tokens: list[int]):
+    """The decoder written out on embedded inputs: logit(s) of output ``step``, independent
+    of captum-rnn's prefix feeder (what plain IntegratedGradients sees)."""
+
+    def f(src_emb, tgt_emb, lengths):
+        memory, mask, state = m.encode(src_emb, lengths)
+        keys = m.memory_proj(memory)
+        for t in range(step + 1):
+            scores = m.score(torch.tanh(keys + m.query_proj(state)[:, None, :])).squeeze(-1)
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)
+            context = torch.bmm(weights[:, None], memory)[:, 0]
+            state = m.decoder(torch.cat([tgt_emb[:, t], context], -1), state)
+            logits = m.output(torch.cat([state, context, tgt_emb[:, t]], -1))
+        out = logits[:, tokens[0]]
+        return out - logits[:, tokens[1]] if len(tokens) > 1 else out
+
+    return f
+
+
+def captum_loop(m, src, tgt, b, tokens_of, n_steps=N_STEPS):
+    """One Captum IntegratedGradients call per output step of sequence ``b``: rows over the
+    real source tokens, prefix rows over the output tokens read back."""
+    n_src = int((src[b] != 0).sum())
+    n_out = int((tgt[b, 1:] != 0).sum())
+    ids, fed = src[b : b + 1, :n_src], tgt[b : b + 1, :n_out]
+    src_emb, tgt_emb = m.embedding(ids).detach(), m.target_embedding(fed).detach()
+    tgt_base = torch.zeros_like(tgt_emb)
+    tgt_base[:, 0] = tgt_emb[:, 0]  # <s> is held fixed
+    rows, prefix = [], []
+    for j in range(n_out):
+        ig = IntegratedGradients(plain_forward(m, j, tokens_of(j)))
+        a_src, a_tgt = ig.attribute(
+            (src_emb, tgt_emb),
+            baselines=(torch.zeros_like(src_emb), tgt_base),
+            additional_forward_args=(torch.tensor([n_src]),),
+            n_steps=n_steps,
+        )
+        rows.append(a_src.sum(-1)[0].double())
+        cols = torch.zeros(n_out, dtype=torch.double)
+        cols[: n_out - 1] = a_tgt.sum(-1)[0, 1:].double()
+        prefix.append(cols)
+    return torch.stack(rows), torch.stack(prefix)
+
+
+def test_all_outputs_equal_a_loop_of_one_output_captum_ig_calls(model):
+    exps = explain(model, SRC, target=TGT, n_steps=N_STEPS)
+    assert len(exps) == 2
+    for b, e in enumerate(exps):
+        rows, prefix = captum_loop(model, SRC, TGT, b, lambda j, b=b: [int(TGT[b, j + 1])])
+        scores = torch.tensor(e.scores, dtype=torch.double)
+        torch.testing.assert_close(scores, rows, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(
+            torch.tensor(e.prefix_scores, dtype=torch.double), prefix, rtol=1e-5, atol=1e-7
+        )
+
+
+def test_padding_is_excluded_on_both_axes_and_batch_mates_do_not_matter(model):
+    both = explain(model, SRC, target=TGT, n_steps=8)
+    assert len(both[1].tokens) == 3 and len(both[1].output_labels) == 2
+    assert [len(r) for r in both[1].scores] == [3, 3]
+    assert [len(r) for r in both[1].prefix_scores] == [2, 2]
+    [alone] = explain(model, SRC[1:, :3], target=TGT[1:, :3], n_steps=8)
+    torch.testing.assert_close(torch.tensor(alone.scores), torch.tensor(both[1].scores))
+
+
+def test_prefix_is_exactly_zero_on_and_above_the_diagonal(model):
+    [e] = explain(model, SRC[:1], target=TGT[:1], n_steps=8)
+    prefix = torch.tensor(e.prefix_scores)
+    assert torch.equal(torch.triu(prefix), torch.zeros_like(prefix))
+    assert bool((torch.tril(prefix, -1) != 0).any())
+
+
+def test_completeness_per_output_against_an_independent_baseline_forward(model):
+    exps = explain(model, SRC, target=TGT, n_steps=64)
+    lengths = (SRC != 0).sum(1)
+    with torch.no_grad():
+        logits = model(SRC, TGT[:, :-1], lengths)
+        bos_only = torch.zeros_like(TGT[:, :-1])
+        bos_only[:, 0] = TGT[:, 0]
+        src_zero = torch.zeros(*SRC.shape, 5)  # the padding embedding is all zeros
+        base = model(src_zero, bos_only, lengths)
+    for b, e in enumerate(exps):
+        for j in range(len(e.output_labels)):
+            token = int(TGT[b, j + 1])
+            diff = float(logits[b, j, token] - base[b, j, token])
+            total = sum(e.scores[j]) + sum(e.prefix_scores[j])
+            assert e.output[j] == pytest.approx(float(logits[b, j, token]), abs=1e-5)
+            assert abs(total - diff) <= abs(e.delta[j]) + 1e-5
+            assert abs(e.delta[j]) < 0.01 * max(1.0, abs(diff))
+
+
+def test_contrast_is_the_difference_of_two_single_target_explanations(model):
+    foil = 4
+    [e] = explain(model, SRC[:1], target=TGT[:1], contrast=foil, n_steps=N_STEPS)
+    rows, prefix = captum_loop(model, SRC, TGT, 0, lambda j: [int(TGT[0, j + 1])])
+    foil_rows, foil_prefix = captum_loop(model, SRC, TGT, 0, lambda j: [foil])
+    torch.testing.assert_close(
+        torch.tensor(e.scores, dtype=torch.double), rows - foil_rows, rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        torch.tensor(e.prefix_scores, dtype=torch.double),
+        prefix - foil_prefix,
+        atol=1e-6,
+        rtol=1e-5,
+    )
+    assert e.extra["contrast"] == [foil] * 4
+    with pytest.raises(ValueError, match="contrast"):
+        explain(model, SRC[:1], target=TGT[:1], contrast=[1, 2])
+
+
+def test_target_none_decodes_greedily_like_translate(model):
+    [e] = explain(model, SRC[:1], n_steps=4)
+    tokens, attention = model.translate(SRC[:1], max_length=model.max_output_length)
+    expected = tokens[0].tolist()
+    expected = expected[: expected.index(3) + 1] if 3 in expected else expected
+    assert e.target == expected
+    assert e.predicted == expected  # teacher forced on its own greedy output
+    [a] = explain(model, SRC[:1], method="attention")
+    torch.testing.assert_close(
+        torch.tensor(a.scores, dtype=torch.double),
+        attention[0, : len(expected)].double(),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    assert a.prefix_scores is None and len(a.scores[0]) == 4
+
+
+def test_attention_comes_back_in_the_same_shape_as_ig(model):
+    ig = explain(model, SRC, target=TGT, n_steps=4)
+    att = explain(model, SRC, target=TGT, method="attention")
+    for e, a in zip(ig, att, strict=True):
+        assert a.output_labels == e.output_labels
+        assert [len(r) for r in a.scores] == [len(r) for r in e.scores]
+        assert all(sum(r) == pytest.approx(1.0, abs=1e-5) for r in a.scores)
+
+
+def test_feature_ablation_equals_a_loop_of_one_output_captum_calls(model):
+    [e] = explain(model, SRC[:1], target=TGT[:1], method="feature_ablation")
+    src_emb = model.embedding(SRC[:1]).detach()
+    tgt_emb = model.target_embedding(TGT[:1, :-1]).detach()
+    mask = torch.arange(4)[None, :, None].expand_as(src_emb)
+    for j in range(4):
+        f = plain_forward(model, j, [int(TGT[0, j + 1])])
+        fa = FeatureAblation(lambda s, f=f: f(s, tgt_emb, torch.tensor([4])))
+        row = fa.attribute(src_emb, baselines=0.0, feature_mask=mask)[0, :, 0].double()
+        torch.testing.assert_close(
+            torch.tensor(e.scores[j], dtype=torch.double), row, atol=1e-6, rtol=1e-5
+        )
+
+
+def user_model(seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return Seq2Seq(Encoder(12, 8, 16, 16, 0.1), Decoder(12, 8, 16, 16, 0.1, Attention(16, 16)))
+
+
+def test_a_users_tutorial_seq2seq_time_major_with_a_dummy_step_zero():
+    m = user_model()  # training mode, teacher_forcing_ratio=0.5 by default
+    src, _, trg = make_pairs(3, torch.Generator().manual_seed(0))  # time-major (T, B)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    state = random.getstate()
+    exps = explain(m, src, target=trg, embedding="encoder.embedding", n_steps=32)
+    assert random.getstate() == state  # teacher forcing forced on: no coin flips read
+    assert m.training and all(mod.training for mod in m.modules())
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
+    assert all(p.requires_grad for p in m.parameters())
+    assert not any(mod._forward_hooks for mod in m.modules())
+    m.eval()
+    with torch.no_grad():
+        logits = m(src, trg, 1.0)  # (T, B, V); step 0 is the dummy
+    for b, e in enumerate(exps):
+        n = int((trg[1:, b] != 0).sum())
+        assert e.target == trg[1 : n + 1, b].tolist()
+        assert len(e.scores) == n and len(e.scores[0]) == int((src[:, b] != 0).sum())
+        expected = logits[1 : n + 1, b].gather(-1, trg[1 : n + 1, b, None])[:, 0]
+        torch.testing.assert_close(
+            torch.tensor(e.output, dtype=torch.double), expected.double(), atol=1e-5, rtol=1e-5
+        )
+        assert max(abs(d) for d in e.delta) < 0.05
+        prefix = torch.tensor(e.prefix_scores)
+        assert torch.equal(torch.triu(prefix), torch.zeros_like(prefix))
+    greedy = explain(m, src[:, :1], embedding="encoder.embedding", bos_id=1, eos_id=2, max_length=5)
+    assert 1 <= len(greedy[0].output_labels) <= 5
+
+
+class WholePrefix(nn.Module):
+    """A decoder that embeds the whole target at once (no per-step calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.src_emb = nn.Embedding(7, 4, padding_idx=0)
+        self.tgt_emb = nn.Embedding(6, 4, padding_idx=0)
+        self.rnn = nn.GRU(4, 4, batch_first=True)
+        self.out = nn.Linear(4, 6)
+
+    def forward(self, src, tgt):
+        _, h = self.rnn(self.src_emb(src))
+        return self.out(self.rnn(self.tgt_emb(tgt), h)[0])
+
+
+def test_errors_name_the_keyword_to_pass(model):
+    src, tgt = torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match="output_offset="):
+        explain(WholePrefix(), src, target=tgt, embedding="src_emb")
+    [e] = explain(WholePrefix(), src, target=tgt, embedding="src_emb", output_offset=0, n_steps=8)
+    assert len(e.output_labels) == 2 and abs(e.delta[1]) < 0.05
+    with pytest.raises(ValueError, match="bos_id="):
+        explain(WholePrefix(), src, embedding="src_emb", output_offset=0)
+    with pytest.raises(ValueError, match="target_arg="):
+        explain(WholePrefix(), src, target=tgt, embedding="src_emb", target_arg="nope")
+    with pytest.raises(TypeError, match="unknown options"):
+        explain(model, SRC, target=TGT, n_samples=3)
+    with pytest.raises(ValueError, match="method must be one of"):
+        explain(model, SRC, target=TGT, method="lime")
+
+
+def test_save_load_round_trip(model, tmp_path):
+    exps = explain(model, SRC, target=TGT, contrast=4, n_steps=4)
+    exps.save(tmp_path / "e.json")
+    back = Explanations.load(tmp_path / "e.json")
+    assert back == exps
+    html = exps[0].to_html()
+    assert "<script" not in html
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    st.lists(st.integers(4, 10), min_size=1, max_size=6),
+    st.lists(st.integers(4, 8), min_size=1, max_size=5),
+)
+def test_completeness_for_any_source_and_target(model, source, target):
+    [e] = explain(model, torch.tensor([source]), target=torch.tensor([[2, *target]]), n_steps=32)
+    assert len(e.scores) == len(target) and len(e.scores[0]) == len(source)
+    assert all(abs(d) < 0.02 for d in e.delta)
