@@ -34,6 +34,7 @@ from captum_rnn.callbacks._explainers import available_explainers
 from captum_rnn.callbacks._explaining_module import ExplainingModule, explain_batch
 from captum_rnn.callbacks._logger import ExplanationLogger, rank_correlation
 from captum_rnn.callbacks._monitors import FaithfulnessMonitor, RuleExtractionMonitor
+from captum_rnn.callbacks._streaming import StreamingExplanationCallback
 from captum_rnn.callbacks._writer import ExplanationWriter, read_explanations
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ExplanationWriter",
     "FaithfulnessMonitor",
     "RuleExtractionMonitor",
+    "StreamingExplanationCallback",
     "available_explainers",
     "explain_batch",
     "rank_correlation",
