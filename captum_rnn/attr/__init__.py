@@ -31,6 +31,12 @@ from captum_rnn.attr._methods import (
     get_method,
 )
 from captum_rnn.attr._rollout import attention_flow, attention_rollout, fuse_attention
+from captum_rnn.attr._seq2seq import (
+    SEQ2SEQ_METHODS,
+    Seq2SeqAttribution,
+    attribute_seq2seq,
+    seq2seq_attention,
+)
 from captum_rnn.attr._states import (
     GATE_NAMES,
     RecurrentTrace,
@@ -52,6 +58,11 @@ __all__ = [
     "StreamingExplainer",
     "available_methods",
     "get_method",
+    # encoder-decoders: every target token to the source and the target prefix
+    "SEQ2SEQ_METHODS",
+    "Seq2SeqAttribution",
+    "attribute_seq2seq",
+    "seq2seq_attention",
     # attention
     "AttentionFlow",
     "AttentionRollout",
