@@ -143,3 +143,50 @@ def test_a_non_zero_initial_state_is_refused():
             decomposition.attribute(torch.randn(2, 5, 3))
     finally:
         del two.forward
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_ground_truth_auprc_is_within_005_of_integrated_gradients(cell):
+    """On state_switching (the true cells known), the decomposition ranks the cells about
+    as well as IG (reported figures: benchmarks/decomposition.py)."""
+    from captum_rnn.attr import get_method
+    from captum_rnn.data import state_switching
+    from captum_rnn.metrics import auprc
+
+    torch.manual_seed(0)
+    train = state_switching(400, length=(12, 20), features=4, states=3, seed=0)
+    test = state_switching(80, length=(12, 20), features=4, states=3, seed=1)
+    model = RNNClassifier(2, input_size=4, cell=cell, hidden_size=24)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _epoch in range(8):
+        for rows in torch.randperm(400).split(32):
+            loss = model.compute_loss(
+                model(train.series[rows], train.lengths[rows]), train.labels[rows]
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    x, lengths = test.series, test.lengths
+    with torch.no_grad():
+        target = model(x, lengths).argmax(-1)
+    assert float((target == test.labels).double().mean()) > 0.85
+
+    def score(name, **options):
+        result = get_method(name)(model).attribute(
+            x, torch.zeros_like(x), target, lengths, **options
+        )
+        values = auprc(
+            result.attributions.detach().double().reshape(len(x), -1),
+            test.masks.reshape(len(x), -1),
+            lengths=lengths * 4,
+            absolute=True,
+        )
+        return float(values.mean())
+
+    ig = score("integrated_gradients", n_steps=50, max_steps=50)
+    decomposition = score("decomposition")
+    chance = float(test.masks.sum() / (lengths.sum() * 4))
+    print(f"{cell} AUPRC: IG {ig:.3f}, decomposition {decomposition:.3f}, chance {chance:.3f}")
+    assert ig > chance + 0.2  # the model learned the task, so the comparison means something
+    assert abs(decomposition - ig) <= 0.05
