@@ -5,14 +5,17 @@ generated dates with Lightning, on a CPU in a few minutes (``--quick``: about a
 minute), then:
 
 1. measures how much cross-attention each ISO field puts on the characters that
-   write it (the data set knows those spans);
-2. saves the alignment (source characters x output characters) of one date as a PNG;
+   write it (the data set knows those spans), and, beside it, the share of positive
+   integrated-gradients attribution on the source month span while the month is
+   written (``captum_rnn.explain(model, src, target=tgt)`` explains every output
+   character at once, teacher-forced on the true ISO date);
+2. saves the IG alignment beside the attention alignment (source characters x output
+   characters) of one date as a PNG;
 3. finds a held-out date the model gets wrong (or, if it gets them all right, a date
    from years it never saw) and traces the first wrong output character to the source
-   with integrated gradients over the source embedding (Captum's
-   LayerIntegratedGradients; the target is the character the model produced at that
-   step), and reports the cross-attention that step put on the month span and on the
-   wrong field's own span.
+   with ``explain`` on the model's own output, contrasted with the right character
+   (``contrast=``: why this character rather than the right one), beside the
+   cross-attention of that step.
 
     python examples/translate_dates.py [--quick] [--epochs 12] [--out dates_out]
 """
@@ -25,10 +28,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from captum.attr import LayerIntegratedGradients
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
+from captum_rnn import explain
 from captum_rnn.data import DATE_FORMATS, date_pairs, pad_collate
 from captum_rnn.models.seq2seq import Seq2SeqAttention
 from captum_rnn.viz import plot_attention_matrix, plot_attention_tokens, plot_token_attributions
@@ -50,6 +53,28 @@ def span_share(attention: torch.Tensor, data, i: int, field: str, steps) -> floa
     span = data.span_mask(i, field)
     n = len(data.sources[i])
     return sum(float(attention[i, s, :n][span].sum()) for s in steps) / len(steps)
+
+
+def month_shares(model: Seq2SeqAttention, data, n: int) -> tuple[float, float, float]:
+    """While the month is written (teacher-forced on the true date): the share of positive
+    IG attribution on the source month span (source only), attention's share, and chance
+    (the span's share of the source characters), averaged over the first ``n`` dates."""
+    ds = data.to_dataset()
+    ig_shares, att_shares, chance = [], [], []
+    for start in range(0, n, 50):
+        rows = range(start, min(n, start + 50))
+        src, _, tgt = pad_collate([ds[i] for i in rows])
+        ig = explain(model, src, target=tgt, n_steps=32)
+        att = explain(model, src, target=tgt, method="attention")
+        for i, e, a in zip(rows, ig, att, strict=True):
+            span = data.span_mask(i, "month")
+            chance.append(float(span.float().mean()))
+            for step in data.output_steps("month"):
+                pos = torch.tensor(e.scores[step]).clamp(min=0)
+                ig_shares.append(float(pos[span].sum() / pos.sum().clamp(min=1e-12)))
+                att_shares.append(float(torch.tensor(a.scores[step])[span].sum()))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return mean(ig_shares), mean(att_shares), mean(chance)
 
 
 def main() -> None:
@@ -108,16 +133,33 @@ def main() -> None:
             f"{sum(shares) / len(shares):.2f}"
         )
 
-    # 2. one alignment as a picture ----------------------------------------------------
+    n_ig = 100 if args.quick else 300
+    start = time.perf_counter()
+    ig_share, att_share, chance = month_shares(model, test, n_ig)
+    print(
+        f"while writing the month ({n_ig} dates, teacher-forced): share of positive IG on "
+        f"the source month span {ig_share:.2f}, attention {att_share:.2f}, chance "
+        f"{chance:.2f} ({time.perf_counter() - start:.0f} s)"
+    )
+
+    # 2. one alignment as a picture: IG beside attention ---------------------------------
     i = 0
-    fig = plot_attention_matrix(
-        attention[i, : len(predicted[i])],
-        list(test.sources[i]),
-        list(predicted[i]),
-        title=f"{test.sources[i]} -> {predicted[i]}",
+    one = test.to_dataset()[i]
+    [e] = explain(model, one[0], target=one[1], n_steps=32, target_vocab=test.target_vocab)
+    [a] = explain(model, one[0], target=one[1], method="attention")
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    labels = [t.replace("</s>", "eos") for t in e.output_labels]
+    ig_matrix = torch.tensor(e.scores).clamp(min=0)
+    ig_matrix = ig_matrix / ig_matrix.sum(-1, keepdim=True).clamp(min=1e-12)
+    plot_attention_matrix(
+        ig_matrix, list(test.sources[i]), labels, title="IG (positive share)", ax=left
+    )
+    plot_attention_matrix(
+        torch.tensor(a.scores), list(test.sources[i]), labels, title="cross-attention", ax=right
     )
     fig.savefig(out / "alignment.png", dpi=120)
-    print(f"alignment of {test.sources[i]!r} -> {predicted[i]!r}: {out / 'alignment.png'}")
+    print(f"alignments of {test.sources[i]!r} -> {test.targets[i]!r}: {out / 'alignment.png'}")
 
     # 3. explain a mistranslation ------------------------------------------------------
     wrong = [k for k, ok in enumerate(correct) if not ok]
@@ -138,24 +180,27 @@ def main() -> None:
         min(len(guess), len(truth)),
     )
     field = next((f for f in FIELDS if step in test.output_steps(f)), None)
-    produced = tokens[k, step]
-    ids = src[k : k + 1, : lengths[k]]
-    tgt_in = torch.cat([torch.tensor([[model.bos_idx]]), tokens[k : k + 1, :step]], dim=1)
-    lig = LayerIntegratedGradients(model.step_function(step), model.embedding)
-    attr, delta = lig.attribute(
-        ids,
-        baselines=torch.zeros_like(ids),  # the padding character: an all-zero embedding
-        target=produced.view(1),
-        additional_forward_args=(tgt_in, lengths[k : k + 1]),
-        n_steps=64,
-        return_convergence_delta=True,
+    # explain the model's own output (greedy), every character at once; at the wrong step
+    # contrast the character it wrote with the right one
+    right = test.encode_target(truth)
+    foil = right[1:].clone()
+    [own] = explain(model, src[k, : lengths[k]], n_steps=64, max_length=11)
+    foil = torch.cat([foil, foil.new_zeros(max(0, len(own.target) - len(foil)))])
+    [why] = explain(
+        model, src[k, : lengths[k]], n_steps=64, max_length=11, contrast=foil[: len(own.target)]
     )
-    scores = attr.sum(-1)[0].detach()
+    scores = torch.tensor(why.scores[step])
     print(
         f"mistranslated {source!r} ({test.formats[k]}): {guess!r} instead of {truth!r}; "
         f"output character {step} ({field or 'separator'}) came out "
-        f"{guess[step : step + 1]!r} instead of {truth[step : step + 1]!r}, "
-        f"IG convergence delta {float(delta):.3f}"
+        f"{guess[step : step + 1]!r} instead of {truth[step : step + 1]!r} "
+        f"(logit margin {why.output[step]:.2f}, IG delta {why.delta[step]:.3f}; "
+        f"explaining the character alone: delta {own.delta[step]:.3f})"
+    )
+    prefix = why.prefix_scores[step][:step]
+    print(
+        "output characters before it that pushed it (position, char, IG):",
+        [(j, guess[j : j + 1], round(float(v), 3)) for j, v in enumerate(prefix)],
     )
     ranked = scores.abs().argsort(descending=True)[:5].tolist()
     print(
@@ -181,7 +226,7 @@ def main() -> None:
         list(source),
         scores.tolist(),
         title=f"integrated gradients: why output character {step} became "
-        f"{guess[step : step + 1]!r} (should be {truth[step : step + 1]!r})",
+        f"{guess[step : step + 1]!r} rather than {truth[step : step + 1]!r}",
         ax=top,
         tokens_per_row=len(source),
     )
