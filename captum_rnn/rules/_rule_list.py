@@ -1,11 +1,12 @@
 """Global rule lists: a short ordered list of token / n-gram rules that mimics a model.
 
-``if contains "not bad" then positive; else if contains "awful" then negative; ...;
-else positive``. The list is fitted greedily (sequential covering): each new rule is
+``if contains "not bad" then positive; else if contains "awful" or "dull" then negative;
+...; else positive``. The list is fitted greedily (sequential covering): each new rule is
 chosen among the n-grams of the examples no earlier rule captured, by the rise in
 agreement with the model's labels it brings over sending them to the default class
-(or, with ``criterion="precision"``, by a confidence bound on its precision); the
-default is the majority label of what is left. Its fidelity is only meaningful on data
+(or, with ``criterion="precision"``, by a confidence bound on its precision); with
+``max_terms > 1`` a rule then takes further n-grams ("contains any of") while each adds
+agreement. The default is the majority label of what is left. Its fidelity is only meaningful on data
 it was not fitted on: :func:`fit_rule_list` holds out a split, reports the rule list's
 fidelity there beside the majority-class rule's, and the coverage of every rule.
 """
@@ -46,6 +47,8 @@ class ListRule:
             (reached in order: no earlier rule fired).
         coverage: fraction of all examples this rule captures.
         support: number of examples captured.
+        alternatives: further n-grams; the rule fires when the sequence contains
+            ``ngram`` or any of them (empty for a one-term rule).
     """
 
     ngram: tuple[str, ...] | None
@@ -54,14 +57,22 @@ class ListRule:
     precision: float
     coverage: float
     support: int
+    alternatives: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def ngrams(self) -> tuple[tuple[str, ...], ...]:
+        """Every n-gram that fires the rule (empty for the default)."""
+        return () if self.ngram is None else (self.ngram, *self.alternatives)
 
     def __str__(self) -> str:
         coverage = f"{self.coverage:.3f}" if 0 < self.coverage < 0.01 else f"{self.coverage:.2f}"
         stats = f"(precision {self.precision:.2f}, coverage {coverage})"
         if self.ngram is None:
             return f"else {self.label_name} {stats}"
-        text = " ".join(self.ngram).replace("\\", "\\\\").replace('"', '\\"')
-        return f'if contains "{text}" then {self.label_name} {stats}'
+        text = " or ".join(
+            '"' + " ".join(g).replace("\\", "\\\\").replace('"', '\\"') + '"' for g in self.ngrams
+        )
+        return f"if contains {text} then {self.label_name} {stats}"
 
 
 def _wilson_lower(hits: np.ndarray, n: np.ndarray, z: float = 1.96) -> np.ndarray:
@@ -113,6 +124,11 @@ class RuleList:
             on its precision, which must beat the majority rate of those examples
             (sharper, more readable rules, usually lower fidelity).
         exclude: tokens no rule may contain (e.g. the unknown token, punctuation).
+        max_terms: most n-grams one rule may test (it fires on any of them). With
+            ``criterion="gain"`` a rule, once chosen, takes the n-gram that adds the
+            most agreement among the examples it does not capture yet, while one adds
+            some: ``if contains "awful" or "dull" or "worst" then negative``. Such
+            rules fit lexical models (sentiment) far better than one n-gram each.
 
     Example:
         >>> texts = ["good film", "bad film", "good fun", "bad plot", "so bad", "good day"]
@@ -129,8 +145,10 @@ class RuleList:
         class_names: Sequence[str] | None = None,
         criterion: str = "gain",
         exclude: Sequence[str] = (),
+        max_terms: int = 1,
     ) -> None:
         self.criterion = criterion
+        self.max_terms = max_terms
         if isinstance(exclude, str):
             raise TypeError("exclude must be a list of tokens, not a single str")
         self.exclude = [str(t) for t in exclude]
@@ -192,11 +210,17 @@ class RuleList:
             ("max_rules", self.max_rules, 0),
             ("max_ngram", self.max_ngram, 1),
             ("min_support", self.min_support, 1),
+            ("max_terms", self.max_terms, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if self.criterion not in ("precision", "gain"):
             raise ValueError(f"criterion must be 'precision' or 'gain', got {self.criterion!r}")
+        if self.max_terms > 1 and self.criterion != "gain":
+            raise ValueError(
+                f"max_terms={self.max_terms} needs criterion='gain' (a rule grows while "
+                "each n-gram adds agreement)"
+            )
         tokens, y = self._check(sequences, labels, n_classes)
         if not tokens:
             raise ValueError("sequences is empty: a rule list needs examples to fit")
@@ -218,7 +242,7 @@ class RuleList:
         ex = np.asarray(ex_idx, dtype=np.int64)
         ng = np.asarray(ng_idx, dtype=np.int64)
         remaining = np.ones(len(tokens), dtype=bool)
-        chosen: list[tuple[tuple[str, ...], int]] = []
+        chosen: list[tuple[tuple[tuple[str, ...], ...], int]] = []
         while len(chosen) < self.max_rules and remaining.any() and len(vocab):
             default = int(np.bincount(y[remaining], minlength=n_classes).argmax())
             live = remaining[ex]
@@ -238,8 +262,27 @@ class RuleList:
             if not score[best] > floor:
                 break
             j, label = int(best[0]), int(best[1])
-            chosen.append((ngrams[j], label))  # type: ignore[arg-type]
-            remaining[ex[(ng == j)]] = False
+            captured = np.zeros(len(tokens), dtype=bool)
+            captured[ex[ng == j]] = True
+            captured &= remaining
+            terms = [j]
+            while len(terms) < self.max_terms:
+                # the n-gram that moves the most of what the rule misses yet to its label
+                free = remaining & ~captured
+                live = free[ex]
+                more = np.bincount(
+                    ng[live] * n_classes + y[ex[live]], minlength=len(vocab) * n_classes
+                ).reshape(len(vocab), n_classes)
+                gain = (more[:, label] - more[:, default]).astype(np.float64)
+                gain[more.sum(axis=1) < self.min_support] = -np.inf
+                j = int(gain.argmax())
+                if not gain[j] > 0:
+                    break
+                terms.append(j)
+                captured[ex[ng == j]] = True
+                captured &= remaining
+            chosen.append((tuple(ngrams[t] for t in terms), label))  # type: ignore[misc]
+            remaining &= ~captured
         default = (
             int(np.bincount(y[remaining], minlength=n_classes).argmax())
             if remaining.any()
@@ -259,8 +302,8 @@ class RuleList:
         fired = np.full(len(tokens), len(self._rules), dtype=np.int64)
         for i, toks in enumerate(tokens):
             grams = _ngrams(toks, self.max_ngram)
-            for r, (g, _) in enumerate(self._rules):
-                if g in grams:
+            for r, (terms, _) in enumerate(self._rules):
+                if not grams.isdisjoint(terms):
                     fired[i] = r
                     break
         return fired
@@ -288,18 +331,19 @@ class RuleList:
     def _stats(self, tokens: list[list[str]], y: np.ndarray) -> list[ListRule]:
         fired = self._apply_tokens(tokens)
         out = []
-        for r, (g, label) in enumerate([*self._rules, (None, self.default_)]):
+        for r, (terms, label) in enumerate([*self._rules, ((), self.default_)]):
             hit = fired == r
             support = int(hit.sum())
             precision = float((y[hit] == label).mean()) if support else 0.0
             out.append(
                 ListRule(
-                    ngram=g,
+                    ngram=terms[0] if terms else None,
                     label=label,
                     label_name=self._name(label),
                     precision=precision,
                     coverage=support / max(len(tokens), 1),
                     support=support,
+                    alternatives=tuple(terms[1:]),
                 )
             )
         return out
@@ -329,6 +373,7 @@ class RuleList:
                 "class_names": self.class_names,
                 "criterion": self.criterion,
                 "exclude": self.exclude,
+                "max_terms": self.max_terms,
             },
             "n_classes": self.n_classes_,
             "rules": [asdict(r) for r in self.rules_],
@@ -358,12 +403,13 @@ class RuleList:
                     precision=float(r["precision"]),
                     coverage=float(r["coverage"]),
                     support=int(r["support"]),
+                    alternatives=tuple(tuple(str(t) for t in g) for g in r.get("alternatives", ())),
                 )
                 for r in data["rules"]
             ]
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid rule list data: {err}") from err
-        if not rules or rules[-1].ngram is not None:
+        if not rules or rules[-1].ngram is not None or rules[-1].alternatives:
             raise ValueError("invalid rule list data: the last rule must be the default")
         n_classes = data.get("n_classes", 2)
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
@@ -376,7 +422,9 @@ class RuleList:
                 f"invalid rule list data: label {bad[0]} is outside the classes [0, {n_classes}) "
                 f"of the list (n_classes={n_classes})"
             )
-        rl._rules = [(r.ngram, r.label) for r in rules[:-1]]  # type: ignore[misc]
+        if any(r.ngram is None for r in rules[:-1]):
+            raise ValueError("invalid rule list data: only the last rule may be the default")
+        rl._rules = [(r.ngrams, r.label) for r in rules[:-1]]
         rl.default_ = rules[-1].label
         rl.n_classes_ = n_classes
         rl.rules_ = rules
@@ -465,6 +513,7 @@ def fit_rule_list(
     class_names: Sequence[str] | None = None,
     criterion: str = "gain",
     exclude: Sequence[str] | None = None,
+    max_terms: int = 1,
     **hints: Any,
 ) -> RuleList:
     """Fit a rule list to a model's predictions and validate it on a held-out split.
@@ -483,7 +532,8 @@ def fit_rule_list(
         held_out: fraction of the examples held out for validation.
         seed: seeds the split.
         batch_size: sequences per model call.
-        max_rules, max_ngram, min_support, class_names, criterion: see :class:`RuleList`.
+        max_rules, max_ngram, min_support, class_names, criterion, max_terms: see
+            :class:`RuleList`.
         exclude: tokens no rule may contain; default: the vocabulary's unknown token
             (a rule on it reads "contains some rare word"), none without ``vocab``.
         hints: the model contract's hints (see :func:`captum_rnn.adapt`).
@@ -539,7 +589,7 @@ def fit_rule_list(
     if exclude is None:
         unk = getattr(vocab, "unk_token", None)
         exclude = [] if unk is None else [unk]
-    rl = RuleList(max_rules, max_ngram, min_support, class_names, criterion, exclude)
+    rl = RuleList(max_rules, max_ngram, min_support, class_names, criterion, exclude, max_terms)
     rl.fit([sequences[i] for i in train], predicted[train], n_classes)
     test_seqs, test_y = [sequences[i] for i in test], predicted[test]
     majority = int(np.bincount(predicted[train]).argmax())
