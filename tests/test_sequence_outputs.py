@@ -276,3 +276,36 @@ class _Flat(nn.Module):
 
     def forward(self, x, lengths):
         return self.model(x, lengths).reshape(x.shape[0], -1)
+
+
+# ------------------------------------------------------------------ writer shards
+def test_writer_shards_keep_both_axes(tmp_path):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from captum_rnn.callbacks import ExplainingModule, ExplanationWriter, read_explanations
+
+    model = _Tagger(True, 4, 3, False, 1).eval()
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([3, 6, 2, 5, 4])
+    ids = torch.randint(1, 9, (5, 6), generator=g) * (torch.arange(6) < lengths[:, None])
+    reference = captum_rnn.explain(model, ids, method="feature_ablation", lengths=lengths)
+    loader = DataLoader(TensorDataset(ids, lengths, torch.zeros(5)), batch_size=2)
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+        callbacks=[ExplanationWriter(tmp_path / "out")],
+    )  # fmt: skip
+    trainer.predict(
+        ExplainingModule(model, method="feature_ablation"),
+        dataloaders=loader,
+        return_predictions=False,
+    )
+    got = read_explanations(tmp_path / "out")
+    assert len(got) == 5
+    for g_, r in zip(got, reference, strict=True):
+        assert g_.output_labels == r.output_labels and g_.tokens == r.tokens
+        assert g_.target == r.target and g_.extra["output_steps"] == r.extra["output_steps"]
+        _close(g_.scores, r.scores)
+    arrays = read_explanations(tmp_path / "out", as_arrays=True)
+    assert arrays["scores"].shape == (5, 6, 6)  # (sequences, outputs, inputs)

@@ -74,14 +74,21 @@ def is_unidirectional(seq: SequenceModel) -> bool:
 
 
 class _Columns(nn.Module):
-    """The model's selected output columns, flattened: ``(batch * outputs,)``."""
+    """The model's selected output columns, flattened: ``(batch * outputs,)``.
 
-    def __init__(self, seq: SequenceModel, columns: Tensor) -> None:
+    With ``x`` and ``baseline`` given, the forward reads a gate per step instead of the
+    input, ``(batch, time, 1)``: 1 keeps the step's input, 0 puts its baseline there
+    (exactly, by selection). Ablating one gate is ablating the whole step, and Captum
+    then accumulates one number per step rather than one per embedding dimension.
+    """
+
+    def __init__(self, seq, columns, x=None, baseline=None) -> None:
         super().__init__()
-        self.seq = seq
-        self.columns = columns
+        self.seq, self.columns, self.x, self.baseline = seq, columns, x, baseline
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, ids: Tensor | None = None):
+        if self.x is not None:
+            x = torch.where(x > 0.5, self.x, self.baseline)
         return self.seq(x, lengths, ids)[:, self.columns].reshape(-1)
 
 
@@ -184,14 +191,21 @@ def _perturbation(
     # Padding is cut out, as for one output; aligned output steps follow their inputs.
     cut_steps = torch.searchsorted(keep, steps) if aligned else steps
     method = method_cls(seq, ids=ids)
-    method.model = _Columns(seq, cut_steps * width + classes)
     cut_ids = None if ids is None else ids[:, keep]
+    cut_x, cut_baseline = x[:, keep], baseline[:, keep]
     attributions = torch.zeros((len(steps), *x.shape[1:]), dtype=x.dtype, device=x.device)
-    found = method._one(
-        x[:, keep], baseline[:, keep], None, (length, cut_ids), features == "cell", **options
-    )
-    spread = 1 if features == "cell" else x.shape[-1]
-    attributions[:, keep] = found.detach().to(x.dtype).reshape(len(steps), len(keep), -1) / spread
+    if features == "cell":
+        method.model = _Columns(seq, cut_steps * width + classes)
+        found = method._one(cut_x, cut_baseline, None, (length, cut_ids), True, **options)
+        attributions[:, keep] = found.detach().to(x.dtype)
+    else:
+        method.model = _Columns(seq, cut_steps * width + classes, cut_x, cut_baseline)
+        gate = torch.ones((1, len(keep), 1), dtype=x.dtype, device=x.device)
+        found = method._one(gate, torch.zeros_like(gate), None, (length, cut_ids), False, **options)
+        # spread over the step's dims, as for one output: the dims sum to the step's score
+        attributions[:, keep] = (found.detach().to(x.dtype) / x.shape[-1]).expand(
+            len(steps), len(keep), x.shape[-1]
+        )
     if causal:
         attributions = _mask_future(attributions, steps)
     return OutputsResult(attributions, causal=causal)

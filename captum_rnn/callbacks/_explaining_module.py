@@ -33,8 +33,13 @@ def explanations_to_arrays(
     none), ``probability``, ``output``, ``delta``, ``n_steps`` (NaN / -1 when none),
     ``inputs`` (token ids, token models only), ``feature_scores``
     ``(batch, time, features)`` (continuous models only), ``label`` (numeric labels).
+    Sequence-output explanations (taggers, forecasters) keep both axes: ``scores``
+    ``(batch, outputs, time)``, ``n_outputs``, the per-output fields ``(batch, outputs)``
+    and ``output_labels`` / ``output_steps``.
     """
     n = len(explanations)
+    if n and explanations[0].is_sequence_output:
+        return _step_arrays(explanations, inputs)
     lengths = np.array([len(e) for e in explanations], dtype=np.int64)
     time = int(lengths.max()) if n else 0
     scores = np.zeros((n, time), dtype=np.float64)
@@ -255,3 +260,44 @@ class ExplainingModule(pl.LightningModule):
             model_hints=self.model_hints,
             **self.method_kwargs,
         )
+
+
+def _step_arrays(explanations: Explanations, inputs: Tensor | None) -> dict[str, np.ndarray]:
+    """Padded arrays of sequence-output explanations: both axes kept."""
+    n = len(explanations)
+    lengths = np.array([len(e) for e in explanations], dtype=np.int64)
+    counts = np.array([e.n_outputs for e in explanations], dtype=np.int64)
+    time, outs = int(lengths.max()), int(counts.max())
+    arrays: dict[str, np.ndarray] = {"lengths": lengths, "n_outputs": counts}
+    arrays["scores"] = np.zeros((n, outs, time), dtype=np.float64)
+    for name, fill, dtype in (
+        ("target", -1, np.int64),
+        ("predicted", -1, np.int64),
+        ("n_steps", -1, np.int64),
+        ("probability", np.nan, np.float64),
+        ("output", np.nan, np.float64),
+        ("delta", np.nan, np.float64),
+    ):
+        block = np.full((n, outs), fill, dtype=dtype)
+        for i, e in enumerate(explanations):
+            values = getattr(e, name) or [None] * e.n_outputs
+            block[i, : e.n_outputs] = [fill if v is None else v for v in values]
+        arrays[name] = block
+    width = max(len(label) for e in explanations for label in e.output_labels)
+    arrays["output_labels"] = np.full((n, outs), "", dtype=f"<U{max(width, 1)}")
+    arrays["output_steps"] = np.full((n, outs), -1, dtype=np.int64)
+    for i, e in enumerate(explanations):
+        arrays["scores"][i, : e.n_outputs, : lengths[i]] = e.scores
+        arrays["output_labels"][i, : e.n_outputs] = e.output_labels
+        steps = e.extra.get("output_steps")
+        if steps is not None:
+            arrays["output_steps"][i, : e.n_outputs] = steps
+    if explanations[0].feature_scores is not None:
+        features = len(explanations[0].feature_scores[0][0])
+        block = np.zeros((n, outs, time, features), dtype=np.float32)
+        for i, e in enumerate(explanations):
+            block[i, : e.n_outputs, : lengths[i]] = np.asarray(e.feature_scores)
+        arrays["feature_scores"] = block
+    if inputs is not None and not inputs.dtype.is_floating_point:
+        arrays["inputs"] = inputs[:, :time].detach().cpu().numpy().astype(np.int64)
+    return arrays

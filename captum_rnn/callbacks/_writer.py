@@ -922,20 +922,25 @@ def _check_prediction(prediction: Any) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _pad_to(array: np.ndarray, time: int) -> np.ndarray:
-    if array.ndim < 2 or array.shape[1] == time:
+def _pad_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Zero-pad (text: empty) every axis after the first up to ``shape``."""
+    pad = [(0, 0)] + [(0, want - have) for have, want in zip(array.shape[1:], shape, strict=True)]
+    if not any(after for _, after in pad):
         return array
-    pad = [(0, 0)] * array.ndim
-    pad[1] = (0, time - array.shape[1])
-    return np.pad(array, pad)
+    return np.pad(array, pad, constant_values="" if array.dtype.kind == "U" else 0)
 
 
 def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join shards' arrays, padding every axis after the first (time; for sequence-output
+    explanations also the output axis) to the longest."""
     keys = set(parts[0])
     for part in parts[1:]:
         keys &= set(part)
-    time = max(p["scores"].shape[1] for p in parts)
-    return {k: np.concatenate([_pad_to(p[k], time) for p in parts]) for k in sorted(keys)}
+    joined = {}
+    for k in sorted(keys):
+        shape = tuple(max(dims) for dims in zip(*(p[k].shape[1:] for p in parts), strict=True))
+        joined[k] = np.concatenate([_pad_to(p[k], shape) for p in parts])
+    return joined
 
 
 def _load_shard(path: Path, record: _ShardRecord | None) -> dict[str, np.ndarray]:
@@ -1241,6 +1246,8 @@ def _to_explanations(
             return None
         return cast(value)
 
+    if "n_outputs" in arrays:
+        return _to_step_explanations(arrays, method, class_names, vocab)
     for i in range(len(arrays["index"])):
         n = int(arrays["lengths"][i])
         feature_scores = None
@@ -1267,6 +1274,46 @@ def _to_explanations(
                 label=label,
                 class_names=list(class_names) if class_names else None,
                 extra={"index": int(arrays["index"][i])},
+            )
+        )
+    return out
+
+
+def _to_step_explanations(
+    arrays: dict[str, np.ndarray], method: str, class_names: Any, vocab: Any
+) -> Explanations:
+    """Sequence-output explanations (a tagger's, a forecaster's) from shard arrays."""
+    out = Explanations()
+    for i in range(len(arrays["index"])):
+        n, m = int(arrays["lengths"][i]), int(arrays["n_outputs"][i])
+        if "inputs" in arrays:
+            ids = arrays["inputs"][i, :n].tolist()
+            tokens = vocab.decode(ids) if vocab is not None else [str(t) for t in ids]
+        else:
+            tokens = [f"t{j}" for j in range(n)]
+        values: dict[str, Any] = {}
+        for name, cast in (("target", int), ("predicted", int), ("n_steps", int),
+                           ("probability", float), ("output", float), ("delta", float)):  # fmt: skip
+            row = arrays[name][i, :m] if name in arrays else None
+            missing = row is None or (
+                bool(np.isnan(row).all()) if row.dtype.kind == "f" else bool((row == -1).all())
+            )
+            values[name] = None if missing else [cast(v) for v in row]
+        features = arrays.get("feature_scores")
+        steps = arrays["output_steps"][i, :m].tolist() if "output_steps" in arrays else None
+        out.append(
+            Explanation(
+                tokens=list(tokens),
+                scores=arrays["scores"][i, :m, :n].astype(float).tolist(),
+                method=method,
+                feature_scores=None
+                if features is None
+                else features[i, :m, :n].astype(float).tolist(),
+                label=arrays["label"][i].item() if "label" in arrays else None,
+                class_names=list(class_names) if class_names else None,
+                extra={"index": int(arrays["index"][i]), "output_steps": steps},
+                output_labels=[str(v) for v in arrays["output_labels"][i, :m]],
+                **values,
             )
         )
     return out
