@@ -102,10 +102,22 @@ def test_a_time_major_hand_written_cell_needs_and_takes_its_hints():
     assert max(abs(s) for s in e.scores) > 1e-3
 
 
-def test_a_seq2seq_model_is_a_clear_error_not_a_wrong_answer():
+def test_a_seq2seq_model_explains_every_target_token_or_names_the_hint():
     case = zoo.build(zoo.SEQ2SEQ)
-    with pytest.raises((ValueError, TypeError), match="forward needs argument 'trg'"):
+    with pytest.raises(ValueError, match="bos_id="):  # no target and no <s> to generate from
         captum_rnn.explain(case.model, case.inputs, **case.hints)
+    exps = captum_rnn.explain(
+        case.model, case.inputs[:, :2], target=case.labels[:, :2], **case.hints
+    )
+    n = int((case.labels[1:, 0] != case.pad_id).sum())
+    assert len(exps[0].output_labels) == n and exps[0].target == case.labels[1 : n + 1, 0].tolist()
+    with torch.no_grad():  # teacher forced, with the tutorial's dummy step 0 skipped
+        logits = case.model(case.inputs[:, :1], case.labels[:, :1], 1.0)[1 : n + 1, 0]
+    expected = logits.gather(-1, case.labels[1 : n + 1, :1])[:, 0].double()
+    torch.testing.assert_close(
+        torch.tensor(exps[0].output, dtype=torch.double), expected, atol=1e-5, rtol=1e-5
+    )
+    assert max(abs(d) for d in exps[0].delta) < 0.05 * float(expected.abs().max())
 
 
 def test_a_lightning_module_with_dict_batches_explains_like_a_module():
