@@ -16,6 +16,7 @@ from captum_rnn.models import RNNClassifier
 
 @dataclass
 class SentimentTask:
+    texts: list[str]
     vocab: Vocabulary
     ids: torch.Tensor
     y: torch.Tensor
@@ -75,6 +76,7 @@ def sentiment_task(seconds: float = 60.0, max_epochs: int = 8, seed: int = 0) ->
     model.load_state_dict(best_state)
     model.eval()
     return SentimentTask(
+        list(snippets.texts),
         vocab,
         ids,
         y,

@@ -4,14 +4,20 @@ An anchor (Ribeiro, Singh and Guestrin, AAAI 2018) is a set of tokens of one inp
 that, whatever happens to the other tokens, the model keeps its prediction with high
 probability: ``contains "not" and "bad" -> negative (precision 0.97, coverage 0.03)``.
 Perturbations replace each token outside the anchor, independently with probability
-``mask_prob``, by a replacement token (the unknown token by default); padding is never
-perturbed and never part of a rule, and trailing padding is cut before the model sees
+``mask_prob``, by a replacement token: the unknown token by default, or, given training
+sequences, a token drawn from their unigram distribution (``perturbation="unigram"``)
+or from the tokens found at the same position (``"position"``), so that a perturbed
+input still reads like the data and the empty anchor holds only when the prediction
+really does not depend on the words. Padding is never perturbed and never part of a rule, and trailing padding is cut before the model sees
 a perturbation, so a sequence gets the same anchor whatever it is padded to.
 
 The search is the paper's beam search: anchors grow by one token per round; KL-LUCB
 (Kaufmann and Kalyanakrishnan, 2013) spends model calls on the candidates whose
 precision is still uncertain to pick the best ``beam_size``; the smallest anchor whose
-precision reaches the target with confidence wins.
+precision reaches the target with confidence wins; when none does, the most precise
+non-empty anchor found is returned (marked as not reached), never the empty one by
+default. :meth:`RuleExtraction.explain` reports each anchor's coverage over the data and
+its precision on fresh perturbations drawn with another seed (held-out precision).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class Anchor:
             without data, the probability that a perturbation keeps the anchor.
         num_samples: perturbations evaluated for this anchor.
         reached: whether the precision target was reached.
+        held_out_precision: precision on fresh perturbations drawn with another seed
+            than the search (``None`` when not measured).
     """
 
     tokens: tuple[str, ...]
@@ -62,6 +70,7 @@ class Anchor:
     coverage: float
     num_samples: int
     reached: bool
+    held_out_precision: float | None = None
 
     def __str__(self) -> str:
         condition = (
@@ -69,7 +78,13 @@ class Anchor:
         )
         text = (
             f"{condition} -> {self.label_name} "
-            f"(precision {self.precision:.2f}, coverage {_share(self.coverage)})"
+            f"(precision {self.precision:.2f}"
+            + (
+                ""
+                if self.held_out_precision is None
+                else f", held-out precision {self.held_out_precision:.2f}"
+            )
+            + f", coverage {_share(self.coverage)})"
         )
         # a best effort that missed the target must not read like a rule that holds
         return text if self.reached else f"{text}, precision target not reached"
@@ -87,6 +102,7 @@ class Anchor:
             "coverage": self.coverage,
             "num_samples": self.num_samples,
             "reached": self.reached,
+            "held_out_precision": self.held_out_precision,
         }
 
 
@@ -203,6 +219,7 @@ def _anchor_search(
     batch_size: int,
     max_samples: int,
     allowed: Sequence[int] | None = None,
+    min_samples: int = 0,
 ) -> tuple[tuple[int, ...], bool, float]:
     """Beam search; returns the anchor, whether it reached ``precision``, its lower bound.
 
@@ -214,21 +231,26 @@ def _anchor_search(
         while arms.used < max_samples:
             mean = arms.mean(anchor)
             lb, ub = arms.lower(anchor, verify_beta), arms.upper(anchor, verify_beta)
-            if mean >= precision and lb < precision - epsilon_stop:
+            if mean >= precision and (
+                lb < precision - epsilon_stop or arms.n[anchor] < min_samples
+            ):
                 arms.sample([anchor], batch_size)
             elif mean < precision and ub >= precision + epsilon_stop:
                 arms.sample([anchor], batch_size)
             else:
                 break
         lb = arms.lower(anchor, verify_beta)
-        return arms.mean(anchor) >= precision and lb > precision - epsilon_stop, lb
+        ok = arms.mean(anchor) >= precision and lb > precision - epsilon_stop
+        return ok and arms.n[anchor] >= min_samples, lb
 
     empty: tuple[int, ...] = ()
     arms.sample([empty], batch_size)
     ok, lb = verify(empty)
     if ok:
         return empty, True, lb
-    best: tuple[tuple[int, ...], float] = (empty, lb)
+    # when no anchor reaches the target, the most precise non-empty one explored wins:
+    # "always" is not a rule when the prediction does depend on the words
+    best: tuple[tuple[int, ...], float, float] = (empty, -1.0, -1.0)
     beam = [empty]
     for _size in range(1, max_anchor_size + 1):
         candidates = sorted({tuple(sorted((*a, f))) for a in beam for f in allowed if f not in a})
@@ -261,14 +283,67 @@ def _anchor_search(
         )
         for anchor in beam:
             ok, lb = verify(anchor)
-            if lb > best[1]:
-                best = (anchor, lb)
+            if (arms.mean(anchor), lb) > best[1:]:
+                best = (anchor, arms.mean(anchor), lb)
             if ok:
                 passed.append((arms.mean(anchor), lb, anchor))
         if passed:
             _, lb, anchor = max(passed)
             return anchor, True, lb
-    return best[0], False, best[1]
+    if not best[0]:
+        return empty, False, arms.lower(empty, verify_beta)
+    return best[0], False, best[2]
+
+
+# ---------------------------------------------------------------- the perturbation
+_PERTURBATIONS = ("replace", "unigram", "position")
+
+
+class _Fill:
+    """Draws the tokens that replace perturbed ones.
+
+    ``"replace"``: the ``replacement`` ids, uniformly; ``"unigram"``: a token of
+    ``train_data`` drawn at random (its unigram distribution, padding left out);
+    ``"position"``: a token found at the same position in ``train_data`` (the unigram
+    draw where no training sequence is that long)."""
+
+    def __init__(
+        self, kind: str, replacement: Sequence[int], train_data: Any, pad_index: int
+    ) -> None:
+        if kind not in _PERTURBATIONS:
+            raise ValueError(f"perturbation must be one of {_PERTURBATIONS}, got {kind!r}")
+        self.kind = kind
+        self.columns: list[Tensor] = []
+        if kind == "replace":
+            self.pool = torch.as_tensor(list(replacement), dtype=torch.long)
+            return
+        if train_data is None:
+            raise ValueError(
+                f"perturbation={kind!r} draws from the training data: pass train_data= "
+                "(token ids (n, time) of training sequences)"
+            )
+        if not isinstance(train_data, Tensor) or train_data.dim() != 2:
+            raise ValueError("train_data must be token ids of shape (n, time)")
+        if train_data.dtype.is_floating_point or train_data.dtype == torch.bool:
+            raise TypeError(f"train_data must hold integer token ids, got {train_data.dtype}")
+        data = train_data.detach().cpu().long()
+        real = data != pad_index
+        self.pool = data[real]
+        if self.pool.numel() == 0:
+            raise ValueError("train_data holds only padding: there is nothing to draw from")
+        if kind == "position":
+            self.columns = [data[:, t][real[:, t]] for t in range(data.shape[1])]
+
+    def draw(self, positions: Sequence[int], total: int, g: torch.Generator) -> Tensor:
+        """``(total, len(positions))`` replacement tokens for these input positions."""
+        if self.kind != "position":
+            return self.pool[torch.randint(len(self.pool), (total, len(positions)), generator=g)]
+        out = torch.empty(total, len(positions), dtype=torch.long)
+        for f, p in enumerate(positions):
+            col = self.columns[p] if p < len(self.columns) else self.pool
+            col = col if col.numel() else self.pool
+            out[:, f] = col[torch.randint(len(col), (total,), generator=g)]
+        return out
 
 
 # ---------------------------------------------------------------- the attribution
@@ -404,6 +479,9 @@ class RuleExtraction(Attribution):
         epsilon_stop: float = 0.05,
         seed: int = 0,
         exclude: Sequence[int] = (),
+        perturbation: str = "replace",
+        train_data: Tensor | None = None,
+        min_samples: int = 0,
     ) -> Tensor:
         """Mark the tokens of each input's anchor.
 
@@ -427,6 +505,16 @@ class RuleExtraction(Attribution):
             seed: seeds the perturbations of every input alike.
             exclude: token ids that are perturbed like the others but never enter a rule
                 (the unknown token, say: a rule "contains <unk>" tells a reader nothing).
+            perturbation: what replaces a perturbed token: ``"replace"`` (the
+                ``replacement`` ids), ``"unigram"`` (a token drawn from ``train_data``)
+                or ``"position"`` (a token found at the same position in
+                ``train_data``).
+            train_data: token ids ``(n, time)`` of training sequences, for
+                ``perturbation="unigram"`` / ``"position"``.
+            min_samples: fewest perturbations an anchor must be tested on before it
+                passes (a few dozen all-correct draws pass the confidence bound while
+                the precision may still be below the target; some hundreds make the
+                held-out precision reach it).
 
         Returns:
             A float tensor shaped like ``inputs``: 1 on anchor tokens, 0 elsewhere.
@@ -448,6 +536,9 @@ class RuleExtraction(Attribution):
             epsilon_stop=epsilon_stop,
             seed=seed,
             exclude=exclude,
+            perturbation=perturbation,
+            train_data=train_data,
+            min_samples=min_samples,
         )
         mask = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
         for i, found in enumerate(anchors):
@@ -464,6 +555,7 @@ class RuleExtraction(Attribution):
         vocab: Any = None,
         class_names: Sequence[str] | None = None,
         coverage_data: Tensor | None = None,
+        held_out_samples: int = 500,
         **kwargs: Any,
     ) -> list[Anchor]:
         """Find each input's anchor and return it as a rule object.
@@ -475,8 +567,11 @@ class RuleExtraction(Attribution):
             class_names: display names of the classes.
             coverage_data: token ids ``(n, time)`` of a corpus; the coverage of a rule
                 is the fraction of its sequences that contain every anchor token.
-                Without it, coverage is the probability that a perturbation keeps the
-                anchor, ``(1 - mask_prob) ** len(anchor)``.
+                Default: ``train_data`` when given; without either, coverage is the
+                probability that a perturbation keeps the anchor,
+                ``(1 - mask_prob) ** len(anchor)``.
+            held_out_samples: fresh perturbations (another seed than the search) on
+                which each anchor's ``held_out_precision`` is measured; 0 skips it.
             **kwargs: search options of :meth:`attribute`.
 
         Returns:
@@ -492,12 +587,37 @@ class RuleExtraction(Attribution):
         )
         kwargs["pad_index"], kwargs["replacement"] = pad_index, replacement
         mask_prob = kwargs.get("mask_prob", 0.5)
+        if isinstance(held_out_samples, bool) or not isinstance(held_out_samples, int):
+            raise ValueError(f"held_out_samples must be an int >= 0, got {held_out_samples!r}")
+        if held_out_samples < 0:
+            raise ValueError(f"held_out_samples must be an int >= 0, got {held_out_samples!r}")
+        if coverage_data is None:
+            coverage_data = kwargs.get("train_data")
         if coverage_data is not None:
             coverage_data = _check_inputs(coverage_data)
         name_of = _token_names(vocab)
         found = self._search_all(inputs, target, additional_forward_args, **kwargs)
+        held: list[float | None] = [None] * len(found)
+        if held_out_samples:
+            mask = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
+            for i, item in enumerate(found):
+                mask[i, list(item["positions"])] = 1.0
+            options = {
+                k: kwargs[k]
+                for k in ("pad_index", "replacement", "mask_prob", "perturbation", "train_data")
+                if k in kwargs
+            }
+            held = self.evaluate(
+                inputs,
+                mask,
+                [item["label"] for item in found],
+                additional_forward_args,
+                n_samples=held_out_samples,
+                seed=kwargs.get("seed", 0) + 1_000_003,
+                **options,
+            ).tolist()
         out = []
-        for item in found:
+        for item, held_out in zip(found, held, strict=True):
             ids = tuple(item["token_ids"])
             if coverage_data is None:
                 coverage = (1 - mask_prob) ** len(ids)
@@ -525,6 +645,7 @@ class RuleExtraction(Attribution):
                     coverage=float(coverage),
                     num_samples=item["num_samples"],
                     reached=item["reached"],
+                    held_out_precision=held_out,
                 )
             )
         return out
@@ -541,6 +662,8 @@ class RuleExtraction(Attribution):
         replacement: int | Sequence[int] | None = None,
         mask_prob: float = 0.5,
         seed: int = 1,
+        perturbation: str = "replace",
+        train_data: Tensor | None = None,
     ) -> Tensor:
         """Precision of rules on fresh perturbations (held-out from the search).
 
@@ -550,7 +673,8 @@ class RuleExtraction(Attribution):
             target: the class to keep; default: the model's prediction.
             additional_forward_args: as for :meth:`attribute`.
             n_samples: perturbations per input.
-            pad_index, replacement, mask_prob: the perturbation (as in the search).
+            pad_index, replacement, mask_prob, perturbation, train_data: the
+                perturbation (as in the search).
             seed: use another seed than the search for held-out perturbations.
 
         Returns:
@@ -561,11 +685,17 @@ class RuleExtraction(Attribution):
         if not isinstance(mask, Tensor) or mask.shape != inputs.shape:
             raise ValueError(f"mask must be a tensor of shape {tuple(inputs.shape)}")
         targets = _check_target(target, inputs.shape[0])
+        fill = _Fill(
+            perturbation,
+            [replacement] if isinstance(replacement, int) else replacement,
+            train_data,
+            pad_index,
+        )
         out = torch.zeros(inputs.shape[0])
         with torch.no_grad():
             for i in range(inputs.shape[0]):
                 ctx = self._context(
-                    inputs, i, additional_forward_args, pad_index, replacement, mask_prob, seed
+                    inputs, i, additional_forward_args, pad_index, fill, mask_prob, seed
                 )
                 label = ctx["label"](targets[i])
                 kept = mask[i, ctx["features"]].cpu().bool()
@@ -581,7 +711,7 @@ class RuleExtraction(Attribution):
         i: int,
         additional_forward_args: Any,
         pad_index: int,
-        replacement: int | Sequence[int],
+        fill: _Fill,
         mask_prob: float,
         seed: int,
     ) -> dict[str, Any]:
@@ -630,9 +760,6 @@ class RuleExtraction(Attribution):
         classes = [0]
 
         g = torch.Generator().manual_seed(seed)
-        replace = torch.as_tensor(
-            [replacement] if isinstance(replacement, int) else list(replacement), dtype=torch.long
-        )
         feats = torch.as_tensor(features, dtype=torch.long)
 
         def sample(anchors: list[tuple[int, ...]], n: int, label: int) -> list[np.ndarray]:
@@ -641,10 +768,10 @@ class RuleExtraction(Attribution):
             for j, anchor in enumerate(anchors):
                 if anchor:
                     drop[j * n : (j + 1) * n, list(anchor)] = False
-            fill = replace[torch.randint(len(replace), (total, len(features)), generator=g)]
+            tokens = fill.draw(features, total, g)
             z = x.detach().cpu().repeat(total, 1)
             cols = z[:, feats]
-            z[:, feats] = torch.where(drop, fill, cols)
+            z[:, feats] = torch.where(drop, tokens, cols)
             predicted = predict(z.to(inputs.device))
             ok = predicted == label
             return [ok[j * n : (j + 1) * n] for j in range(len(anchors))]
@@ -688,6 +815,9 @@ class RuleExtraction(Attribution):
         epsilon_stop: float = 0.05,
         seed: int = 0,
         exclude: Sequence[int] = (),
+        perturbation: str = "replace",
+        train_data: Tensor | None = None,
+        min_samples: int = 0,
     ) -> list[dict[str, Any]]:
         inputs = _check_inputs(inputs)
         pad_index, replacement = self._specials(pad_index, replacement)
@@ -702,14 +832,19 @@ class RuleExtraction(Attribution):
             raise TypeError("replacement must be a token id or a non-empty list of token ids")
         if pad_index in ids:
             raise ValueError(f"replacement must not be the padding id {pad_index}")
-        for name, value in (("beam_size", beam_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        fill = _Fill(perturbation, ids, train_data, pad_index)
+        for name, value, low in (
+            ("beam_size", beam_size, 1),
+            ("batch_size", batch_size, 1),
+            ("min_samples", min_samples, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         out = []
         with torch.no_grad():
             for i in range(inputs.shape[0]):
                 ctx = self._context(
-                    inputs, i, additional_forward_args, pad_index, replacement, mask_prob, seed
+                    inputs, i, additional_forward_args, pad_index, fill, mask_prob, seed
                 )
                 label = ctx["label"](targets[i])
                 n_features = len(ctx["features"])
@@ -735,6 +870,7 @@ class RuleExtraction(Attribution):
                     batch_size,
                     max_samples,
                     allowed,
+                    min_samples,
                 )
                 positions = tuple(ctx["features"][f] for f in anchor)
                 out.append(
