@@ -309,3 +309,47 @@ def test_writer_shards_keep_both_axes(tmp_path):
         _close(g_.scores, r.scores)
     arrays = read_explanations(tmp_path / "out", as_arrays=True)
     assert arrays["scores"].shape == (5, 6, 6)  # (sequences, outputs, inputs)
+
+
+# ------------------------------------------------------------------ faithfulness per output
+class _FlatProbabilities(nn.Module):
+    """The time-major tagger's per-step probabilities, batch-first and flattened."""
+
+    def __init__(self, tagger):
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, sentence):
+        out = self.tagger(sentence).exp().transpose(0, 1)
+        return out.reshape(out.shape[0], -1)
+
+
+def test_faithfulness_per_output_step(tagger):
+    from captum_rnn.metrics import (
+        comprehensiveness_sufficiency,
+        comprehensiveness_sufficiency_per_output,
+    )
+
+    x = tagger.inputs[:, :3]
+    es = captum_rnn.explain(tagger.model, x, method="feature_ablation")
+    comp, suff = comprehensiveness_sufficiency_per_output(tagger.model, x, es)
+    assert [len(c) for c in comp] == [e.n_outputs for e in es]
+    # output t's explanation measured on output t, as a one-output metric call would
+    b, t = 1, 3
+    row = torch.zeros(1, x.shape[0], dtype=torch.float64)
+    row[0, : len(es[b].tokens)] = torch.tensor(es[b].scores[t])
+    one_comp, one_suff = comprehensiveness_sufficiency(
+        _FlatProbabilities(tagger.model), x[:, b : b + 1], row,
+        torch.tensor([t * 3 + es[b].target[t]]), removal="replace", output="probs",
+    )  # fmt: skip
+    assert float(comp[b][t]) == pytest.approx(float(one_comp[0]), abs=1e-9)
+    assert float(suff[b][t]) == pytest.approx(float(one_suff[0]), abs=1e-9)
+    # better than random rows
+    g = torch.Generator().manual_seed(0)
+    for e in es:
+        e.scores = torch.rand(e.n_outputs, len(e.tokens), generator=g).tolist()
+    random_comp, random_suff = comprehensiveness_sufficiency_per_output(tagger.model, x, es)
+    assert torch.cat(comp).mean() > torch.cat(random_comp).mean() + 0.1
+    assert torch.cat(suff).mean() < torch.cat(random_suff).mean() - 0.1
+    with pytest.raises(ValueError, match="removal='replace'"):
+        comprehensiveness_sufficiency_per_output(tagger.model, x, es, removal="delete")

@@ -65,6 +65,7 @@ from captum_rnn.metrics._faithfulness import (
     sensitivity_max,
     sufficiency,
 )
+from captum_rnn.metrics._per_output import comprehensiveness_sufficiency_per_output
 from captum_rnn.metrics._plausibility import (
     LexiconAgreement,
     auprc,
@@ -108,6 +109,7 @@ __all__ = [
     "checkpoint_loss_scores",
     "comprehensiveness",
     "comprehensiveness_sufficiency",
+    "comprehensiveness_sufficiency_per_output",
     "data_randomization_test",
     "dataset_attribution_summary",
     "deletion_auc",
