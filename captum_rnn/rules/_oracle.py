@@ -255,6 +255,12 @@ class CallableOracle(MembershipOracle):
             if chars
             else (lambda w: tuple(alphabet[a] for a in w))
         )
+        if chars and len(alphabet) <= 256 and all(ord(s) < 128 for s in alphabet):
+            # ASCII symbols: one C-level translation per word instead of a join
+            table = bytes(range(256)).maketrans(
+                bytes(range(len(alphabet))), "".join(alphabet).encode("ascii")
+            )
+            self._format = lambda w: bytes(w).translate(table).decode("ascii")
         if empty == "network":
             if self.prefix_free:
                 raise ValueError(
