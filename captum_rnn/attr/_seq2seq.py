@@ -16,7 +16,7 @@ up to the reported delta.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +183,16 @@ class _Decoder:
             )
         return out[:, self.offset : self.offset + n_out]
 
+    def embedded(self, src: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Batch-first embeddings, detached: the source, the decoder input for ``target``
+        and that input's padding (the prefix baseline)."""
+        seq, fed = self.seq, self.fed(target)
+
+        def embed(ids: Tensor) -> Tensor:
+            return _as_layout(seq, seq.target_embedding(_as_layout(seq, ids)).detach())
+
+        return seq.embed(src), embed(fed), embed(torch.full_like(fed, self.target_pad))
+
     @torch.no_grad()
     def generate(
         self, src: Tensor, lengths: Tensor, bos: int, eos: int | None, max_length: int
@@ -231,14 +241,27 @@ def _per_step_ids(value: Any, name: str, shape: tuple[int, int], device: Any) ->
         ) from error
 
 
+def _selector(explained: Tensor, foil: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """``logits (r * batch, n, vocab) -> (r * batch, n)``: the explained token's logit,
+    minus the foil's with a contrast (``r`` copies of the batch, as IG expands it)."""
+
+    def select(logits: Tensor) -> Tensor:
+        r = logits.shape[0] // explained.shape[0]
+        value = logits.gather(-1, explained.repeat(r, 1)[..., None])[..., 0]
+        if foil is not None:
+            value = value - logits.gather(-1, foil.repeat(r, 1)[..., None])[..., 0]
+        return value
+
+    return select
+
+
 def _ig(
     dec: _Decoder,
     src: Tensor,
     lengths: Tensor,
     target: Tensor,
     n_outputs: Tensor,
-    explained: Tensor,
-    foil: Tensor | None,
+    select: Callable[[Tensor], Tensor],
     src_base: Tensor,
     n_steps: int,
     method: str,
@@ -246,30 +269,18 @@ def _ig(
     """Integrated gradients of every output: one forward per integration step shared by the
     outputs, one backward per output. Returns source ``(B, n, T)``, prefix ``(B, n, n + 1)``
     (column 0: ``<s>``, held fixed) and the integrand's endpoint values ``(2, B, n)``."""
-    seq = dec.seq
-    fed = dec.fed(target)
-    src_x = seq.embed(src)
-    pre_x = _as_layout(seq, seq.target_embedding(_as_layout(seq, fed)).detach())
-    pre_b = _as_layout(
-        seq, seq.target_embedding(_as_layout(seq, torch.full_like(fed, dec.target_pad)))
-    )
-    pre_b = pre_b.detach().clone()
+    src_x, pre_x, pre_b = dec.embedded(src, target)
+    pre_b = pre_b.clone()
     pre_b[:, 0] = pre_x[:, 0]  # the start token is not explained
     step_sizes, alphas = approximation_parameters(method)
     sizes, alphas = step_sizes(n_steps), alphas(n_steps)
     batch, n_out = target.shape[0], target.shape[1] - 1
     reps = len(alphas)
 
-    def select(logits: Tensor, r: int) -> Tensor:
-        value = logits.gather(-1, explained.repeat(r, 1)[..., None])[..., 0]
-        if foil is not None:
-            value = value - logits.gather(-1, foil.repeat(r, 1)[..., None])[..., 0]
-        return value
-
     with torch.no_grad():
         ends = torch.stack(
             [
-                select(dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=p), 1)
+                select(dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=p))
                 for s, p in ((src_base, pre_b), (src_x, pre_x))
             ]
         )
@@ -286,9 +297,9 @@ def _ig(
         src_emb=src_s,
         prefix_emb=pre_s,
     )
-    values = select(logits, reps)
+    values = select(logits)
     src_attr = src_x.new_zeros(batch, n_out, src.shape[1])
-    pre_attr = src_x.new_zeros(batch, n_out, fed.shape[1])
+    pre_attr = src_x.new_zeros(batch, n_out, pre_x.shape[1])
     last = int(n_outputs.max())
     for j in range(last):
         g_src, g_pre = torch.autograd.grad(
@@ -311,13 +322,7 @@ def _ablation(
 ) -> tuple[Tensor, Tensor]:
     """Feature ablation of each source token and each prefix token: every output read from
     the same perturbed forward (one per position, the whole batch at once)."""
-    seq = dec.seq
-    fed = dec.fed(target)
-    src_x = seq.embed(src)
-    pre_x = _as_layout(seq, seq.target_embedding(_as_layout(seq, fed)).detach())
-    pre_pad = _as_layout(
-        seq, seq.target_embedding(_as_layout(seq, torch.full_like(fed, dec.target_pad)))
-    )
+    src_x, pre_x, pre_pad = dec.embedded(src, target)
     with torch.no_grad():
         full = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
         src_attr = src_x.new_zeros(*full.shape, src.shape[1])
@@ -446,11 +451,10 @@ def attribute_seq2seq(
     explained = target[:, 1:].masked_fill(~real, 0)
     shape = (target.shape[0], target.shape[1] - 1)
     foil = None if contrast is None else _per_step_ids(contrast, "contrast", shape, src.device)
+    select = _selector(explained, foil)
     with torch.no_grad():
         logits = dec.step_logits(src, lengths, target)
-    value = logits.gather(-1, explained[..., None])[..., 0]
-    if foil is not None:
-        value = value - logits.gather(-1, foil[..., None])[..., 0]
+    value = select(logits)
     probability = torch.softmax(logits.double(), -1).amax(-1)
     fields = dict(
         target=target,
@@ -471,11 +475,6 @@ def attribute_seq2seq(
         return Seq2SeqAttribution(source=maps.double(), prefix=None, **fields)
     with _no_grad_params(seq):
         if method == "feature_ablation":
-
-            def select(out: Tensor) -> Tensor:
-                v = out.gather(-1, explained[..., None])[..., 0]
-                return v if foil is None else v - out.gather(-1, foil[..., None])[..., 0]
-
             src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline)
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
@@ -486,8 +485,7 @@ def attribute_seq2seq(
             lengths,
             target,
             n_outputs,
-            explained,
-            foil,
+            select,
             src_baseline,
             n_steps,
             integration,
