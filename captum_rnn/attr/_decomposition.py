@@ -154,8 +154,8 @@ def _ratio(value: Tensor, pre: Tensor, slope: Tensor) -> Tensor:
 
 def direction_terms(
     mode: str, x: Tensor, h: Tensor, real: Tensor, weights: tuple[Tensor, ...]
-) -> tuple[Tensor, Tensor]:
-    """Contributions of every step to the last real state of one direction.
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Per-step changes of one direction's state, which every later state is made of.
 
     Args:
         mode: ``"LSTM"`` or ``"GRU"``.
@@ -165,9 +165,11 @@ def direction_terms(
         weights: :func:`direction_weights`.
 
     Returns:
-        ``(terms, coef)``, both ``(batch, time, hidden)``: ``terms`` sums over time to the
-        last real state; ``coef * (x @ W_in.T)`` is the part of ``terms`` carried by the
-        input through the candidate (``W_in`` the candidate's input weights).
+        ``(change, coef, gate)``, each ``(batch, time, hidden)`` (``gate`` is ``None`` for
+        a GRU): ``h_t = gate_t * sum_{s <= t} change_s`` (the GRU's ``h_t - h_{t-1}``; the
+        LSTM's ``tanh(c_t) - tanh(c_{t-1})`` and output gate), and ``coef * (x @ W_in.T)``
+        is the part of ``change`` carried by the input through the candidate (``W_in`` the
+        candidate's input weights). Zero at padding.
     """
     w_ih, w_hh, b_ih, b_hh = weights
     hidden = h.shape[-1]
@@ -175,17 +177,13 @@ def direction_terms(
     previous = _shift(h)
     gi = x @ w_ih.T + b_ih
     gh = previous @ w_hh.T + b_hh
-    last = (real.sum(1) - 1).clamp_min(0)
-    rows = torch.arange(h.shape[0], device=h.device)
     if mode == "GRU":
         r = torch.sigmoid(gi[..., :hidden] + gh[..., :hidden])
         z = torch.sigmoid(gi[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden])
         pre = gi[..., 2 * hidden :] + r * gh[..., 2 * hidden :]
         n = torch.tanh(pre)
-        # h_t - h_{t-1} = (1 - z_t) * (n_t - h_{t-1}), telescoping to the last state
-        terms = (h - previous) * mask
-        coef = (1 - z) * _ratio(n, pre, 1 - n * n) * mask
-        return terms, coef
+        # h_t - h_{t-1} = (1 - z_t) * (n_t - h_{t-1})
+        return (h - previous) * mask, (1 - z) * _ratio(n, pre, 1 - n * n) * mask, None
     i, f, g, o = (torch.sigmoid(gi + gh)[..., k * hidden : (k + 1) * hidden] for k in range(4))
     pre = gi[..., 2 * hidden : 3 * hidden] + gh[..., 2 * hidden : 3 * hidden]
     g = torch.tanh(pre)
@@ -199,10 +197,27 @@ def direction_terms(
         cells.append(c)
     step = torch.stack(cells, 1) - _shift(torch.stack(cells, 1))
     secant = _ratio(change, step, 1 - tanh_c * tanh_c)
-    o_last = o[rows, last][:, None]
-    terms = o_last * change * mask
-    coef = o_last * secant * i * _ratio(g, pre, 1 - g * g) * mask
-    return terms, coef
+    return change * mask, secant * i * _ratio(g, pre, 1 - g * g) * mask, o * mask
+
+
+def _poolings(module: nn.Module, real: Tensor, ran: Tensor) -> dict[str, Tensor]:
+    """Weights ``(batch, time)`` over the steps of the readouts a head may read."""
+    rows = torch.arange(real.shape[0], device=real.device)
+    last = torch.zeros(real.shape, dtype=torch.float64, device=real.device)
+    last[rows, ran - 1] = 1.0
+    found = {"last": last, "mean": real.double() / ran[:, None]}
+    maps = getattr(module, "attention_maps", None)
+    if isinstance(maps, list) and maps and isinstance(maps[-1], Tensor):
+        weights = maps[-1].reshape(real.shape[0], -1)[:, : real.shape[1]]
+        found["attention"] = weights.double() * real
+    return found
+
+
+def _readout_weights(gate: Tensor | None, alpha: Tensor) -> Tensor:
+    """``A_s = sum_{t >= s} alpha_t gate_t``: how much of step s's change the readout holds."""
+    if gate is None:
+        return alpha.flip(1).cumsum(1).flip(1)[..., None]
+    return (alpha[..., None] * gate).flip(1).cumsum(1).flip(1)
 
 
 @dataclass
@@ -218,6 +233,8 @@ class Decomposition:
         output: ``(batch, outputs)`` the head's output as the model computed it.
         lengths: ``(batch,)`` steps the recurrent layer ran per sequence.
         layer / head: the dotted names of the decomposed layer and of the head.
+        pooling: the readout the head reads: ``"last"`` (the final state), ``"mean"`` or
+            ``"attention"`` (the states weighted by the model's ``attention_maps``).
     """
 
     contributions: Tensor
@@ -227,6 +244,7 @@ class Decomposition:
     lengths: Tensor
     layer: str
     head: str
+    pooling: str = "last"
 
     @property
     def remainder(self) -> Tensor:
@@ -354,17 +372,28 @@ class RecurrentDecomposition:
         states = self._run(_sub_rnn(rnn, rnn.num_layers - 1, 1), x, ran)
         real = torch.arange(x.shape[1], device=x.device)[None, :] < ran[:, None]
         hidden = rnn.hidden_size
-        parts = []
+        directions = []
         for reverse in (False, True)[: 2 if rnn.bidirectional else 1]:
             h = states[..., hidden:] if reverse else states[..., :hidden]
             xs = _flip(x, ran) if reverse else x
             hs = _flip(h, ran) if reverse else h
-            terms, coef = direction_terms(rnn.mode, xs, hs, real, direction_weights(rnn, reverse))
-            if reverse:
-                terms, coef = _flip(terms, ran), _flip(coef, ran)
-            parts.append((terms, coef, direction_weights(rnn, reverse)[0]))
-        readout = torch.cat([terms.sum(1) for terms, _, _ in parts], -1)
-        head_name, head, output = self._find_head(linears, readout)
+            w_ih = direction_weights(rnn, reverse)
+            directions.append((reverse, *direction_terms(rnn.mode, xs, hs, real, w_ih)))
+        readouts = {}
+        for pooling, alpha in _poolings(self.model.module, real, ran).items():
+            parts = []
+            for reverse, change, coef, gate in directions:
+                own = alpha
+                if reverse:  # in the backward direction's order; "last" is its position 0
+                    own = _flip(alpha[..., None], ran)[..., 0] if pooling != "last" else alpha
+                keep = _readout_weights(gate, own)
+                terms, part = change * keep, coef * keep
+                if reverse:
+                    terms, part = _flip(terms, ran), _flip(part, ran)
+                parts.append((terms, part, direction_weights(rnn, reverse)[0]))
+            readouts[pooling] = parts
+        pooling, (head_name, head, output) = self._find_head(linears, readouts)
+        parts = readouts[pooling]
         weight = head.weight.detach().double()
         contributions = 0
         cells = 0
@@ -390,7 +419,7 @@ class RecurrentDecomposition:
             contributions = nn.functional.pad(contributions, (0, 0, 0, pad))
             cells = nn.functional.pad(cells, (0, 0, 0, 0, 0, pad))
         return Decomposition(
-            contributions, cells, bias, output.detach(), ran, self.layer_name, head_name
+            contributions, cells, bias, output.detach(), ran, self.layer_name, head_name, pooling
         )
 
     @staticmethod
@@ -400,7 +429,7 @@ class RecurrentDecomposition:
                 return rnn(x)[0]
             return run_packed(rnn, x, lengths)[0]
 
-    def _find_head(self, linears, readout: Tensor) -> tuple[str, nn.Linear, Tensor]:
+    def _find_head(self, linears, readouts: dict) -> tuple[str, tuple[str, nn.Linear, Tensor]]:
         names = dict(self.model.module.named_modules())
         choice = self.head_choice
         if isinstance(choice, nn.Module):
@@ -412,16 +441,18 @@ class RecurrentDecomposition:
         for name, given, output in linears:
             if choice is not None and name != choice:
                 continue
-            if given.shape == readout.shape and torch.allclose(
-                given.double(), readout, rtol=1e-3, atol=1e-5
-            ):
-                return name, names[name], output
+            for pooling, parts in readouts.items():
+                readout = torch.cat([terms.sum(1) for terms, _, _ in parts], -1)
+                if given.shape == readout.shape and torch.allclose(
+                    given.double(), readout, rtol=1e-3, atol=1e-5
+                ):
+                    return pooling, (name, names[name], output)
         what = f"head={choice!r} does not read" if choice else "no nn.Linear reads"
         raise ValueError(
-            f"{what} the final state of {self.layer_name} (h_n, both directions) directly; "
-            "the decomposition covers a linear head on the final state (pooling 'last'). "
-            "Pass head= naming the linear layer that reads it, or layer= for another "
-            "recurrent layer"
+            f"{what} a readout of {self.layer_name} directly: its final state (h_n, both "
+            "directions), the mean of its states or their attention-weighted sum (a model "
+            "that keeps attention_maps). Pass head= naming the linear layer that reads one, "
+            "or layer= for another recurrent layer"
         )
 
 

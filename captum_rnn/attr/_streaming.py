@@ -155,7 +155,13 @@ class StreamingExplainer:
                 f"{self.decomposition.layer_name} does not read the model's input (or its "
                 "embedding) directly: streaming cannot rebuild its input"
             )
-        found = self.decomposition.attribute(inputs)
+        # two steps tell the final state from the mean or an attention over the states
+        found = self.decomposition.attribute(inputs[:, [0, 0]])
+        if found.pooling != "last":
+            raise ValueError(
+                f"the head reads the {found.pooling} of {found.layer}'s states; streaming "
+                "needs a head on the final state (use RecurrentDecomposition offline)"
+            )
         self._head = dict(self.model.module.named_modules())[found.head]
         w_ih, w_hh, b_ih, b_hh = direction_weights(self.rnn)
         head_w = self._head.weight.detach().double()

@@ -23,24 +23,28 @@ def _model(cell, bidirectional=False, layers=1, **kwargs):
     ).eval()
 
 
-@settings(max_examples=16, deadline=None)
+@settings(max_examples=24, deadline=None)
 @given(
     cell=st.sampled_from(["lstm", "gru"]),
     bidirectional=st.booleans(),
     layers=st.integers(1, 2),
+    pooling=st.sampled_from(["last", "mean", "attention"]),
     lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
     scale=st.floats(0.1, 5.0),
 )
 def test_contributions_sum_to_the_logits_and_padding_gets_zero(
-    cell, bidirectional, layers, lengths, scale
+    cell, bidirectional, layers, pooling, lengths, scale
 ):
-    model = _model(cell, bidirectional, layers)
+    kwargs = {"attention": "additive"} if pooling == "attention" else {"pooling": pooling}
+    model = _model(cell, bidirectional, layers, **kwargs)
     time = max(lengths) + 2  # padded beyond the longest sequence too
     x = torch.randn(len(lengths), time, 3, generator=torch.Generator().manual_seed(len(lengths)))
     lengths = torch.tensor(lengths)
     d = RecurrentDecomposition(model).attribute(x * scale, lengths)
     assert d.contributions.shape == (len(lengths), time, 3)
     assert float(d.residual.max()) < 1e-5
+    if int(lengths.max()) > 1:  # over one step the final state is also the mean
+        assert d.pooling == pooling
     with torch.no_grad():
         logits = model(x * scale, lengths).double()
     assert torch.allclose(d.contributions.sum(1) + d.bias, logits, rtol=1e-5, atol=1e-6)
@@ -126,7 +130,7 @@ def test_heads_and_layers_it_cannot_decompose_are_named():
     with pytest.raises(ValueError, match="head="):
         RecurrentDecomposition(mlp, head="out", output="logits").attribute(x)
     with pytest.raises(ValueError, match="head="):
-        RecurrentDecomposition(_model("gru", pooling="mean")).attribute(x)
+        RecurrentDecomposition(_model("gru", pooling="max")).attribute(x)
     with pytest.raises(ValueError, match="layer="):
         RecurrentDecomposition(_TwoLayers(), output="logits")
     two = _TwoLayers().eval()

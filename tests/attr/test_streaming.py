@@ -104,6 +104,9 @@ def test_what_cannot_stream_is_refused():
         _ = stream.prediction
     with pytest.raises(ValueError, match="dtype"):
         StreamingExplainer(_model("gru"), dtype=torch.float16)
+    mean = StreamingExplainer(_model("lstm", pooling="mean"))
+    with pytest.raises(ValueError, match="mean"):
+        mean.update(torch.randn(2, 3))
     imdb = zoo.build("imdb_lstm")  # packed, but bidirectional
     with pytest.raises(ValueError, match="bidirectional"):
         StreamingExplainer(imdb.model, **imdb.hints)
