@@ -22,7 +22,11 @@ input, so that ``cells.sum(-1) + remainder`` is the step's contribution, exactly
 Feature parts exist for one-layer recurrent layers (in a stack the top layer reads the
 layer below, not the input); otherwise the contribution is shared evenly.
 
-Bidirectional layers add the backward direction's decomposition (it reads the steps in
+The head may read the final state (``h_n``), the mean of the states or their
+attention-weighted sum (models that keep ``attention_maps``, as captum-rnn's do): each
+state is a sum of the earlier steps' changes, so step ``s`` contributes its change
+weighted by the pooling weights of the states from ``s`` on. Which readout the head reads
+is found by matching its input. Bidirectional layers add the backward direction's decomposition (it reads the steps in
 reverse); stacked layers are decomposed at the top layer. Steps a packed sequence never
 runs (padding) get exactly 0. The decomposition is relative to a zero initial state, so
 the model must not pass a non-zero ``h0``.
@@ -276,8 +280,10 @@ class RecurrentDecomposition:
     Args:
         model: a model whose head is a linear layer over the final state of one
             ``nn.LSTM``/``nn.GRU`` (``h_n``, or the last output of a full-length
-            unidirectional layer); anything after the head (softmax) is left out: the
-            decomposition is of the head's output.
+            unidirectional layer), the mean of its states or their attention-weighted
+            sum; anything after the head (softmax) is left out: the decomposition is of
+            the head's output. Max pooling or a nonlinearity before the first linear
+            layer cannot be decomposed.
         layer: the recurrent layer (dotted name or module) when the model has several.
         head: the linear layer (dotted name or module) that reads the final state;
             found by matching its input when not given.
@@ -372,28 +378,32 @@ class RecurrentDecomposition:
         states = self._run(_sub_rnn(rnn, rnn.num_layers - 1, 1), x, ran)
         real = torch.arange(x.shape[1], device=x.device)[None, :] < ran[:, None]
         hidden = rnn.hidden_size
-        directions = []
+        # the readouts a head may read, each direction in its own order (the backward
+        # direction's final state is at the start: position length - 1 in its order)
+        own = {}
         for reverse in (False, True)[: 2 if rnn.bidirectional else 1]:
             h = states[..., hidden:] if reverse else states[..., :hidden]
-            xs = _flip(x, ran) if reverse else x
-            hs = _flip(h, ran) if reverse else h
-            w_ih = direction_weights(rnn, reverse)
-            directions.append((reverse, *direction_terms(rnn.mode, xs, hs, real, w_ih)))
+            own[reverse] = (_flip(x, ran), _flip(h, ran)) if reverse else (x, h)
         readouts = {}
         for pooling, alpha in _poolings(self.model.module, real, ran).items():
-            parts = []
-            for reverse, change, coef, gate in directions:
-                own = alpha
-                if reverse:  # in the backward direction's order; "last" is its position 0
-                    own = _flip(alpha[..., None], ran)[..., 0] if pooling != "last" else alpha
-                keep = _readout_weights(gate, own)
-                terms, part = change * keep, coef * keep
-                if reverse:
-                    terms, part = _flip(terms, ran), _flip(part, ran)
-                parts.append((terms, part, direction_weights(rnn, reverse)[0]))
-            readouts[pooling] = parts
+            alphas = {
+                reverse: _flip(alpha[..., None], ran)[..., 0]
+                if reverse and pooling != "last"
+                else alpha
+                for reverse in own
+            }
+            value = torch.cat([(alphas[r][..., None] * own[r][1]).sum(1) for r in own], -1)
+            readouts[pooling] = (alphas, value)
         pooling, (head_name, head, output) = self._find_head(linears, readouts)
-        parts = readouts[pooling]
+        parts = []
+        for reverse, (xs, hs) in own.items():
+            weights = direction_weights(rnn, reverse)
+            change, coef, gate = direction_terms(rnn.mode, xs, hs, real, weights)
+            keep = _readout_weights(gate, readouts[pooling][0][reverse])
+            terms, part = change * keep, coef * keep
+            if reverse:
+                terms, part = _flip(terms, ran), _flip(part, ran)
+            parts.append((terms, part, weights[0]))
         weight = head.weight.detach().double()
         contributions = 0
         cells = 0
@@ -441,12 +451,14 @@ class RecurrentDecomposition:
         for name, given, output in linears:
             if choice is not None and name != choice:
                 continue
-            for pooling, parts in readouts.items():
-                readout = torch.cat([terms.sum(1) for terms, _, _ in parts], -1)
-                if given.shape == readout.shape and torch.allclose(
-                    given.double(), readout, rtol=1e-3, atol=1e-5
-                ):
-                    return pooling, (name, names[name], output)
+            fits = {
+                pooling: float((given.double() - readout).abs().max())
+                for pooling, (_, readout) in readouts.items()
+                if given.shape == readout.shape
+                and torch.allclose(given.double(), readout, rtol=1e-3, atol=1e-5)
+            }
+            if fits:  # the closest readout (over one step, several are the same)
+                return min(fits, key=fits.get), (name, names[name], output)
         what = f"head={choice!r} does not read" if choice else "no nn.Linear reads"
         raise ValueError(
             f"{what} a readout of {self.layer_name} directly: its final state (h_n, both "
