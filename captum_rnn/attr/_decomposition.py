@@ -188,18 +188,17 @@ def direction_terms(
         n = torch.tanh(pre)
         # h_t - h_{t-1} = (1 - z_t) * (n_t - h_{t-1})
         return (h - previous) * mask, (1 - z) * _ratio(n, pre, 1 - n * n) * mask, None
-    i, f, g, o = (torch.sigmoid(gi + gh)[..., k * hidden : (k + 1) * hidden] for k in range(4))
-    pre = gi[..., 2 * hidden : 3 * hidden] + gh[..., 2 * hidden : 3 * hidden]
+    pre = gi + gh
+    gates = torch.sigmoid(pre)
+    i, o = gates[..., :hidden], gates[..., 3 * hidden :]
+    pre = pre[..., 2 * hidden : 3 * hidden]
     g = torch.tanh(pre)
     tanh_c = torch.where(real[..., None], h / o, torch.zeros_like(h))
     change = tanh_c - _shift(tanh_c)
-    # the cell state itself, for the secant slope of tanh between c_{t-1} and c_t
-    c = torch.zeros_like(h[:, 0])
-    cells = []
-    for t in range(h.shape[1]):
-        c = f[:, t] * c + i[:, t] * g[:, t]
-        cells.append(c)
-    step = torch.stack(cells, 1) - _shift(torch.stack(cells, 1))
+    # the cell state itself, for the secant slope of tanh between c_{t-1} and c_t (the
+    # slope only shares the change out; the sum stays exact however it is rounded)
+    c = torch.atanh(tanh_c.clamp(-1 + 1e-12, 1 - 1e-12))
+    step = c - _shift(c)
     secant = _ratio(change, step, 1 - tanh_c * tanh_c)
     return change * mask, secant * i * _ratio(g, pre, 1 - g * g) * mask, o * mask
 
