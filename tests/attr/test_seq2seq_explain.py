@@ -84,6 +84,27 @@ def test_all_outputs_equal_a_loop_of_one_output_captum_ig_calls(model):
         )
 
 
+def test_batched_backward_passes_equal_one_by_one_and_chunked(model, monkeypatch):
+    from captum_rnn.attr import _seq2seq
+
+    default = explain(model, SRC, target=TGT, n_steps=8)
+    monkeypatch.setattr(_seq2seq, "_BATCHED_GRAD_ELEMENTS", 1)  # one output per chunk
+    chunked = explain(model, SRC, target=TGT, n_steps=8)
+    grad = torch.autograd.grad
+
+    def no_batching(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("no batching rule")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_batching)
+    one_by_one = explain(model, SRC, target=TGT, n_steps=8)
+    for a, b, c in zip(default, chunked, one_by_one, strict=True):
+        torch.testing.assert_close(torch.tensor(a.scores), torch.tensor(b.scores))
+        torch.testing.assert_close(torch.tensor(a.scores), torch.tensor(c.scores))
+        torch.testing.assert_close(torch.tensor(a.prefix_scores), torch.tensor(c.prefix_scores))
+
+
 def test_padding_is_excluded_on_both_axes_and_batch_mates_do_not_matter(model):
     both = explain(model, SRC, target=TGT, n_steps=8)
     assert len(both[1].tokens) == 3 and len(both[1].output_labels) == 2
@@ -250,6 +271,7 @@ def test_save_load_round_trip(model, tmp_path):
     assert back == exps
     html = exps[0].to_html()
     assert "<script" not in html
+    assert exps[0].plot() is not None  # the output x input heatmap with the prefix columns
 
 
 @settings(max_examples=8, deadline=None)
