@@ -13,7 +13,7 @@ and for T_out = 10, 50, 200, times in one process (medians over repeats):
   sequence-steps through the GRU counted by hooks (forward and backward), all/loop
   (target <= 0.5).
 
-  feature_ablation and occlusion: one call explaining one output against the all-outputs
+  feature_ablation, occlusion, lime and kernel_shap: one call explaining one output against the all-outputs
   call (target all/one <= 1.5; the loop would cost T_out times one).
 
 For T_out = 200 the IG loop is timed on 20 evenly spaced outputs and scaled to 200 (each
@@ -146,7 +146,7 @@ def main() -> None:
             f"all/floor {medians['all'] / medians['floor']:5.2f}  recurrent work all/loop "
             f"{work['all'] / work['loop']:5.3f}{note}"
         )
-        for method in ("feature_ablation", "occlusion"):
+        for method in ("feature_ablation", "occlusion", "lime", "kernel_shap"):
 
             def one(ids=ids, method=method, target=targets[-1]):
                 captum_rnn.explain(flat, ids, method=method, target=target, output="logits")

@@ -8,7 +8,10 @@ matrix for less:
 
 * perturbation methods (``feature_ablation``, ``occlusion``): Captum's own classes on a
   forward that returns every selected column, so each perturbed forward pass is read
-  for all outputs at once (Captum attributes a vector output per element);
+  for all outputs at once (Captum attributes a vector output per element); ``lime`` and
+  ``kernel_shap`` (Captum's surrogates take one output per sample): the model runs on
+  the seeded perturbations once with every output recorded, and the surrogate's weighted
+  ridge is solved once for all outputs on the same samples and weights;
 * integrated gradients: one forward per integration step shared by all outputs, one
   backward per output (a vector-Jacobian loop on the retained graph), at Captum's own
   integration points and weights; for a causal (unidirectional) tagger the outputs are
@@ -26,11 +29,15 @@ from typing import Any
 import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from captum_rnn._utils.options import check_int
+from captum_rnn._utils.options import check_float, check_int
+from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._methods import (
     FeatureAblationMethod,
     IntegratedGradientsMethod,
+    KernelShapMethod,
+    LimeMethod,
     OcclusionMethod,
 )
 from captum_rnn.models.protocol import SequenceModel
@@ -92,6 +99,43 @@ class _Columns(nn.Module):
         return self.seq(x, lengths, ids)[:, self.columns].reshape(-1)
 
 
+class _Record(nn.Module):
+    """For Captum's surrogate methods, which read one output per sample: runs the model on
+    the perturbed batches, records every selected output and hands Captum the first."""
+
+    def __init__(self, columns: _Columns) -> None:
+        super().__init__()
+        self.columns = columns
+        self.record: list[Tensor] = []
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, ids: Tensor | None = None):
+        out = self.columns(x, lengths, ids).reshape(x.shape[0], -1)
+        self.record.append(out.detach())
+        return out[:, 0]
+
+
+class _EveryOutputRidge(WeightedRidge):
+    """Captum's surrogate fit, and beside it the same weighted ridge fitted on the same
+    samples and weights for every recorded output at once (one solve, one column each)."""
+
+    def __init__(self, alpha: float, recorder: _Record) -> None:
+        super().__init__(alpha=alpha)
+        self.recorder = recorder
+        self.every: Tensor | None = None
+
+    def fit(self, train_data: DataLoader, **kwargs: Any) -> dict[str, float]:
+        inputs, first, weights = train_data.dataset.tensors
+        outputs = torch.cat(self.recorder.record)
+        if outputs.shape[0] != first.shape[0] or not torch.equal(
+            outputs[:, 0].to(first.dtype), first.reshape(-1)
+        ):
+            raise RuntimeError("the surrogate's samples and the recorded outputs differ")
+        every = WeightedRidge(alpha=self.alpha)
+        every.fit(DataLoader(TensorDataset(inputs, outputs, weights), batch_size=len(inputs)))
+        self.every = every.representation()  # (outputs, features)
+        return super().fit(train_data, **kwargs)
+
+
 def attribute_outputs(
     method_cls: Any,
     seq: SequenceModel,
@@ -132,7 +176,10 @@ def attribute_outputs(
     if method_cls is IntegratedGradientsMethod:
         return _integrated_gradients(seq, ids, x, baseline, length, real, steps, columns,
                                      width, causal, **options)  # fmt: skip
-    if method_cls in (FeatureAblationMethod, OcclusionMethod):
+    surrogate = method_cls in (LimeMethod, KernelShapMethod)
+    if method_cls in (FeatureAblationMethod, OcclusionMethod) or (
+        surrogate and options.get("features", "step") == "step"
+    ):
         return _perturbation(method_cls, seq, ids, x, baseline, length, real, steps, classes,
                              width, aligned, causal, **options)  # fmt: skip
     return _loop(method_cls, seq, ids, x, baseline, length, columns, causal, steps, **options)
@@ -184,9 +231,11 @@ def _perturbation(
     features = options.pop("features", "step")
     if features not in ("step", "cell"):
         raise ValueError(f"features must be 'step' or 'cell', got {features!r}")
-    for option in ("window", "perturbations_per_eval"):
+    for option in ("window", "perturbations_per_eval", "n_samples"):
         if option in options:
             options[option] = check_int(option, options[option], 1)
+    if options.get("alpha") is not None:
+        options["alpha"] = check_float("alpha", options["alpha"], 0.0)
     keep = real.nonzero()[:, 0]
     # Padding is cut out, as for one output; aligned output steps follow their inputs.
     cut_steps = torch.searchsorted(keep, steps) if aligned else steps
@@ -199,9 +248,27 @@ def _perturbation(
         found = method._one(cut_x, cut_baseline, None, (length, cut_ids), True, **options)
         attributions[:, keep] = found.detach().to(x.dtype)
     else:
-        method.model = _Columns(seq, cut_steps * width + classes, cut_x, cut_baseline)
-        gate = torch.ones((1, len(keep), 1), dtype=x.dtype, device=x.device)
-        found = method._one(gate, torch.zeros_like(gate), None, (length, cut_ids), False, **options)
+        if method_cls in (LimeMethod, KernelShapMethod):
+            # on the input itself (Lime's similarity is measured in the input's space);
+            # Captum gives every dim of a step the step's whole score: keep one
+            method.model = recorder = _Record(_Columns(seq, cut_steps * width + classes))
+            make, ridges = method._explainer, []
+
+            def explainer(alpha: float) -> Any:
+                ridges.append(_EveryOutputRidge(alpha, recorder))
+                surrogate = make(alpha)
+                surrogate.interpretable_model = ridges[-1]
+                return surrogate
+
+            method._explainer = explainer
+            method._one(cut_x, cut_baseline, None, (length, cut_ids), False, **options)
+            found = ridges[-1].every.to(x.dtype)[..., None]  # (outputs, steps, 1)
+        else:
+            method.model = _Columns(seq, cut_steps * width + classes, cut_x, cut_baseline)
+            gate = torch.ones((1, len(keep), 1), dtype=x.dtype, device=x.device)
+            found = method._one(
+                gate, torch.zeros_like(gate), None, (length, cut_ids), False, **options
+            )
         # spread over the step's dims, as for one output: the dims sum to the step's score
         attributions[:, keep] = (found.detach().to(x.dtype) / x.shape[-1]).expand(
             len(steps), len(keep), x.shape[-1]
