@@ -244,10 +244,14 @@ class Explanation:
             The matplotlib Figure (never shown).
         """
         if self.output_labels is not None:
+            labels = self.output_labels
+            if len(set(labels)) < len(labels):  # a tagger's repeated tags: say which step
+                steps = self.extra.get("output_steps") or range(len(labels))
+                labels = [f"{step}: {label}" for step, label in zip(steps, labels, strict=True)]
             return plot_output_input_attributions(
                 self.scores,
                 self.tokens,
-                self.output_labels,
+                labels,
                 prefix_scores=self.prefix_scores,
                 title=self.title(),
                 ax=ax,
