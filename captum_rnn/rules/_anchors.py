@@ -308,8 +308,10 @@ class _Fill:
     draw where no training sequence is that long)."""
 
     def __init__(
-        self, kind: str, replacement: Sequence[int], train_data: Any, pad_index: int
+        self, kind: str | None, replacement: Sequence[int], train_data: Any, pad_index: int
     ) -> None:
+        if kind is None:
+            kind = "replace" if train_data is None else "unigram"
         if kind not in _PERTURBATIONS:
             raise ValueError(f"perturbation must be one of {_PERTURBATIONS}, got {kind!r}")
         self.kind = kind
@@ -479,7 +481,7 @@ class RuleExtraction(Attribution):
         epsilon_stop: float = 0.05,
         seed: int = 0,
         exclude: Sequence[int] = (),
-        perturbation: str = "replace",
+        perturbation: str | None = None,
         train_data: Tensor | None = None,
         min_samples: int = 0,
     ) -> Tensor:
@@ -508,7 +510,8 @@ class RuleExtraction(Attribution):
             perturbation: what replaces a perturbed token: ``"replace"`` (the
                 ``replacement`` ids), ``"unigram"`` (a token drawn from ``train_data``)
                 or ``"position"`` (a token found at the same position in
-                ``train_data``).
+                ``train_data``); default ``"unigram"`` when ``train_data`` is given,
+                else ``"replace"``.
             train_data: token ids ``(n, time)`` of training sequences, for
                 ``perturbation="unigram"`` / ``"position"``.
             min_samples: fewest perturbations an anchor must be tested on before it
@@ -662,7 +665,7 @@ class RuleExtraction(Attribution):
         replacement: int | Sequence[int] | None = None,
         mask_prob: float = 0.5,
         seed: int = 1,
-        perturbation: str = "replace",
+        perturbation: str | None = None,
         train_data: Tensor | None = None,
     ) -> Tensor:
         """Precision of rules on fresh perturbations (held-out from the search).
@@ -815,7 +818,7 @@ class RuleExtraction(Attribution):
         epsilon_stop: float = 0.05,
         seed: int = 0,
         exclude: Sequence[int] = (),
-        perturbation: str = "replace",
+        perturbation: str | None = None,
         train_data: Tensor | None = None,
         min_samples: int = 0,
     ) -> list[dict[str, Any]]:

@@ -138,3 +138,11 @@ def test_bad_perturbation_options_are_named():
         rules.attribute(x, pad_index=0, min_samples=-1)
     with pytest.raises(ValueError, match="held_out_samples"):
         rules.explain(x, pad_index=0, held_out_samples=-1)
+
+
+def test_train_data_alone_selects_the_unigram_draw():
+    x = torch.tensor([[3, 4, GOOD, 5, 6, 9]])
+    rules = RuleExtraction(good_or_unknown)
+    default = rules.attribute(x, pad_index=0, train_data=corpus(), seed=2)
+    unigram = rules.attribute(x, pad_index=0, train_data=corpus(), seed=2, perturbation="unigram")
+    assert torch.equal(default, unigram) and default[0].tolist() == [0, 0, 1, 0, 0, 0]
