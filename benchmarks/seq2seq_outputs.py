@@ -1,0 +1,131 @@
+"""Every target token of an encoder-decoder explained: all-outputs call against a loop.
+
+On a ``Seq2SeqAttention`` (GRU encoder and decoder, one source of 12 tokens, a target of
+T_out tokens), for T_out = 10, 50, 200, times in one process (medians over repeats):
+
+  IG   loop: T_out Captum ``IntegratedGradients`` calls, one per output, each on the
+            source and prefix embeddings with the decoder run only up to that output
+            (the cheapest one-output call), ``n_steps`` fixed;
+       all:  ``explain(model, src, target=tgt)`` at the same ``n_steps``: one forward of the
+            interpolated inputs shared by all outputs, one backward per output;
+  feature_ablation: one call explaining one output (source and prefix tokens ablated one
+  at a time) against the all-outputs call reading every output from the same passes.
+
+For T_out = 200 the IG loop is timed on 10 evenly spaced outputs and its time scaled by
+the summed decoder steps of all 200 outputs (the line says so).
+
+    python benchmarks/seq2seq_outputs.py [--repeats 3] [--steps 16] [--lengths 10 50 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _timing import interleaved
+from captum.attr import FeatureAblation, IntegratedGradients
+
+from captum_rnn import explain
+from captum_rnn.attr._seq2seq import _Decoder
+from captum_rnn.models import adapt
+from captum_rnn.models.seq2seq import Seq2SeqAttention
+
+
+def last_output(seq, src, lengths, target):
+    """The embedded source and prefix of ``target`` and a forward ``f(source, prefix)``
+    returning the logit of its last token (the one-output function Captum is given)."""
+    dec = _Decoder(seq, 0)
+    dec.offset = 0
+    src_emb, pre, _ = dec.embedded(src, target)
+    token = int(target[0, -1])
+
+    def forward(s, p):
+        batch = s.shape[0]
+        logits = dec.step_logits(
+            src.expand(batch, -1),
+            lengths.expand(batch),
+            target.expand(batch, -1),
+            src_emb=s,
+            prefix_emb=p,
+        )
+        return logits[:, -1, token]
+
+    return src_emb, pre, forward
+
+
+def one_output_ig(seq, src, lengths, tgt, j, n_steps):
+    """Captum IG of output ``j`` alone (the decoder run up to it), source and prefix."""
+    src_emb, pre, forward = last_output(seq, src, lengths, tgt[:, : j + 2])
+    base = torch.zeros_like(pre)
+    base[:, 0] = pre[:, 0]
+    return IntegratedGradients(forward).attribute(
+        (src_emb, pre), baselines=(torch.zeros_like(src_emb), base), n_steps=n_steps
+    )
+
+
+def one_output_ablation(seq, src, lengths, tgt):
+    """Captum FeatureAblation of the last output: each source and prefix token ablated."""
+    src_emb, pre, forward = last_output(seq, src, lengths, tgt)
+    n_src, n_pre = src.shape[1], pre.shape[1]
+    masks = (
+        torch.arange(n_src)[None, :, None].expand_as(src_emb),
+        (n_src + torch.arange(n_pre))[None, :, None].expand_as(pre),
+    )
+    zeros = (torch.zeros_like(src_emb), torch.zeros_like(pre))
+    return FeatureAblation(forward).attribute((src_emb, pre), baselines=zeros, feature_mask=masks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 50, 200])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    model = Seq2SeqAttention(30, 20, embedding_dim=16, hidden_size=32, bos_idx=2, eos_idx=3)
+    model.eval()
+    seq = adapt(model)
+    src = torch.randint(4, 30, (1, 12))
+    lengths = torch.tensor([12])
+    print(f"Seq2SeqAttention, source 12 tokens, n_steps={args.steps}, CPU, 1 thread")
+    for t_out in args.lengths:
+        tgt = torch.cat([torch.tensor([[2]]), torch.randint(4, 20, (1, t_out))], dim=1)
+        sample = list(range(t_out)) if t_out <= 50 else torch.linspace(0, t_out - 1, 10).long()
+        sample = [int(j) for j in sample]
+        scale = sum(range(1, t_out + 1)) / sum(j + 1 for j in sample)
+
+        def loop(sample=sample, tgt=tgt):
+            for j in sample:
+                one_output_ig(seq, src, lengths, tgt, j, args.steps)
+
+        def everything(tgt=tgt):
+            explain(model, src, target=tgt, n_steps=args.steps)
+
+        def ablate_all(tgt=tgt):
+            explain(model, src, target=tgt, method="feature_ablation")
+
+        def ablate_one(tgt=tgt):  # Captum's FeatureAblation of the last output alone
+            one_output_ablation(seq, src, lengths, tgt)
+
+        fns = {"loop": loop, "all": everything}
+        if t_out <= 50:  # ablating each of 200 prefix tokens: minutes on a shared CPU
+            fns.update(fa_all=ablate_all, fa_one=ablate_one)
+        times = interleaved(fns, device, args.repeats)
+        loop_s = times["loop"] * scale
+        note = "" if scale == 1 else f" (loop timed on {len(sample)} outputs, scaled x{scale:.1f})"
+        print(
+            f"T_out={t_out:4d}  IG loop {loop_s:8.3f} s  all {times['all']:7.3f} s  "
+            f"all/loop {times['all'] / loop_s:.2f} (target <= 0.9){note}"
+        )
+        if "fa_all" in times:
+            print(
+                f"            feature_ablation all {times['fa_all']:.3f} s, one output "
+                f"{times['fa_one']:.3f} s, all/one {times['fa_all'] / times['fa_one']:.2f} "
+                "(target <= 1.5)"
+            )
+
+
+if __name__ == "__main__":
+    main()
