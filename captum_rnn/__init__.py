@@ -12,6 +12,7 @@ Example:
 
 from captum_rnn._explain import explain
 from captum_rnn._utils.grad import GradientContext, gradient_context
+from captum_rnn.counterfactuals import Counterfactual, token_counterfactual
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.models.protocol import SequenceModel, adapt
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BenchmarkResult",
+    "Counterfactual",
     "Explanation",
     "Explanations",
     "GradientContext",
@@ -29,4 +31,5 @@ __all__ = [
     "benchmark",
     "explain",
     "gradient_context",
+    "token_counterfactual",
 ]
