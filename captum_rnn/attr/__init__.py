@@ -14,6 +14,7 @@ Example:
 
 from typing import Any
 
+from captum_rnn.attr import _extremal_mask, _timeshap  # noqa: F401  (register their methods)
 from captum_rnn.attr import _rule_method as _rule_method  # registers "rule_extraction"
 from captum_rnn.attr._attention import (
     AttentionFlow,
@@ -45,6 +46,7 @@ from captum_rnn.attr._states import (
     unit_token_responses,
 )
 from captum_rnn.attr._streaming import StreamingExplainer
+from captum_rnn.attr._temporal import ground_truth_auprc, time_forward_attributions
 from captum_rnn.influence import NearestExamples
 from captum_rnn.rules import Anchor, RuleExtraction
 
@@ -63,6 +65,9 @@ __all__ = [
     "Seq2SeqAttribution",
     "attribute_seq2seq",
     "seq2seq_attention",
+    # time series: the time-forward view and tint's ground-truth score
+    "ground_truth_auprc",
+    "time_forward_attributions",
     # attention
     "AttentionFlow",
     "AttentionRollout",

@@ -59,12 +59,15 @@ class MethodResult:
         n_steps: integration steps used per sequence ``(batch,)``, or ``None``.
         step_scores: ``(batch, time)`` when the method scores steps itself (the scores
             are then these, exactly, not the sum of ``attributions`` over dims).
+        forward_passes: model evaluations (input rows run) per sequence ``(batch,)`` for
+            methods that count them (pruned Shapley), or ``None``.
     """
 
     attributions: Tensor
     delta: Tensor | None = None
     n_steps: Tensor | None = None
     step_scores: Tensor | None = None
+    forward_passes: Tensor | None = None
 
 
 class AttributionMethod:
