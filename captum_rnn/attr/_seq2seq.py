@@ -25,7 +25,7 @@ import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor
 
-from captum_rnn.models.protocol import SequenceModel
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2seq_attention"]
 
@@ -385,17 +385,8 @@ def seq2seq_attention(model: Any, src: Tensor, src_lengths: Tensor, tgt_in: Tens
         ...                   torch.tensor([[2, 5]])).shape
         torch.Size([1, 2, 3])
     """
-    if not hasattr(model, "attention_maps"):
-        raise ValueError(
-            f"{type(model).__name__} records no attention_maps: method='attention' needs a "
-            "model that stores its cross-attention (e.g. captum_rnn.models.Seq2SeqAttention)"
-        )
-    with torch.no_grad():
-        model(src, tgt_in, src_lengths)
-    maps = model.attention_maps
-    if not maps:
-        raise ValueError(f"{type(model).__name__}'s forward recorded no attention_maps")
-    return maps[-1].mean(dim=1)
+    seq = adapt(model)
+    return seq.recorded_attention(lambda: seq.module(src, tgt_in, src_lengths))
 
 
 def attribute_seq2seq(
@@ -495,7 +486,7 @@ def attribute_seq2seq(
             raise ValueError(
                 "method='attention' reads models whose forward takes <s> y_1 .. y_{n-1}"
             )
-        maps = seq2seq_attention(module, src, lengths, dec.fed(target))
+        maps = seq.recorded_attention(lambda: dec.step_logits(src, lengths, target))
         return Seq2SeqAttribution(source=maps.double(), prefix=None, **fields)
     with _no_grad_params(seq):
         if method == "feature_ablation":

@@ -321,6 +321,27 @@ class SequenceModel(nn.Module):
         """The decoder's target ``nn.Embedding`` (encoder-decoders), else ``None``."""
         return self._target_embedding
 
+    def recorded_attention(self, run: Callable[[], Any]) -> Tensor:
+        """The cross-attention the model records while ``run()`` calls it, averaged over
+        heads: ``(batch, query, key)``. Models keep it in ``attention_maps`` (as
+        ``captum_rnn.models.Seq2SeqAttention`` does); this is the one place that asks.
+
+        Raises:
+            ValueError: when the model records no attention.
+        """
+        name = type(self.module).__name__
+        if not isinstance(getattr(self.module, "attention_maps", None), list):
+            raise ValueError(
+                f"{name} records no attention_maps: method='attention' needs a model that "
+                "stores its cross-attention (e.g. captum_rnn.models.Seq2SeqAttention)"
+            )
+        with torch.no_grad():
+            run()
+        maps = self.module.attention_maps
+        if not maps:
+            raise ValueError(f"{name}'s forward recorded no attention_maps")
+        return maps[-1].mean(dim=1)
+
     @property
     def is_seq2seq(self) -> bool:
         """True for an encoder-decoder: the forward takes the target (``target_arg``)."""
