@@ -178,24 +178,24 @@ def _baselines(model: SequenceModel, baselines: Any, inputs: Tensor, embedded: T
         return model.embed(ids)
     baselines = torch.as_tensor(baselines, device=embedded.device)
     if model.is_token_model and not baselines.dtype.is_floating_point:
-        if not model.batch_first and baselines.dim() == 2:
-            baselines = baselines.transpose(0, 1)
-        if baselines.shape != inputs.shape:
-            raise ValueError(
-                f"baselines of token ids must have the inputs' shape {tuple(inputs.shape)}, "
-                f"got {tuple(baselines.shape)}"
-            )
-        return model.embed(baselines)
-    if not model.batch_first and baselines.dim() == 3:
-        baselines = baselines.transpose(0, 1)
-    if baselines.shape != embedded.shape:
-        raise ValueError(
-            f"baselines must have shape {tuple(embedded.shape)} (batch-first), "
-            f"got {tuple(baselines.shape)}"
-        )
+        return model.embed(_batch_first(model, baselines, inputs, "baselines of token ids"))
+    baselines = _batch_first(model, baselines, embedded, "baselines")
     if not bool(torch.isfinite(baselines).all()):
         raise ValueError("baselines contains NaN or infinite values")
     return baselines.to(embedded.dtype)
+
+
+def _batch_first(model: SequenceModel, baselines: Tensor, like: Tensor, what: str) -> Tensor:
+    """``baselines`` in the batch-first layout of ``like``: a time-major model's baselines
+    (the model's own layout) are transposed; any other shape is an error."""
+    if not model.batch_first and baselines.dim() == like.dim():
+        baselines = baselines.transpose(0, 1)
+    if baselines.shape != like.shape:
+        raise ValueError(
+            f"{what} must have shape {tuple(like.shape)} (batch-first), "
+            f"got {tuple(baselines.shape)}"
+        )
+    return baselines
 
 
 def explain(
