@@ -105,12 +105,12 @@ def main() -> None:
             explanations,
         )
     start = time.perf_counter()
-    per_cell = captum_rnn.explain(
-        model, test.series, method="feature_ablation", lengths=test.lengths, features="cell"
+    per_step = captum_rnn.explain(
+        model, test.series, method="feature_ablation", lengths=test.lengths, features="step"
     )
-    name = "feature_ablation, features='cell'"
+    name = "feature_ablation, features='step'"
     seconds[name] = time.perf_counter() - start
-    grids[name] = (attribution_grid(per_cell, test.series.shape[1], features), per_cell)
+    grids[name] = (attribution_grid(per_step, test.series.shape[1], features), per_step)
     generator = torch.Generator().manual_seed(0)
     random = torch.rand(test.series.shape, generator=generator, dtype=torch.float64)
     random = random * (
@@ -128,10 +128,10 @@ def main() -> None:
     print(
         "\nCells: every real (time step, feature) of a test sequence; ranked by |attribution|;"
         "\ntop-k uses k = number of salient cells; 'mass on mask' is the share of |attribution|"
-        "\non the salient cells. captum_rnn's feature_ablation removes a whole time step at"
-        "\nonce by default and splits its effect evenly over the features, so it cannot"
-        "\ntell the features of one step apart (its AUPRC is exactly the salient share);"
-        "\nwith features='cell' it removes one (time step, feature) cell at a time."
+        "\non the salient cells. On multivariate input captum_rnn's feature_ablation removes"
+        "\none (time step, feature) cell at a time by default; with features='step' it removes"
+        "\na whole time step and splits its effect evenly over the features, so it cannot"
+        "\ntell the features of one step apart (its AUPRC is exactly the salient share)."
     )
 
     summary = dataset_attribution_summary(

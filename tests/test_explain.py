@@ -314,14 +314,18 @@ def test_perturbation_methods_score_single_cells_of_continuous_input(method):
     x = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([6, 4])
     kwargs = {"n_samples": 60} if method == "lime" else {}
-    step = explain(model, x, method, lengths=lengths, **kwargs)
+    step = explain(model, x, method, lengths=lengths, features="step", **kwargs)
     cell = explain(model, x, method, lengths=lengths, features="cell", **kwargs)
+    default = explain(model, x, method, lengths=lengths, **kwargs)
     step_grid = torch.tensor(step[0].feature_scores)
     cell_grid = torch.tensor(cell[1].feature_scores)
     # per step: every feature of a step shares its score; per cell: they differ
     assert torch.allclose(step_grid, step_grid[:, :1].expand_as(step_grid))
     assert cell_grid.shape == (4, 3)
     assert not torch.allclose(cell_grid, cell_grid[:, :1].expand_as(cell_grid))
+    # multivariate continuous input is scored per cell unless features="step" is asked
+    for d, c in zip(default, cell, strict=True):
+        torch.testing.assert_close(torch.tensor(d.feature_scores), torch.tensor(c.feature_scores))
     with pytest.raises(ValueError, match="features"):
         explain(model, x, method, lengths=lengths, features="token")
     with pytest.raises(TypeError, match="feature_mask"):

@@ -6,8 +6,8 @@ Every method works in the space the recurrent layer reads: embedded tokens
 that space directly (with ``lengths``), so each method is Captum's own class called on
 the model itself; nothing is re-implemented. What this module adds is what Captum
 leaves to the caller on sequence models: lengths passed as an additional forward
-argument (never interpolated), one feature per time step for the perturbation
-methods, an exact zero on padding, and IG's step count raised until its
+argument (never interpolated), one feature per time step (per cell of a multivariate
+series) for the perturbation methods, an exact zero on padding, and IG's step count raised until its
 convergence delta is small.
 
 To add a method, subclass :class:`AttributionMethod` with a ``name``; ``explain``
@@ -45,6 +45,7 @@ __all__ = [
     "available_methods",
     "check_options",
     "get_method",
+    "resolve_features",
     "resolve_method",
 ]
 
@@ -411,15 +412,44 @@ class GradientShapMethod(AttributionMethod):
         return MethodResult(attr.detach())
 
 
+def resolve_features(features: str | None, token_model: bool, dim: int) -> str:
+    """The perturbation methods' feature grouping: ``features`` checked, or its default.
+
+    Args:
+        features: ``"step"``, ``"cell"`` or ``None`` (the default for the input).
+        token_model: whether the input is embedded tokens.
+        dim: features (or embedding dims) per step.
+
+    Returns:
+        ``"cell"`` or ``"step"``: ``None`` is ``"cell"`` for continuous input with more
+        than one feature and ``"step"`` otherwise.
+
+    Example:
+        >>> resolve_features(None, token_model=False, dim=3)
+        'cell'
+    """
+    if features is None:
+        return "cell" if not token_model and dim > 1 else "step"
+    if features not in ("step", "cell"):
+        raise ValueError(
+            f"features must be 'step' (one feature per time step) or 'cell' (one per time "
+            f"step and input feature), got {features!r}"
+        )
+    return features
+
+
 class _PerStepPerturbation(AttributionMethod):
     """Runs a Captum perturbation method one sequence at a time, cut to its length.
 
-    Option ``features``: ``"step"`` (default) makes one feature per time step (removing a
-    step replaces it by its baseline); ``"cell"`` makes one feature per time step and
-    input feature, for continuous input where single channels matter. Captum gives every
-    element of a feature group the group's whole score; with ``"step"`` we spread it
-    evenly over the step's ``dim`` elements so that summing over them gives the step's
-    score once.
+    Option ``features``: ``"cell"`` makes one feature per time step and input feature;
+    ``"step"`` makes one feature per time step (removing a step replaces it by its
+    baseline). The default (``None``) is ``"cell"`` for continuous input with more than
+    one feature, where a step's features must be told apart (per step they all share one
+    score, so on multivariate ground truth the method scores exactly chance), and
+    ``"step"`` for token input (an embedding's dims are not features a user reads) and
+    one-feature series (where both are the same). Captum gives every element of a
+    feature group the group's whole score; with ``"step"`` we spread it evenly over the
+    step's ``dim`` elements so that summing over them gives the step's score once.
     """
 
     uses_gradients = False
@@ -429,9 +459,8 @@ class _PerStepPerturbation(AttributionMethod):
     ) -> Tensor:
         raise NotImplementedError
 
-    def attribute(self, inputs, baselines, target, lengths, features="step", **kwargs):
-        if features not in ("step", "cell"):
-            raise ValueError(f"features must be 'step' or 'cell', got {features!r}")
+    def attribute(self, inputs, baselines, target, lengths, features=None, **kwargs):
+        features = resolve_features(features, self.model.is_token_model, inputs.shape[2])
         if "feature_mask" in kwargs:
             raise TypeError(
                 "feature_mask is built by captum-rnn: pass features='step' (one feature per "
@@ -472,8 +501,8 @@ class _PerStepPerturbation(AttributionMethod):
 
 
 class FeatureAblationMethod(_PerStepPerturbation):
-    """Captum's ``FeatureAblation``, one feature per time step (or per cell with
-    ``features="cell"``)."""
+    """Captum's ``FeatureAblation`` per cell of continuous input, per time step of token
+    input (``features=`` chooses)."""
 
     name = "feature_ablation"
     options = ("features", "perturbations_per_eval")

@@ -39,6 +39,8 @@ from captum_rnn.attr._methods import (
     KernelShapMethod,
     LimeMethod,
     OcclusionMethod,
+    _PerStepPerturbation,
+    resolve_features,
 )
 from captum_rnn.models.protocol import SequenceModel
 
@@ -173,12 +175,16 @@ def attribute_outputs(
         An :class:`OutputsResult`.
     """
     columns = steps * width + classes
+    if isinstance(method_cls, type) and issubclass(method_cls, _PerStepPerturbation):
+        options["features"] = resolve_features(
+            options.get("features"), seq.is_token_model, x.shape[-1]
+        )
     if method_cls is IntegratedGradientsMethod:
         return _integrated_gradients(seq, ids, x, baseline, length, real, steps, columns,
                                      width, causal, **options)  # fmt: skip
     surrogate = method_cls in (LimeMethod, KernelShapMethod)
     if method_cls in (FeatureAblationMethod, OcclusionMethod) or (
-        surrogate and options.get("features", "step") == "step"
+        surrogate and options["features"] == "step"
     ):
         return _perturbation(method_cls, seq, ids, x, baseline, length, real, steps, classes,
                              width, aligned, causal, **options)  # fmt: skip
@@ -228,9 +234,7 @@ def _perturbation(
     causal,
     **options,
 ):
-    features = options.pop("features", "step")
-    if features not in ("step", "cell"):
-        raise ValueError(f"features must be 'step' or 'cell', got {features!r}")
+    features = options.pop("features")
     for option in ("window", "perturbations_per_eval", "n_samples"):
         if option in options:
             options[option] = check_int(option, options[option], 1)
