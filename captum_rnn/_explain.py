@@ -520,7 +520,7 @@ def _steps_explanation(
         probability=probability,
         output=[float(per_step[t, c]) for t, c in zip(steps, picked, strict=True)],
         delta=delta,
-        n_steps=None if result.n_steps is None else [result.n_steps] * len(steps),
+        n_steps=None if result.n_steps is None else result.n_steps.tolist(),
         feature_scores=feature_scores,
         feature_names=list(feature_names) if feature_names is not None else None,
         label=label,

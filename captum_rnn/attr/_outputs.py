@@ -48,7 +48,7 @@ __all__ = ["OutputsResult", "attribute_outputs", "is_unidirectional"]
 
 #: Outputs per block when a causal model's outputs are taken prefix by prefix.
 _BLOCKS = 4
-_IG_OPTIONS = ("n_steps", "method")
+_IG_OPTIONS = ("n_steps", "max_steps", "rtol", "atol", "method")
 
 
 @dataclass
@@ -65,7 +65,7 @@ class OutputsResult:
 
     attributions: Tensor
     delta: Tensor | None = None
-    n_steps: int | None = None
+    n_steps: Tensor | None = None
     causal: bool = False
 
 
@@ -200,7 +200,7 @@ def _mask_future(attributions: Tensor, steps: Tensor) -> Tensor:
 
 def _loop(method_cls, seq, ids, x, baseline, length, columns, causal, steps, **options):
     method = method_cls(seq, ids=ids)
-    rows, deltas, n_steps = [], [], None
+    rows, deltas, used = [], [], []
     for column in columns.tolist():
         target = torch.tensor([column], device=x.device)
         result = method.attribute(x, baseline, target, length, **options)
@@ -211,11 +211,12 @@ def _loop(method_cls, seq, ids, x, baseline, length, columns, causal, steps, **o
         if result.delta is not None:
             deltas.append(result.delta[0])
         if result.n_steps is not None:
-            n_steps = int(result.n_steps[0])
+            used.append(int(result.n_steps[0]))
     attributions = torch.stack(rows)
     if causal:
         attributions = _mask_future(attributions, steps)
     delta = torch.stack(deltas) if deltas else None
+    n_steps = torch.tensor(used) if used else None
     return OutputsResult(attributions, delta, n_steps, causal)
 
 
@@ -285,14 +286,43 @@ def _perturbation(
 def _integrated_gradients(
     seq, ids, x, baseline, length, real, steps, columns, width, causal, **options
 ):
+    """IG of every output; with ``max_steps`` (or ``rtol``/``atol``) given, the outputs
+    whose completeness gap is above ``rtol * |F(x) - F(baseline)| + atol`` are integrated
+    again with twice the steps, up to ``max_steps``, as one-output IG does. Without them
+    the steps stay fixed at ``n_steps``."""
     unknown = sorted(set(options) - set(_IG_OPTIONS))
     if unknown:
         raise TypeError(
-            f"integrated_gradients over several outputs takes options {list(_IG_OPTIONS)} "
-            f"(a fixed number of steps, no adaptive max_steps/rtol), got {unknown}"
+            f"integrated_gradients over several outputs takes options {list(_IG_OPTIONS)}, "
+            f"got {unknown}"
         )
     n_steps = check_int("n_steps", options.get("n_steps", 50), 2)
-    step_sizes_func, alphas_func = approximation_parameters(options.get("method", "gausslegendre"))
+    adaptive = any(k in options for k in ("max_steps", "rtol", "atol"))
+    max_steps = check_int("max_steps", options.get("max_steps", 400 if adaptive else n_steps),
+                          n_steps)  # fmt: skip
+    rtol = check_float("rtol", options.get("rtol", 0.05), 0.0)
+    atol = check_float("atol", options.get("atol", 1e-3), 0.0)
+    method = options.get("method", "gausslegendre")
+    rows = torch.arange(len(columns), device=steps.device)
+    result = _ig_fixed(seq, ids, x, baseline, length, steps, columns, width, causal, n_steps,
+                       method)  # fmt: skip
+    attributions, delta = result.attributions, result.delta
+    used = torch.full((len(columns),), n_steps, dtype=torch.long)
+    todo, current = rows, n_steps
+    while current < max_steps:
+        difference = attributions[todo].double().sum(dim=(1, 2)) - delta[todo]
+        todo = todo[delta[todo].abs() > rtol * difference.abs() + atol]
+        if not len(todo):
+            break
+        current = min(current * 2, max_steps)
+        again = _ig_fixed(seq, ids, x, baseline, length, steps[todo], columns[todo], width,
+                          causal, current, method)  # fmt: skip
+        attributions[todo], delta[todo], used[todo.cpu()] = again.attributions, again.delta, current
+    return OutputsResult(attributions, delta, used, result.causal)
+
+
+def _ig_fixed(seq, ids, x, baseline, length, steps, columns, width, causal, n_steps, method):
+    step_sizes_func, alphas_func = approximation_parameters(method)
     sizes = torch.tensor(step_sizes_func(n_steps)).float().to(x.device)
     alphas = alphas_func(n_steps)
     with torch.no_grad():

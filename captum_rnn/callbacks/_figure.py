@@ -19,6 +19,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from captum_rnn.viz import plot_output_input_attributions
+
 __all__ = ["probe_figure"]
 
 _FONT = "DejaVu Sans Mono"  # ships with matplotlib; every glyph advances 1233/2048 em
@@ -75,6 +77,8 @@ def probe_figure(
     """
     if not explanations:
         raise ValueError("explanations is empty: nothing to draw")
+    if any(e.is_sequence_output for e in explanations):
+        return _output_input_figure(explanations, title)
     n = len(explanations)
     continuous = explanations[0].feature_scores is not None
     lines, spans = [], []
@@ -145,4 +149,22 @@ def probe_figure(
     ax.set_xticks([])
     if title:
         ax.set_title(title, fontsize=fontsize + 1, loc="left", parse_math=False)
+    return fig
+
+
+def _output_input_figure(explanations: Sequence[Any], title: str | None) -> Figure:
+    """Explanations of every output step: one output x input heatmap per sequence,
+    side by side."""
+    n = len(explanations)
+    width = sum(max(3.0, 0.22 * len(e.tokens) + 1.8) for e in explanations)
+    height = max(2.4, 0.22 * max(e.n_outputs for e in explanations) + 1.8)
+    fig = Figure(figsize=(min(width, 40.0), height), dpi=_DPI, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)[0])
+    for i, (ax, e) in enumerate(zip(axes, explanations, strict=True)):
+        plot_output_input_attributions(
+            e.scores, e.tokens, e.output_labels, prefix_scores=e.prefix_scores,
+            title=str(i), ax=ax,
+        )  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=10, parse_math=False)
     return fig

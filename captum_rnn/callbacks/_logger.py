@@ -24,6 +24,7 @@ from captum_rnn.callbacks._probe import Probe
 from captum_rnn.callbacks._probed import ProbedCallback
 from captum_rnn.callbacks._schedule import PeriodicCallback, explained_model, iterate
 from captum_rnn.explanation import Explanations
+from captum_rnn.metrics import comprehensiveness_sufficiency_per_output
 
 __all__ = ["ExplanationLogger", "rank_correlation"]
 
@@ -309,10 +310,14 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
         stage: str,
     ) -> None:
         base = f"{payload.tag}/{method}"
-        deltas = [abs(e.delta) for e in explanations if e.delta is not None]
-        if deltas:
+        # explanations of every output step have one delta and one row of scores per
+        # output: the scalars pool them
+        deltas = np.abs(
+            np.concatenate([np.ravel(e.delta) for e in explanations if e.delta is not None] or [[]])
+        )
+        if deltas.size:
             payload.scalars[f"{base}/mean_abs_delta"] = float(np.mean(deltas))
-        scores = [list(e.scores) for e in explanations]
+        scores = [np.ravel(np.asarray(e.scores, dtype=float)).tolist() for e in explanations]
         if stage == "validate":
             previous = self._previous.get(method)
             if previous is not None and len(previous) == len(scores):
@@ -325,6 +330,9 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
             return
         device = next(model.parameters()).device
         seq = sequence_model(model, self.hints)
+        if any(e.is_sequence_output for e in explanations):
+            self._per_output_scalars(payload, base, seq, probe, explanations, device)
+            return
         attributions = padded_scores(explanations, probe.inputs.shape[1], device)
         target = torch.tensor([e.target for e in explanations], device=device)
         for name, fn in list(self._metrics):
@@ -351,8 +359,40 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
             for suffix, value in result.items():
                 payload.scalars[f"{base}/{name}" + (f"_{suffix}" if suffix else "")] = value
 
+    def _per_output_scalars(
+        self,
+        payload: LogPayload,
+        base: str,
+        seq: Any,
+        probe: Probe,
+        explanations: Explanations,
+        device: torch.device,
+    ) -> None:
+        """Comprehensiveness and sufficiency of each output step's explanation, measured
+        on that output step, averaged over the steps and the probe."""
+        names = [name for name, _ in self._metrics]
+        if not set(names) <= set(_AUTO_METRICS):
+            raise ValueError(
+                "explanations of every output step take the faithfulness metrics "
+                f"{list(_AUTO_METRICS)} (measured per output step), got {names}: pass "
+                "faithfulness='auto' or a subset of those names"
+            )
+        comp, suff = comprehensiveness_sufficiency_per_output(
+            seq.module,
+            own_layout(seq, probe.inputs.to(device)),
+            explanations,
+            lengths=None if seq.is_token_model else probe.lengths,
+            **self.hints,
+        )
+        values = {"comprehensiveness": comp, "sufficiency": suff}
+        for name in names:
+            per_step = torch.cat([v.reshape(-1) for v in values[name]])
+            payload.scalars[f"{base}/{name}"] = float(per_step.mean())
+
 
 def _row(index: int, e: Any) -> list[Any]:
+    if e.is_sequence_output:
+        return _sequence_output_row(index, e)
     top = ", ".join(f"{tok} ({score:+.3g})" for tok, score in e.top(3, absolute=True))
     text = " ".join(e.tokens)
     return [
@@ -364,5 +404,40 @@ def _row(index: int, e: Any) -> list[Any]:
         "" if e.label is None else e.class_name(e.label),
         "" if e.delta is None else round(float(e.delta), 5),
         top,
-        text if len(text) <= 200 else text[:197] + "...",
+        _cut(text),
     ]
+
+
+def _sequence_output_row(index: int, e: Any) -> list[Any]:
+    """One table row for an explanation of every output step: targets and predictions
+    listed per step, the delta as the largest |delta| of the steps."""
+
+    def names(values: Any) -> str:
+        if values is None:
+            return ""
+        listed = values if isinstance(values, (list, tuple)) else [values]
+        return _cut(" ".join(str(e.class_name(v)) for v in listed))
+
+    deltas = [abs(float(d)) for d in np.ravel(e.delta)] if e.delta is not None else []
+    scores = np.abs(np.asarray(e.scores, dtype=float))
+    out_i, in_i = np.unravel_index(int(scores.argmax()), scores.shape) if scores.size else (0, 0)
+    top = (
+        f"output {out_i} ({e.output_labels[out_i]}) <- input {in_i} ({e.tokens[in_i]})"
+        if scores.size
+        else ""
+    )
+    return [
+        index,
+        e.method,
+        names(e.target),
+        names(e.predicted),
+        "",
+        names(e.label),
+        round(max(deltas), 5) if deltas else "",
+        top,
+        _cut(" ".join(map(str, e.tokens))),
+    ]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 200 else text[:197] + "..."
