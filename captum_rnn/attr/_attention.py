@@ -66,6 +66,7 @@ over states is multiplied by that state-to-token matrix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -586,6 +587,33 @@ def _state_token_map(
     return mapping / torch.where(total > 0, total, torch.ones_like(total))
 
 
+#: The arguments that the attention attributions' ``attribute`` methods document alike;
+#: :func:`_documented` puts them where a docstring line reads ``{inputs}`` or ``{where}``.
+_SHARED_ARGS = {
+    "inputs": """\
+inputs: the model's first forward argument (token ids or embedded input).
+target: unused (attention does not depend on it) unless ``through_states``.
+additional_forward_args: further forward arguments (e.g. ``(lengths,)``).""",
+    "where": """\
+position: the output position explained (see the module docstring).
+mask: ``(batch, time)`` True at real positions; default from the model.
+through_states: attention RNNs only: map states to tokens (module docstring).""",
+}
+
+
+def _documented(method: Any) -> Any:
+    """Fill the ``{inputs}`` / ``{where}`` lines of ``method``'s docstring from
+    ``_SHARED_ARGS``, at the line's indentation, so that ``help()`` shows every argument."""
+
+    def fill(match: re.Match) -> str:
+        indent = match.group(1)
+        return "\n".join(indent + line for line in _SHARED_ARGS[match.group(2)].splitlines())
+
+    if method.__doc__:  # None under python -OO
+        method.__doc__ = re.sub(r"^( *)\{(\w+)\}$", fill, method.__doc__, flags=re.MULTILINE)
+    return method
+
+
 # ------------------------------------------------------------------------- classes
 class _AttentionAttribution(Attribution):
     """Shared plumbing: capture, masks, output rows, restoring the model."""
@@ -726,6 +754,7 @@ class AttentionWeights(_AttentionAttribution):
     """
 
     @log_usage()
+    @_documented
     def attribute(
         self,
         inputs: Tensor,
@@ -741,14 +770,10 @@ class AttentionWeights(_AttentionAttribution):
         """Return the attention of one layer over the input positions, ``(batch, time)``.
 
         Args:
-            inputs: the model's first forward argument (token ids or embedded input).
-            target: unused (attention does not depend on it) unless ``through_states``.
-            additional_forward_args: further forward arguments (e.g. ``(lengths,)``).
+            {inputs}
             layer: which attention call, in forward order (default the last one).
             head_fusion: ``"mean"``, ``"max"`` or ``"min"`` over heads.
-            position: the output position explained (see the module docstring).
-            mask: ``(batch, time)`` True at real positions; default from the model.
-            through_states: attention RNNs only: map states to tokens (module docstring).
+            {where}
 
         Returns:
             ``(batch, time)``; 0 at padding.
@@ -792,6 +817,7 @@ class AttentionRollout(_AttentionAttribution):
     """
 
     @log_usage()
+    @_documented
     def attribute(
         self,
         inputs: Tensor,
@@ -808,13 +834,9 @@ class AttentionRollout(_AttentionAttribution):
         """Return the rollout relevance of each input position, ``(batch, time)``.
 
         Args:
-            inputs: the model's first forward argument (token ids or embedded input).
-            target: unused (attention does not depend on it) unless ``through_states``.
-            additional_forward_args: further forward arguments (e.g. ``(lengths,)``).
+            {inputs}
             head_fusion, discard_ratio, residual: as in :func:`attention_rollout`.
-            position: the output position explained (see the module docstring).
-            mask: ``(batch, time)`` True at real positions; default from the model.
-            through_states: attention RNNs only: map states to tokens (module docstring).
+            {where}
 
         Returns:
             ``(batch, time)``, summing to 1 over the real positions; 0 at padding.
@@ -862,6 +884,7 @@ class AttentionFlow(_AttentionAttribution):
     """
 
     @log_usage()
+    @_documented
     def attribute(
         self,
         inputs: Tensor,
@@ -879,13 +902,9 @@ class AttentionFlow(_AttentionAttribution):
         """Return the flow relevance of each input position, ``(batch, time)``.
 
         Args:
-            inputs: the model's first forward argument (token ids or embedded input).
-            target: unused (attention does not depend on it) unless ``through_states``.
-            additional_forward_args: further forward arguments (e.g. ``(lengths,)``).
+            {inputs}
             head_fusion, discard_ratio, residual, max_cost: as in :func:`attention_flow`.
-            position: the output position explained (see the module docstring).
-            mask: ``(batch, time)`` True at real positions; default from the model.
-            through_states: attention RNNs only: map states to tokens (module docstring).
+            {where}
 
         Returns:
             ``(batch, time)``, summing to 1 over the real positions; 0 at padding.
@@ -956,6 +975,7 @@ class GradientAttentionRollout(_AttentionAttribution):
     uses_gradients = True
 
     @log_usage()
+    @_documented
     def attribute(
         self,
         inputs: Tensor,
@@ -973,9 +993,7 @@ class GradientAttentionRollout(_AttentionAttribution):
             target: the output index to explain: an int, one per sequence, or ``None``
                 for the predicted class (the argmax).
             additional_forward_args: further forward arguments (e.g. ``(lengths,)``).
-            position: the output position explained (see the module docstring).
-            mask: ``(batch, time)`` True at real positions; default from the model.
-            through_states: attention RNNs only: map states to tokens (module docstring).
+            {where}
 
         Returns:
             ``(batch, time)``, non-negative; 0 at padding.

@@ -423,3 +423,17 @@ def test_on_cuda_in_eval_mode_matches_cpu(cls):
         atol=1e-4,
         rtol=1e-3,
     )
+
+
+@pytest.mark.parametrize(
+    "cls", [AttentionWeights, AttentionRollout, AttentionFlow, GradientAttentionRollout]
+)
+def test_attribute_docstring_names_every_argument(cls):
+    # The shared argument lines are filled into each docstring: help() shows them all.
+    import inspect
+
+    doc = inspect.getdoc(cls.attribute)
+    assert "{" not in doc.split("Returns:")[0]
+    args = doc.split("Args:")[1].split("Returns:")[0]
+    for name in list(inspect.signature(cls.attribute).parameters)[1:]:
+        assert f"{name}:" in args or f"{name}," in args, name
