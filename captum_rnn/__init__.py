@@ -12,7 +12,7 @@ Example:
 
 from captum_rnn._explain import explain
 from captum_rnn._utils.grad import GradientContext, gradient_context
-from captum_rnn.counterfactuals import Counterfactual, token_counterfactual
+from captum_rnn.counterfactuals import Counterfactual, counterfactuals, token_counterfactual
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.models.protocol import SequenceModel, adapt
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "adapt",
     "benchmark",
+    "counterfactuals",
     "explain",
     "gradient_context",
     "token_counterfactual",
