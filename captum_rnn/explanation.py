@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import check, decode_float, encode_float, load_json, require
+from captum_rnn._utils.targets import output_name
 from captum_rnn.viz import (
     figure_to_data_uri,
     html_page,
@@ -204,10 +205,7 @@ class Explanation:
 
     def class_name(self, index: Any) -> str:
         """The name of class ``index`` when ``class_names`` are known, else ``str(index)``."""
-        names = self.class_names
-        if names is not None and isinstance(index, int) and 0 <= index < len(names):
-            return names[index]
-        return str(index)
+        return output_name(self.class_names, index)
 
     def title(self) -> str:
         """A one-line summary: method, target, prediction, delta."""

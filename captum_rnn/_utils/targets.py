@@ -8,6 +8,19 @@ import torch
 from torch import Tensor
 
 
+def output_name(names: Any, index: Any) -> str:
+    """The display name of output ``index``: ``names[index]`` when ``names`` has it,
+    else ``str(index)``.
+
+    Example:
+        >>> output_name(["negative", "positive"], 1), output_name(None, 1), output_name(["a"], 3)
+        ('positive', '1', '3')
+    """
+    if names is not None and isinstance(index, int) and 0 <= index < len(names):
+        return names[index]
+    return str(index)
+
+
 def resolve_target(target: Any, outputs: Tensor, classifier: bool) -> Tensor:
     """The explained output index per sequence: ``target`` checked, or the default.
 

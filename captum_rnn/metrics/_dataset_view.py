@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from captum_rnn._utils.state import preserve_state
+from captum_rnn._utils.targets import output_name
 from captum_rnn.metrics._base import _adapt, _prepare
 
 __all__ = ["DatasetAttributionSummary", "dataset_attribution_summary"]
@@ -114,10 +115,7 @@ class DatasetAttributionSummary:
 
     def class_name(self, cls: Any) -> str:
         """The display name of class ``cls``."""
-        names = self.class_names
-        if names is not None and isinstance(cls, int) and 0 <= cls < len(names):
-            return names[cls]
-        return str(cls)
+        return output_name(self.class_names, cls)
 
     def definitions(self) -> str:
         """One paragraph that says what the columns and flags mean (plain text)."""
