@@ -84,7 +84,7 @@ from captum_rnn.attr._rollout import (
     flow_from_fused,
     fuse_attention,
 )
-from captum_rnn.models.protocol import SequenceModel, adapt, adapt_if_readable
+from captum_rnn.models.protocol import SequenceModel, adapt, readable_module
 from captum_rnn.models.recurrent import RecurrentModel
 from captum_rnn.models.transformer import AttentionTap, TransformerClassifier
 
@@ -626,11 +626,7 @@ class _AttentionAttribution(Attribution):
         attention_modules: Any = None,
         **hints: Any,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        seq = adapt_if_readable(model, **hints)
-        if seq is not None:
-            model = seq.module
+        model, seq = readable_module(model, **hints)
         self.seq = seq
         self.attention_modules = None
         if attention_modules is not None:

@@ -41,7 +41,7 @@ from captum_rnn.influence._store import (
     StoreWriter,
     model_fingerprint,
 )
-from captum_rnn.models.protocol import adapt_if_readable
+from captum_rnn.models.protocol import readable_module
 
 __all__ = ["NearestExamples", "Neighbors", "PrototypeEvaluation"]
 
@@ -335,12 +335,8 @@ class NearestExamples(DataInfluence):
         call: str | int = "last",
         **hints: Any,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         # a model the contract cannot read (and no hints) is called as is
-        seq = adapt_if_readable(model, **hints)
-        if seq is not None:
-            model = seq.module
+        model, seq = readable_module(model, **hints)
         if not (hasattr(train_dataset, "__getitem__") and hasattr(train_dataset, "__len__")):
             raise TypeError(
                 "train_dataset must be a map-style Dataset with __getitem__ and __len__, "

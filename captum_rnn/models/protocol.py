@@ -36,7 +36,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["HINT_NAMES", "OUTPUT_KINDS", "SequenceModel", "adapt", "adapt_if_readable", "pop_hints"]
+__all__ = [
+    "HINT_NAMES",
+    "OUTPUT_KINDS",
+    "SequenceModel",
+    "adapt",
+    "adapt_if_readable",
+    "pop_hints",
+    "readable_module",
+]
 
 #: What a model's output means: class scores before softmax, probabilities,
 #: log-probabilities (``NLLLoss`` style) or regression values.
@@ -596,6 +604,20 @@ def adapt_if_readable(model: nn.Module, **hints: Any) -> SequenceModel | None:
         return adapt(model)
     except (TypeError, ValueError):
         return None
+
+
+def readable_module(model: Any, **hints: Any) -> tuple[nn.Module, SequenceModel | None]:
+    """For classes that keep the user's module: the module and, where the contract can
+    read it (:func:`adapt_if_readable`), its :class:`SequenceModel`; a ``SequenceModel``
+    given is unwrapped to its module.
+
+    Raises:
+        TypeError: when ``model`` is not an ``nn.Module``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    seq = adapt_if_readable(model, **hints)
+    return (model if seq is None else seq.module), seq
 
 
 def pop_hints(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -275,3 +275,17 @@ def test_a_layer_called_twice_is_refused_clearly():
 
     with pytest.raises(ValueError, match="more than once"):
         captum_rnn.explain(Twice(), torch.tensor([[1, 2, 3]]), pad_id=0)
+
+
+def test_readable_module_unwraps_reads_or_passes_through():
+    from captum_rnn.models.protocol import readable_module
+
+    model = RNNClassifier(2, vocab_size=10, hidden_size=4, embedding_dim=3)
+    module, seq = readable_module(model)
+    assert module is model and isinstance(seq, SequenceModel) and seq.pad_id == 0
+    module, seq = readable_module(adapt(model))  # a SequenceModel is unwrapped
+    assert module is model and seq.module is model
+    plain = nn.Linear(2, 2)  # the contract cannot read it: kept as is, no contract
+    assert readable_module(plain) == (plain, None)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        readable_module(lambda x: x)
