@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_rnn._utils.files import atomic_save_npy, atomic_write_text
+from captum_rnn._utils.options import store_arguments
 
 __all__ = [
     "DataFingerprint",
@@ -182,6 +183,20 @@ def _maps(array: Any, target: Path) -> bool:
         return False
 
 
+def _check_rows(
+    vectors: dict[str, np.ndarray], labels: np.ndarray | None, predictions: np.ndarray
+) -> None:
+    """One row per example in every array, and at least one layer."""
+    if not vectors:
+        raise ValueError("vectors must hold at least one layer")
+    n = int(predictions.shape[0])
+    if labels is not None and int(labels.shape[0]) != n:
+        raise ValueError(f"labels have {labels.shape[0]} rows, predictions {n}")
+    for name, v in vectors.items():
+        if int(v.shape[0]) != n or v.ndim != 2:
+            raise ValueError(f"vectors[{name!r}] must be ({n}, dim), got {tuple(v.shape)}")
+
+
 class ExampleStore:
     """Per-example vectors (one array per layer), labels, predictions and fingerprints.
 
@@ -209,22 +224,9 @@ class ExampleStore:
         data_fingerprint: str,
         info: dict[str, Any] | None = None,
     ) -> None:
-        if not vectors:
-            raise ValueError("vectors must hold at least one layer")
-        sizes = {name: int(v.shape[0]) for name, v in vectors.items()}
-        n = int(predictions.shape[0])
-        if labels is not None and int(labels.shape[0]) != n:
-            raise ValueError(f"labels have {labels.shape[0]} rows, predictions {n}")
-        for name, size in sizes.items():
-            if size != n or vectors[name].ndim != 2:
-                raise ValueError(
-                    f"vectors[{name!r}] must be ({n}, dim), got {tuple(vectors[name].shape)}"
-                )
+        _check_rows(vectors, labels, predictions)
+        store_arguments(self, locals(), skip=("vectors", "info"))
         self.vectors = dict(vectors)
-        self.labels = labels
-        self.predictions = predictions
-        self.model_fingerprint = model_fingerprint
-        self.data_fingerprint = data_fingerprint
         self.info = dict(info or {})
 
     def __len__(self) -> int:
