@@ -13,10 +13,13 @@ a perturbation, so a sequence gets the same anchor whatever it is padded to.
 
 The search is the paper's beam search: anchors grow by one token per round; KL-LUCB
 (Kaufmann and Kalyanakrishnan, 2013) spends model calls on the candidates whose
-precision is still uncertain to pick the best ``beam_size``; the smallest anchor whose
-precision reaches the target with confidence wins; when none does, the most precise
-non-empty anchor found is returned (marked as not reached), never the empty one by
-default. :meth:`RuleExtraction.explain` reports each anchor's coverage over the data and
+precision is still uncertain to pick the best ``beam_size``. A perturbation drawn for an
+anchor is also a draw for every larger anchor whose extra tokens it happened to keep, so
+candidates start from the rows already drawn. An anchor is precise only when the KL lower
+confidence bound of its precision reaches the target; the smallest such anchor wins.
+When none does, the search runs again with a beam twice and four times as wide, then
+returns the most precise non-empty anchor it found with ``reached=False`` (never the
+empty one, and never presented as a rule that holds). :meth:`RuleExtraction.explain` reports each anchor's coverage over the data and
 its precision on fresh perturbations drawn with another seed (held-out precision).
 """
 
@@ -51,11 +54,14 @@ class Anchor:
         label_name: its display name.
         precision: estimated probability that a perturbation keeping the anchor is
             still predicted as ``label``.
-        precision_lower: a lower confidence bound on the precision.
+        precision_lower: the KL lower confidence bound on the precision (confidence
+            ``1 - delta`` over all the candidates of the search).
         coverage: fraction of ``coverage_data`` that contains every anchor token, or,
             without data, the probability that a perturbation keeps the anchor.
         num_samples: perturbations evaluated for this anchor.
-        reached: whether the precision target was reached.
+        reached: whether the anchor is precise: ``precision_lower`` reached the
+            precision target. ``False`` marks a best effort (the most precise anchor
+            found within the sample budget), which must not be read as a rule.
         held_out_precision: precision on fresh perturbations drawn with another seed
             than the search (``None`` when not measured).
     """
@@ -150,31 +156,72 @@ def _beta(n_features: int, t: int, delta: float) -> float:
 
 # ---------------------------------------------------------------- the search
 class _Arms:
-    """Precision statistics of candidate anchors of one input, sampled in batches."""
+    """Precision statistics of the candidate anchors of one input.
 
-    def __init__(self, sampler: Callable[[list[tuple[int, ...]], int], list[np.ndarray]]) -> None:
+    A batch drawn for anchor ``B`` keeps ``B`` and drops every other token independently
+    with probability ``mask_prob``. A row of it in which the tokens of a larger anchor
+    ``C`` happen to be kept too is a draw of exactly ``C``'s perturbation (the tokens
+    outside ``C`` are still dropped independently), so it counts for ``C`` as well: new
+    candidates start from the rows already drawn instead of fresh model calls. Rows are
+    picked by what was kept, never by the model's answer, so every estimate stays
+    unbiased and the search samples the distribution the held-out precision is measured
+    on.
+    """
+
+    def __init__(
+        self, sampler: Callable[[list[tuple[int, ...]], int], list[tuple[np.ndarray, np.ndarray]]]
+    ) -> None:
         self.sampler = sampler
+        self.batches: list[tuple[frozenset[int], np.ndarray, np.ndarray]] = []
         self.n: dict[tuple[int, ...], int] = {}
         self.hits: dict[tuple[int, ...], int] = {}
         self.used = 0
 
+    @staticmethod
+    def _rows(anchor: tuple[int, ...], batch: tuple[frozenset[int], np.ndarray, np.ndarray]):
+        """(rows, hits) of ``batch`` that are draws of ``anchor`` (None when none can be)."""
+        base, ok, kept = batch
+        if not base.issubset(anchor):
+            return None
+        extra = [f for f in anchor if f not in base]
+        rows = kept[:, extra].all(axis=1) if extra else np.ones(len(ok), dtype=bool)
+        return int(rows.sum()), int(ok[rows].sum())
+
+    def register(self, anchors: Sequence[tuple[int, ...]]) -> None:
+        """Start tracking ``anchors`` with every row already drawn that fits them."""
+        for anchor in anchors:
+            if anchor in self.n:
+                continue
+            n = hits = 0
+            for batch in self.batches:
+                found = self._rows(anchor, batch)
+                if found is not None:
+                    n, hits = n + found[0], hits + found[1]
+            self.n[anchor], self.hits[anchor] = n, hits
+
     def sample(self, anchors: list[tuple[int, ...]], count: int) -> None:
+        self.register(anchors)
         results = self.sampler(anchors, count)
-        for anchor, ok in zip(anchors, results, strict=True):
-            self.n[anchor] = self.n.get(anchor, 0) + len(ok)
-            self.hits[anchor] = self.hits.get(anchor, 0) + int(ok.sum())
+        for anchor, (ok, kept) in zip(anchors, results, strict=True):
+            batch = (frozenset(anchor), ok, kept)
+            self.batches.append(batch)
             self.used += len(ok)
+            for known in self.n:
+                found = self._rows(known, batch)
+                if found is not None:
+                    self.n[known] += found[0]
+                    self.hits[known] += found[1]
 
     def mean(self, anchor: tuple[int, ...]) -> float:
         return self.hits[anchor] / max(self.n[anchor], 1)
 
     def lower(self, anchor: tuple[int, ...], beta: float) -> float:
         m = np.array([self.mean(anchor)])
-        return float(_kl_lower(m, np.array([beta / self.n[anchor]]))[0])
+        return float(_kl_lower(m, np.array([beta / max(self.n[anchor], 1)]))[0])
 
     def upper(self, anchor: tuple[int, ...], beta: float) -> float:
         m = np.array([self.mean(anchor)])
-        return float(_kl_upper(m, np.array([beta / self.n[anchor]]))[0])
+        return float(_kl_upper(m, np.array([beta / max(self.n[anchor], 1)]))[0])
 
 
 def _kl_lucb(
@@ -207,6 +254,11 @@ def _kl_lucb(
         t += 1
 
 
+#: most perturbations spent proving one anchor precise, in batches (``32 * batch_size``):
+#: enough for an anchor of true precision 0.97 to prove 0.95
+_VERIFY_BATCHES = 32
+
+
 def _anchor_search(
     arms: _Arms,
     n_features: int,
@@ -221,78 +273,94 @@ def _anchor_search(
     allowed: Sequence[int] | None = None,
     min_samples: int = 0,
 ) -> tuple[tuple[int, ...], bool, float]:
-    """Beam search; returns the anchor, whether it reached ``precision``, its lower bound.
+    """Beam search; returns the anchor, whether it is precise, its lower bound.
+
+    An anchor is precise when the KL lower confidence bound of its precision (at
+    confidence ``1 - delta`` over every candidate the search may test) reaches
+    ``precision``. When no anchor of the allowed sizes is, the search is run again with
+    a beam twice, then four times as wide (the statistics are kept), before the most
+    precise non-empty anchor found is returned as not precise.
 
     ``allowed``: the features that may enter an anchor (default all)."""
     allowed = range(n_features) if allowed is None else allowed
-    verify_beta = math.log(1.0 / (delta / (1 + (beam_size - 1) * n_features)))
+    widest = beam_size * 4
+    verify_beta = math.log(1.0 / (delta / (1 + (widest - 1) * n_features)))
+    verified: dict[tuple[int, ...], bool] = {}
 
-    def verify(anchor: tuple[int, ...]) -> tuple[bool, float]:
-        while arms.used < max_samples:
+    def verify(anchor: tuple[int, ...]) -> bool:
+        """Sample until the lower bound reaches the target, the upper bound shows the
+        anchor misses it (by ``epsilon_stop``), or the anchor's share of samples is spent
+        (once per anchor: a wider pass does not test it again)."""
+        if anchor in verified:
+            return verified[anchor]
+        cap = arms.n[anchor] + _VERIFY_BATCHES * batch_size
+        while arms.used < max_samples and arms.n[anchor] < cap:
             mean = arms.mean(anchor)
-            lb, ub = arms.lower(anchor, verify_beta), arms.upper(anchor, verify_beta)
-            if mean >= precision and (
-                lb < precision - epsilon_stop or arms.n[anchor] < min_samples
-            ):
-                arms.sample([anchor], batch_size)
-            elif mean < precision and ub >= precision + epsilon_stop:
-                arms.sample([anchor], batch_size)
-            else:
+            if arms.n[anchor] >= min_samples and arms.lower(anchor, verify_beta) >= precision:
                 break
-        lb = arms.lower(anchor, verify_beta)
-        ok = arms.mean(anchor) >= precision and lb > precision - epsilon_stop
-        return ok and arms.n[anchor] >= min_samples, lb
+            if (
+                arms.n[anchor]
+                and mean < precision
+                and (arms.upper(anchor, verify_beta) < precision + epsilon_stop)
+            ):
+                break
+            arms.sample([anchor], batch_size)
+        ok = arms.n[anchor] >= max(min_samples, 1) and (
+            arms.lower(anchor, verify_beta) >= precision
+        )
+        verified[anchor] = ok
+        return ok
+
+    def result(anchor: tuple[int, ...], ok: bool) -> tuple[tuple[int, ...], bool, float]:
+        return anchor, ok, arms.lower(anchor, verify_beta)
 
     empty: tuple[int, ...] = ()
     arms.sample([empty], batch_size)
-    ok, lb = verify(empty)
-    if ok:
-        return empty, True, lb
-    # when no anchor reaches the target, the most precise non-empty one explored wins:
-    # "always" is not a rule when the prediction does depend on the words
-    best: tuple[tuple[int, ...], float, float] = (empty, -1.0, -1.0)
-    beam = [empty]
-    for _size in range(1, max_anchor_size + 1):
-        candidates = sorted({tuple(sorted((*a, f))) for a in beam for f in allowed if f not in a})
-        if not candidates or arms.used >= max_samples:
+    if verify(empty):
+        return result(empty, True)
+    # when no anchor is precise, the most precise non-empty one explored is returned
+    # (as not precise): "always" is not a rule when the prediction depends on the words
+    best: tuple[float, float, tuple[int, ...]] = (-1.0, -1.0, empty)
+    width = beam_size
+    while True:
+        beam = [empty]
+        for _size in range(1, max_anchor_size + 1):
+            candidates = sorted(
+                {tuple(sorted((*a, f))) for a in beam for f in allowed if f not in a}
+            )
+            if not candidates or arms.used >= max_samples:
+                break
+            arms.register(candidates)
+            # rows drawn for the beam count for its extensions; only thin ones are sampled
+            thin = [a for a in candidates if arms.n[a] < max(1, batch_size // 2)]
+            if thin:
+                arms.sample(thin, batch_size)
+            # the clear leaders first: a leader that passes ends the search at this size
+            leaders = sorted(candidates, key=lambda a: -arms.mean(a))[:width]
+            passed = [(arms.mean(a), a) for a in leaders if verify(a)]
+            if not passed:
+                # KL-LUCB picks the beam; each round may spend a quarter of what is left
+                round_cap = arms.used + max(2 * batch_size, (max_samples - arms.used) // 4)
+                beam = _kl_lucb(
+                    arms,
+                    candidates,
+                    width,
+                    n_features,
+                    delta,
+                    epsilon,
+                    batch_size,
+                    min(max_samples, round_cap),
+                )
+                passed = [(arms.mean(a), a) for a in beam if verify(a)]
+            for a in (*leaders, *beam):
+                if a:
+                    best = max(best, (arms.lower(a, verify_beta), arms.mean(a), a))
+            if passed:
+                return result(max(passed)[1], True)
+        if width >= widest or arms.used >= max_samples:
             break
-        fresh = [a for a in candidates if a not in arms.n]
-        if fresh:
-            arms.sample(fresh, batch_size)
-        # the clear leaders first: a leader that passes ends the search at this size
-        leaders = sorted(candidates, key=lambda a: -arms.mean(a))[:beam_size]
-        passed = []
-        for anchor in leaders:
-            ok, lb = verify(anchor)
-            if ok:
-                passed.append((arms.mean(anchor), lb, anchor))
-        if passed:
-            _, lb, anchor = max(passed)
-            return anchor, True, lb
-        # KL-LUCB picks the beam; each round may spend a quarter of what is left
-        round_cap = arms.used + max(2 * batch_size, (max_samples - arms.used) // 4)
-        beam = _kl_lucb(
-            arms,
-            candidates,
-            beam_size,
-            n_features,
-            delta,
-            epsilon,
-            batch_size,
-            min(max_samples, round_cap),
-        )
-        for anchor in beam:
-            ok, lb = verify(anchor)
-            if (arms.mean(anchor), lb) > best[1:]:
-                best = (anchor, arms.mean(anchor), lb)
-            if ok:
-                passed.append((arms.mean(anchor), lb, anchor))
-        if passed:
-            _, lb, anchor = max(passed)
-            return anchor, True, lb
-    if not best[0]:
-        return empty, False, arms.lower(empty, verify_beta)
-    return best[0], False, best[2]
+        width *= 2
+    return result(best[2], False)
 
 
 # ---------------------------------------------------------------- the perturbation
@@ -502,8 +570,9 @@ class RuleExtraction(Attribution):
             max_samples: most perturbations per input.
             delta: confidence parameter of the bounds.
             epsilon: KL-LUCB's tolerance between the best and the rest.
-            epsilon_stop: an anchor passes when its lower bound exceeds
-                ``precision - epsilon_stop`` and its estimate reaches ``precision``.
+            epsilon_stop: an anchor passes when its lower confidence bound reaches
+                ``precision``; one whose estimate is below it stops being sampled once
+                its upper bound is below ``precision + epsilon_stop``.
             seed: seeds the perturbations of every input alike.
             exclude: token ids that are perturbed like the others but never enter a rule
                 (the unknown token, say: a rule "contains <unk>" tells a reader nothing).
@@ -515,9 +584,7 @@ class RuleExtraction(Attribution):
             train_data: token ids ``(n, time)`` of training sequences, for
                 ``perturbation="unigram"`` / ``"position"``.
             min_samples: fewest perturbations an anchor must be tested on before it
-                passes (a few dozen all-correct draws pass the confidence bound while
-                the precision may still be below the target; some hundreds make the
-                held-out precision reach it).
+                passes (on top of the confidence bound).
 
         Returns:
             A float tensor shaped like ``inputs``: 1 on anchor tokens, 0 elsewhere.
@@ -703,7 +770,7 @@ class RuleExtraction(Attribution):
                 label = ctx["label"](targets[i])
                 kept = mask[i, ctx["features"]].cpu().bool()
                 anchor = tuple(int(j) for j in torch.nonzero(kept).flatten().tolist())
-                ok = ctx["sample"]([anchor], n_samples, label)[0]
+                ok = ctx["sample"]([anchor], n_samples, label)[0][0]
                 out[i] = float(ok.mean())
         return out
 
@@ -765,7 +832,11 @@ class RuleExtraction(Attribution):
         g = torch.Generator().manual_seed(seed)
         feats = torch.as_tensor(features, dtype=torch.long)
 
-        def sample(anchors: list[tuple[int, ...]], n: int, label: int) -> list[np.ndarray]:
+        def sample(
+            anchors: list[tuple[int, ...]], n: int, label: int
+        ) -> list[tuple[np.ndarray, np.ndarray]]:
+            """For each anchor, ``n`` perturbations keeping it: whether the model still
+            predicts ``label`` ``(n,)`` and which features were kept ``(n, features)``."""
             total = n * len(anchors)
             drop = torch.rand(total, len(features), generator=g) < mask_prob
             for j, anchor in enumerate(anchors):
@@ -777,7 +848,10 @@ class RuleExtraction(Attribution):
             z[:, feats] = torch.where(drop, tokens, cols)
             predicted = predict(z.to(inputs.device))
             ok = predicted == label
-            return [ok[j * n : (j + 1) * n] for j in range(len(anchors))]
+            kept = (~drop).numpy()
+            return [
+                (ok[j * n : (j + 1) * n], kept[j * n : (j + 1) * n]) for j in range(len(anchors))
+            ]
 
         def label_for(target: int | None) -> int:
             """The class to keep: ``target`` checked against the model's classes, or
