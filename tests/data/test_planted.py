@@ -64,3 +64,17 @@ def test_to_dataset():
 def test_invalid_arguments(kwargs, error):
     with pytest.raises(error):
         planted_cues(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "length, match",
+    [
+        ((3, 2), r"length must satisfy 1 <= min <= max, got \(3, 2\)"),
+        ((0, 4), r"length must satisfy 1 <= min <= max"),
+        (2, r"num_cues <= min <= max, got length=2 with num_cues=3"),
+        ([True, 4], "an int or a \\(min, max\\) pair of ints"),
+    ],
+)
+def test_length_errors_name_the_bound(length, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        planted_cues(5, length=length, num_cues=3)

@@ -9,6 +9,7 @@ import torch
 
 from .._collate import SequenceDataset
 from .._vocabulary import Vocabulary
+from ._switching import _check_length
 
 __all__ = ["PlantedCues", "planted_cues"]
 
@@ -87,17 +88,8 @@ def planted_cues(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if isinstance(length, int) and not isinstance(length, bool):
-        low, high = length, length
-    elif (
-        isinstance(length, (tuple, list))
-        and len(length) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in length)
-    ):
-        low, high = length
-    else:
-        raise TypeError(f"length must be an int or a (min, max) pair of ints, got {length!r}")
-    if not num_cues <= low <= high:
+    low, high = _check_length(length, 1)
+    if low < num_cues:
         raise ValueError(
             f"length must satisfy num_cues <= min <= max, got length={length!r} "
             f"with num_cues={num_cues}"
