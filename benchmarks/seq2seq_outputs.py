@@ -8,6 +8,10 @@ T_out tokens), for T_out = 10, 50, 200, times in one process (medians over repea
             (the cheapest one-output call), ``n_steps`` fixed;
        all:  ``explain(model, src, target=tgt)`` at the same ``n_steps``: one forward of the
             interpolated inputs shared by all outputs, one backward per output;
+       floor: one forward of the interpolated inputs and T_out backward passes through it
+            (``explain`` batches the backward passes, so it can beat this "floor");
+       recurrent work: sequence-steps through the encoder GRU and decoder cell, counted
+            by hooks (forward and backward), all/loop;
   feature_ablation: one call explaining one output (source and prefix tokens ablated one
   at a time) against the all-outputs call reading every output from the same passes.
 
@@ -23,9 +27,11 @@ import argparse
 
 import torch
 from _timing import interleaved
+from _work import WorkCounter
 from captum.attr import FeatureAblation, IntegratedGradients
 
 from captum_rnn import explain
+from captum_rnn.attr import _seq2seq as seq2seq_ig
 from captum_rnn.attr._seq2seq import _Decoder
 from captum_rnn.models import adapt
 from captum_rnn.models.seq2seq import Seq2SeqAttention
@@ -75,6 +81,26 @@ def one_output_ablation(seq, src, lengths, tgt):
     return FeatureAblation(forward).attribute((src_emb, pre), baselines=zeros, feature_mask=masks)
 
 
+def floor_pass(seq, src, lengths, tgt, n_steps):
+    """The least a shared-forward IG spends: one forward of the ``n_steps`` interpolated
+    source and prefix embeddings, and one backward pass per output through it."""
+    dec = _Decoder(seq, 0)
+    dec.offset = 0
+    src_emb, pre, _ = dec.embedded(src, tgt)
+    alphas = torch.linspace(0, 1, n_steps)[:, None, None]
+    with torch.enable_grad():
+        s = (alphas * src_emb).requires_grad_()
+        p = (alphas * pre).requires_grad_()
+        logits = dec.step_logits(
+            src.expand(n_steps, -1), lengths.expand(n_steps), tgt.expand(n_steps, -1),
+            src_emb=s, prefix_emb=p,
+        )  # fmt: skip
+        n_out = logits.shape[1]
+        for j in range(n_out):
+            token = int(tgt[0, j + 1])
+            torch.autograd.grad(logits[:, j, token].sum(), (s, p), retain_graph=j < n_out - 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -109,7 +135,23 @@ def main() -> None:
         def ablate_one(tgt=tgt):  # Captum's FeatureAblation of the last output alone
             one_output_ablation(seq, src, lengths, tgt)
 
-        fns = {"loop": loop, "all": everything}
+        def floor(tgt=tgt):
+            floor_pass(seq, src, lengths, tgt, args.steps)
+
+        # explain batches the backward passes of several outputs into one (vmap), which
+        # a hook sees once: count with one output per backward pass
+        work = {}
+        batched = seq2seq_ig._BATCHED_GRAD_ELEMENTS
+        for name, fn in (("loop", loop), ("all", everything)):
+            seq2seq_ig._BATCHED_GRAD_ELEMENTS = 1
+            try:
+                with WorkCounter(model) as counter:
+                    fn()
+            finally:
+                seq2seq_ig._BATCHED_GRAD_ELEMENTS = batched
+            work[name] = counter.total * (scale if name == "loop" else 1)
+
+        fns = {"loop": loop, "all": everything, "floor": floor}
         if t_out <= 50:  # ablating each of 200 prefix tokens: minutes on a shared CPU
             fns.update(fa_all=ablate_all, fa_one=ablate_one)
         times = interleaved(fns, device, args.repeats)
@@ -117,7 +159,9 @@ def main() -> None:
         note = "" if scale == 1 else f" (loop timed on {len(sample)} outputs, scaled x{scale:.1f})"
         print(
             f"T_out={t_out:4d}  IG loop {loop_s:8.3f} s  all {times['all']:7.3f} s  "
-            f"all/loop {times['all'] / loop_s:.2f} (target <= 0.9){note}"
+            f"floor {times['floor']:7.3f} s  all/loop {times['all'] / loop_s:.2f} (target <= 0.9)  "
+            f"all/floor {times['all'] / times['floor']:.2f} (target <= 1.3)  recurrent work "
+            f"all/loop {work['all'] / work['loop']:.3f} (target <= 0.5){note}"
         )
         if "fa_all" in times:
             print(

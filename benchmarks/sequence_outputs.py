@@ -28,6 +28,7 @@ import argparse
 
 import torch
 from _timing import interleaved
+from _work import WorkCounter
 from torch import nn
 
 import captum_rnn
@@ -53,38 +54,6 @@ class Flat(nn.Module):
 
     def forward(self, x):
         return self.tagger(x).reshape(x.shape[0], -1)
-
-
-class WorkCounter:
-    """Sequence-steps through every nn.RNNBase: batch * time per forward call and per
-    backward pass through its output."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.forward = self.backward = 0
-        self.handles = [
-            m.register_forward_hook(self._hook)
-            for m in model.modules()
-            if isinstance(m, nn.RNNBase)
-        ]
-
-    def _hook(self, module, args, output):
-        x = args[0]
-        steps = x.shape[0] * x.shape[1]
-        self.forward += steps
-        out = output[0]
-        if out.requires_grad:
-            out.register_hook(lambda grad: self._count_backward(steps))
-
-    def _count_backward(self, steps):
-        self.backward += steps
-
-    @property
-    def total(self) -> int:
-        return self.forward + self.backward
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def main() -> None:
