@@ -46,7 +46,11 @@ from captum_rnn.attr._states import (
     unit_token_responses,
 )
 from captum_rnn.attr._streaming import StreamingExplainer
-from captum_rnn.attr._temporal import ground_truth_auprc, time_forward_attributions
+from captum_rnn.attr._temporal import (
+    ground_truth_auprc,
+    normalize_steps,
+    time_forward_attributions,
+)
 from captum_rnn.influence import NearestExamples
 from captum_rnn.rules import Anchor, RuleExtraction
 
@@ -67,6 +71,7 @@ __all__ = [
     "seq2seq_attention",
     # time series: the time-forward view and tint's ground-truth score
     "ground_truth_auprc",
+    "normalize_steps",
     "time_forward_attributions",
     # attention
     "AttentionFlow",

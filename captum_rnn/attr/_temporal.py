@@ -16,6 +16,12 @@ the result says how the cells seen at ``t`` moved the prediction made at ``t``.
 - :func:`ground_truth_auprc`: tint's score against true salient cells: per-sequence
   min-max normalised ``|attribution|``, average precision pooled over every real cell.
 
+Each row ``t`` explains a different output (the prediction at ``t``), so the rows' scales
+follow those outputs, not the evidence. ``normalize="step"`` divides each row by its L1
+norm: row ``t`` then gives each cell's share of the evidence for prediction ``t`` (signs
+kept). On tint's HMM "state" data this is what lifts the time-forward view above every
+raw Captum method (``benchmarks/temporal.py``).
+
 Every prefix batch holds the sequences long enough to have step ``t``, so padded steps
 get exactly 0. Sequences must be padded on the right (prefixes are cut at the front).
 """
@@ -45,8 +51,32 @@ __all__ = [
     "TimeForwardMethod",
     "average_precision",
     "ground_truth_auprc",
+    "normalize_steps",
     "time_forward_attributions",
 ]
+
+
+def normalize_steps(attributions: Tensor) -> Tensor:
+    """Each step's attributions divided by their L1 norm (a row of zeros stays zero).
+
+    Args:
+        attributions: ``(batch, time, dim)``.
+
+    Returns:
+        The same shape: each non-zero row sums to 1 in absolute value, signs kept.
+
+    Example:
+        >>> normalize_steps(torch.tensor([[[3.0, -1.0], [0.0, 0.0]]])).tolist()
+        [[[0.75, -0.25], [0.0, 0.0]]]
+    """
+    total = attributions.abs().sum(-1, keepdim=True)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, attributions / safe, torch.zeros_like(attributions))
+
+
+def _check_normalize(normalize: str | None) -> None:
+    if normalize not in (None, "step"):
+        raise ValueError(f"normalize must be None or 'step', got {normalize!r}")
 
 
 class _TimeForward(AttributionMethod):
@@ -83,13 +113,15 @@ class TimeForwardMethod(_TimeForward):
         base: the registered method run on each prefix (default
             ``"integrated_gradients"``).
         base_options: that method's options, as a dict.
+        normalize: ``None`` (default: the base method's values) or ``"step"`` (each
+            row divided by its L1 norm, see :func:`normalize_steps`).
 
     Example:
         >>> # explain(model, x, lengths=n, method="time_forward", base="deeplift")
     """
 
     name = "time_forward"
-    options = ("base", "base_options")
+    options = ("base", "base_options", "normalize")
 
     def attribute(
         self,
@@ -99,9 +131,15 @@ class TimeForwardMethod(_TimeForward):
         lengths: Tensor,
         base: str = "integrated_gradients",
         base_options: dict[str, Any] | None = None,
+        normalize: str | None = None,
     ) -> MethodResult:
+        _check_normalize(normalize)
         if not isinstance(base, str) or base in (self.name, *self.aliases):
             raise ValueError(f"base must name another registered method, got {base!r}")
+        if base_options is not None and not isinstance(base_options, dict):
+            raise TypeError(
+                f"base_options must be a dict of the base method's options, got {base_options!r}"
+            )
         cls = get_method(base)
         base_options = dict(base_options or {})
         check_options(cls, base_options)
@@ -120,6 +158,8 @@ class TimeForwardMethod(_TimeForward):
             forward = getattr(result, "forward_passes", None)
             if forward is not None:
                 passes[rows] += forward.to(passes.device)
+        if normalize == "step":
+            out = normalize_steps(out)
         return MethodResult(out, forward_passes=passes if bool(passes.any()) else None)
 
 
@@ -129,12 +169,16 @@ class TemporalIntegratedGradientsMethod(_TimeForward):
     the past stays at the input; row ``t`` of the result is that attribution.
 
     Options: ``n_steps`` (default 50), ``method`` (Captum's rule, default
-    ``"gausslegendre"``), ``internal_batch_size``.
+    ``"gausslegendre"``), ``internal_batch_size``, ``normalize`` (``None`` or ``"step"``,
+    as for :class:`TimeForwardMethod`; the convergence delta is then of the raw values).
+
+    Example:
+        >>> # explain(model, x, lengths=n, method="temporal_ig", normalize="step")
     """
 
     name = "temporal_integrated_gradients"
     aliases = ("temporal_ig",)
-    options = ("n_steps", "method", "internal_batch_size")
+    options = ("n_steps", "method", "internal_batch_size", "normalize")
 
     def attribute(
         self,
@@ -145,7 +189,9 @@ class TemporalIntegratedGradientsMethod(_TimeForward):
         n_steps: int = 50,
         method: str = "gausslegendre",
         internal_batch_size: int | None = None,
+        normalize: str | None = None,
     ) -> MethodResult:
+        _check_normalize(normalize)
         n_steps = check_int("n_steps", n_steps, 1)
         if internal_batch_size is not None:
             internal_batch_size = check_int("internal_batch_size", internal_batch_size, 1)
@@ -168,6 +214,8 @@ class TemporalIntegratedGradientsMethod(_TimeForward):
             )
             out[rows, t] = attr[:, t].detach()
             delta[rows] = torch.maximum(delta[rows], d.detach().abs().to(delta.dtype))
+        if normalize == "step":
+            out = normalize_steps(out)
         return MethodResult(out, delta=delta)
 
 
@@ -205,13 +253,20 @@ def time_forward_attributions(
     seq = adapt(model)
     if seq.is_token_model:
         raise ValueError("time_forward_attributions takes continuous input; use explain()")
-    if inputs.dim() != 3:
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+        raise TypeError("inputs must be a float tensor (batch, time, features)")
+    if inputs.dim() != 3 or 0 in inputs.shape:
         raise ValueError(f"inputs must be (batch, time, features), got {tuple(inputs.shape)}")
+    if not bool(torch.isfinite(inputs).all()):
+        raise ValueError("inputs contains NaN or infinite values")
     batch, time = inputs.shape[:2]
     device = inputs.device
     if lengths is None:
         lengths = torch.full((batch,), time, dtype=torch.long, device=device)
-    lengths = torch.as_tensor(lengths, device=device).long()
+    lengths = torch.as_tensor(lengths, device=device)
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    lengths = lengths.long()
     if lengths.shape != (batch,) or bool((lengths < 1).any() or (lengths > time).any()):
         raise ValueError(f"lengths must be (batch,) = ({batch},) values in [1, {time}]")
     baselines = torch.zeros_like(inputs) if baselines is None else baselines.to(inputs)
@@ -239,6 +294,13 @@ def _predicted_per_step(seq: Any, inputs: Tensor, lengths: Tensor) -> Tensor:
         for t in range(int(lengths.max())):
             rows = (lengths > t).nonzero()[:, 0]
             out = seq(inputs[rows, : t + 1], torch.full_like(lengths[rows], t + 1))
+            if seq.output is None:
+                seq.observe(out)
+            if seq.output == "regression" and out.shape[-1] > 1:
+                raise ValueError(
+                    f"the model returns {out.shape[-1]} regression outputs: pass target= "
+                    "(the output index explained)"
+                )
             if out.shape[-1] == 1:
                 # one logit: explained as class 1's evidence (Captum's target 0)
                 predicted[rows, t] = 0
