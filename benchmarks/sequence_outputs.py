@@ -32,6 +32,7 @@ from _work import WorkCounter
 from torch import nn
 
 import captum_rnn
+from captum_rnn.attr import _outputs as outputs_ig
 
 
 class Tagger(nn.Module):
@@ -101,12 +102,16 @@ def main() -> None:
                               args.repeats)  # fmt: skip
         loop_time = medians["loop"] * scale
         work = {}
+        # explain batches the backward passes of several outputs into one (vmap), which
+        # a hook sees once: count with one output per backward pass
+        batched = outputs_ig._BATCHED_GRAD_ELEMENTS
         for name, fn in (("loop", loop), ("all", all_outputs)):
-            counter = WorkCounter(tagger)
+            outputs_ig._BATCHED_GRAD_ELEMENTS = 1
             try:
-                fn()
+                with WorkCounter(tagger) as counter:
+                    fn()
             finally:
-                counter.remove()
+                outputs_ig._BATCHED_GRAD_ELEMENTS = batched
             work[name] = counter.total * (scale if name == "loop" else 1)
         note = "" if scale == 1 else f" (loop timed on {len(looped)} outputs, scaled x{scale:g})"
         print(

@@ -42,6 +42,7 @@ from captum_rnn.attr._methods import (
     _PerStepPerturbation,
     resolve_features,
 )
+from captum_rnn.attr._seq2seq import _BATCHED_GRAD_ELEMENTS, _output_grads
 from captum_rnn.models.protocol import SequenceModel
 
 __all__ = ["OutputsResult", "attribute_outputs", "is_unidirectional"]
@@ -344,12 +345,13 @@ def _ig_fixed(seq, ids, x, baseline, length, steps, columns, width, causal, n_st
         prefix_length = _prefix_length(seq, ids, length, end)
         out = seq(scaled, prefix_length.repeat(n_steps), _repeat(_cut(ids, end), n_steps))
         chosen = out[:, block_columns]
-        for j, row in enumerate(block.tolist()):
-            (grad,) = torch.autograd.grad(
-                chosen[:, j].sum(), scaled, retain_graph=j < len(block) - 1
-            )
-            total = (grad.reshape(n_steps, -1) * sizes[:, None]).sum(dim=0).reshape(grad.shape[1:])
-            attributions[row, :end] = total * (x[0, :end] - baseline[0, :end])
+        # several outputs' backward passes at once (vmapped), in chunks bounding memory
+        chunk = max(1, _BATCHED_GRAD_ELEMENTS // scaled.numel())
+        for first in range(0, len(block), chunk):
+            rows = slice(first, min(len(block), first + chunk))
+            (grads,) = _output_grads(chosen, (scaled,), rows, retain=rows.stop < len(block))
+            total = (grads * sizes.view(1, -1, 1, 1)).sum(dim=1)  # (k, end, dim)
+            attributions[block[rows], :end] = total * (x[0, :end] - baseline[0, :end])
         del out, chosen, scaled
     if causal:
         attributions = _mask_future(attributions, steps)
