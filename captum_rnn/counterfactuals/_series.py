@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,24 +160,22 @@ class SeriesSearch:
         return torch.where(ok, value, torch.full_like(value, -math.inf))
 
     # ------------------------------------------------------------------ pieces
-    def unlike_neighbours(self, x: Tensor, base: int) -> list[Tensor]:
-        """The nearest training series of the goal class(es), aligned to ``x``'s steps."""
+    def unlike_neighbours(self, x: Tensor, base: int) -> Iterator[Tensor]:
+        """The nearest training series of the goal class(es), nearest first, each aligned
+        to ``x``'s steps when it is asked for."""
         if self.target is not None:
             allowed = self.train_predictions == self.target
         else:
             allowed = self.train_predictions != base
         index = allowed.nonzero()[:, 0].numpy()
         if len(index) == 0:
-            return []
+            return
         xs = x.double().numpy()
         distances = dtw_distances(xs, self.pool[index], self.lengths[index])
-        chosen = index[np.argsort(distances, kind="stable")[: self.neighbours]]
-        aligned = []
-        for i in chosen:
+        for i in index[np.argsort(distances, kind="stable")[: self.neighbours]]:
             series = self.pool[i, : self.lengths[i]]
             steps = dtw_alignment(xs, series)
-            aligned.append(torch.as_tensor(series[steps], dtype=torch.float32))
-        return aligned
+            yield torch.as_tensor(series[steps], dtype=torch.float32)
 
     def cell_scores(self, x: Tensor, z: Tensor, base: int) -> Tensor:
         """Per cell, how much putting ``z``'s value there moves towards the goal: the
@@ -200,14 +198,18 @@ class SeriesSearch:
         return -scores if self.target is not None else scores
 
     def first_hit(
-        self, candidates: Any, count: int, base: int
+        self, candidates: Any, count: int, base: int, growing: bool = False
     ) -> tuple[int, Tensor, Tensor] | None:
         """Run ``candidates(rows)`` (a batch for the given row numbers) in order, chunk by
-        chunk; the first row that reaches the goal, with its series and probabilities."""
-        for start in range(0, count, self.batch_size):
+        chunk (chunks of 32, 64, ... rows when ``growing``: early hits cost little); the
+        first row that reaches the goal, with its series and probabilities."""
+        start, size = 0, min(32, self.batch_size) if growing else self.batch_size
+        while start < count:
             if self.passes >= self.budget:
                 return None
-            rows = list(range(start, min(count, start + self.batch_size)))
+            rows = list(range(start, min(count, start + size)))
+            start += len(rows)
+            size = min(2 * size, self.batch_size) if growing else size
             batch = candidates(rows)
             probs = self.probabilities(batch)
             ok = self.strength(probs, base) > -math.inf
@@ -223,15 +225,14 @@ class SeriesSearch:
         scores = self.cell_scores(x, z, base).flatten()
         order = [int(i) for i in torch.argsort(scores, descending=True, stable=True) if differ[i]]
         flat_x, flat_z = x.flatten(), z.flatten()
+        rank = torch.full((x.numel(),), x.numel())
+        rank[order] = torch.arange(len(order))
 
         def prefixes(rows: list[int]) -> Tensor:
-            out = flat_x.repeat(len(rows), 1)
-            for r, k in enumerate(rows):
-                take = order[: k + 1]
-                out[r, take] = flat_z[take]
-            return out.view(len(rows), *x.shape)
+            take = rank[None, :] <= torch.tensor(rows)[:, None]
+            return torch.where(take, flat_z, flat_x).view(len(rows), *x.shape)
 
-        hit = self.first_hit(prefixes, len(order), base)
+        hit = self.first_hit(prefixes, len(order), base, growing=True)
         if hit is None:
             return None
         k, _, _ = hit
