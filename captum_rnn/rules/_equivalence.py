@@ -14,8 +14,10 @@ misclassified word, the abstraction of the network is the hypothesis.
 
 :class:`SamplingEquivalence` is the black-box oracle: batches of words, half drawn
 class-balanced from the hypothesis (uniform among its accepted, or rejected, words of
-a length) and half uniform, each classified by the network in one call; the batch
-grows (64, 256, 1024 words, ...) until it finds a counterexample or reaches its size.
+a length) and half uniform, each classified by the network in one call. The words
+answered in earlier queries are checked again, free, against every new hypothesis; then
+fresh words are tested in growing stages (64, then the rest up to the size) until a
+counterexample is found or the size is reached.
 """
 
 from __future__ import annotations
@@ -209,6 +211,14 @@ class AbstractionEquivalence:
 class SamplingEquivalence:
     """Black-box equivalence by growing batches of hypothesis-balanced and uniform words.
 
+    Every word the network has answered in an earlier query is checked against each new
+    hypothesis first, at no network cost, and counts as tested. Then fresh words are drawn
+    in stages (64 words, then 16 times more at each stage, until the words tested reach
+    ``n``); each stage draws only the words that take the total to its size, sends the
+    ones the oracle has not answered yet in one batch, and ends the query at the first
+    stage that finds a counterexample (the shortest wrong word). A hypothesis is
+    accepted once ``n`` words agree with it.
+
     Args:
         oracle: any membership oracle.
         max_length: words have lengths ``1 .. max_length``.
@@ -216,6 +226,11 @@ class SamplingEquivalence:
         rng: the random source.
         extra: words always tested as well (e.g. the training strings).
     """
+
+    #: words tested by the first stage (when not answered for every prefix)
+    first_stage = 64
+    #: each further stage tests this many times more words, up to ``n``
+    growth = 16
 
     def __init__(
         self,
@@ -230,19 +245,26 @@ class SamplingEquivalence:
         self.n = n
         self.rng = rng
         self.extra = list(extra)
+        self._seen: list[Indices] = []
+        self._seen_labels = np.zeros(0, dtype=bool)
 
     def __call__(self, hypothesis: DFA) -> Indices | None:
-        # A wrong hypothesis is usually caught by a small batch: grow the batch fourfold
-        # until it reaches ``n`` tests before accepting. When the oracle labels every
-        # prefix of a word for free (a recurrent network read left to right), every
-        # prefix is a test: far fewer words are sent, and the shortest wrong prefix is
-        # the counterexample.
+        wrong = _shortest_wrong(hypothesis, self._seen, self._seen_labels)
+        if wrong is not None:
+            return wrong
+        # When the oracle labels every prefix of a word for free (a recurrent network
+        # read left to right), every prefix is a test: far fewer words are sent, the
+        # full size at once, and the shortest wrong prefix is the counterexample.
         prefixes = self.oracle.prefix_free
         per_word = (1 + self.max_length) / 2 if prefixes else 1.0
-        # a batch that labels every prefix is cheap: test the full size at once
-        size, extra = (self.n if prefixes else min(64, self.n)), self.extra
+        # the words answered in earlier queries were just checked: they count as tested,
+        # though every query tests a first stage of fresh words
+        credit = 0 if prefixes else len(self._seen)
+        size = self.n if prefixes else min(self.first_stage, self.n)
+        drawn, extra = 0, self.extra
         while True:
-            count = max(2, math.ceil(size / per_word))
+            count = max(2, math.ceil(size / per_word)) - drawn
+            drawn += count
             half = count // 2
             balanced, _ = hypothesis._sample_indices(half, 1, self.max_length, True, self.rng)
             uniform, _ = hypothesis._sample_indices(
@@ -250,20 +272,27 @@ class SamplingEquivalence:
             )
             words = list(dict.fromkeys([tuple(w) for w in balanced + uniform] + extra))
             if prefixes:
-                wrong_prefix = _first_wrong_prefix(
-                    hypothesis, words, self.oracle.prefix_labels(words)
-                )
-                if wrong_prefix is not None:
-                    return wrong_prefix
+                wrong = _first_wrong_prefix(hypothesis, words, self.oracle.prefix_labels(words))
             else:
                 network = self.oracle.labels(words)
-                expected = hypothesis._accepts_indices(words)
-                wrong = np.nonzero(network != expected)[0]
-                if wrong.size:
-                    return min((words[i] for i in wrong.tolist()), key=lambda w: (len(w), w))
-            if size >= self.n:
+                self._seen.extend(words)
+                self._seen_labels = np.concatenate([self._seen_labels, network])
+                wrong = _shortest_wrong(hypothesis, words, network)
+            if wrong is not None:
+                return wrong
+            if size + credit >= self.n:
                 return None
-            size, extra = min(4 * size, self.n), []
+            size, extra = min(self.growth * size, self.n - credit), []
+
+
+def _shortest_wrong(hypothesis: DFA, words: list[Indices], network: np.ndarray) -> Indices | None:
+    """The shortest (then smallest) of ``words`` the hypothesis labels unlike ``network``."""
+    if not words:
+        return None
+    wrong = np.nonzero(network != hypothesis._accepts_indices(words))[0]
+    if not wrong.size:
+        return None
+    return min((words[i] for i in wrong.tolist()), key=lambda w: (len(w), w))
 
 
 def _first_wrong_prefix(
