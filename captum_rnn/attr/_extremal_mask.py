@@ -9,7 +9,8 @@ temporal smoothness prior (total variation of the mask along time). Both games t
 are Enguehard 2023's ExtremalMask with a fixed baseline instead of a learned one.
 
 The optimisation starts from 0.5 everywhere and uses Adam with a fixed number of
-iterations: the result is deterministic for a given model and input. Padded cells are
+iterations; it draws nothing at random, so the result is deterministic for a given
+model and input, and each sequence of a batch is optimised independently. Padded cells are
 never perturbed and get exactly 0.
 
 References:
@@ -24,7 +25,6 @@ import torch
 from torch import Tensor
 
 from captum_rnn._utils.options import check_float, check_int
-from captum_rnn._utils.state import seeded
 from captum_rnn.attr._methods import AttributionMethod, MethodResult
 
 __all__ = ["ExtremalMaskMethod"]
@@ -34,20 +34,28 @@ class ExtremalMaskMethod(AttributionMethod):
     """Learned perturbation mask with an area constraint and a temporal smoothness prior.
 
     Options:
-        area: share of each sequence's real cells the mask should keep (default 0.1).
+        area: share of each sequence's real cells (or steps) the mask should keep
+            (default 0.1).
         n_iter: optimisation steps (default 150).
         lr: Adam's learning rate on the mask's logits (default 0.1).
         area_weight: weight of the area constraint (default 1.0).
         smoothness: weight of the temporal total variation (default 0.1).
         game: ``"both"`` (default: preserve and delete), ``"preserve"`` or ``"delete"``.
-        seed: seeds the optimisation's context (it draws nothing; kept for callers).
+        features: ``"cell"`` (one mask value per time step and input feature, the
+            default for continuous input) or ``"step"`` (one per time step, the default
+            for token models, whose embedding dimensions mean nothing one by one).
 
-    The attribution of a cell is its final mask value (in ``[0, 1]``).
+    The attribution of a cell is its final mask value (in ``[0, 1]``); with
+    ``features="step"`` a step's value is spread evenly over its dimensions, so the
+    step's score is the mask value.
+
+    Example:
+        >>> # explain(model, x, lengths=n, method="extremal_mask", smoothness=0.5)
     """
 
     name = "extremal_mask"
     aliases = ("dynamask",)
-    options = ("area", "n_iter", "lr", "area_weight", "smoothness", "game", "seed")
+    options = ("area", "n_iter", "lr", "area_weight", "smoothness", "game", "features")
 
     def attribute(
         self,
@@ -61,7 +69,7 @@ class ExtremalMaskMethod(AttributionMethod):
         area_weight: float = 1.0,
         smoothness: float = 0.1,
         game: str = "both",
-        seed: int = 0,
+        features: str | None = None,
     ) -> MethodResult:
         area = check_float("area", area, 0.0)
         if area > 1:
@@ -72,31 +80,42 @@ class ExtremalMaskMethod(AttributionMethod):
         smoothness = check_float("smoothness", smoothness, 0.0)
         if game not in ("both", "preserve", "delete"):
             raise ValueError(f"game must be 'both', 'preserve' or 'delete', got {game!r}")
+        if features is None:
+            features = "step" if self.model.is_token_model else "cell"
+        if features not in ("cell", "step"):
+            raise ValueError(f"features must be 'cell' or 'step', got {features!r}")
         x, b = inputs.detach(), baselines.detach().to(inputs)
-        real = self.real_steps(lengths, x.shape[1])[..., None].expand_as(x).to(x.dtype)
-        cells = real.flatten(1).sum(1).clamp_min(1)
-        # the area reference: per sequence, the top `area` share of real cells at 1
-        n_keep = (area * cells).round().long()
-        ranks = torch.arange(x[0].numel(), device=x.device)[None, :]
-        # sorted ascending: padding (mask 0) first, then real cells; the top n_keep at 1
-        reference = (ranks >= (x[0].numel() - n_keep)[:, None]).to(x.dtype)
+        width = x.shape[2] if features == "cell" else 1
+        real = self.real_steps(lengths, x.shape[1])[..., None].expand(*x.shape[:2], width)
+        real = real.to(x.dtype)
+        units = real.flatten(1).sum(1).clamp_min(1)
+        # the area reference: per sequence, the top `area` share of real units at 1;
+        # sorted ascending, padding (mask 0) comes first; the sort is stable, so ties
+        # (every unit starts at 0.5) break the same way however the batch is padded
+        size = real[0].numel()
+        n_keep = (area * units).round().long()
+        ranks = torch.arange(size, device=x.device)[None, :]
+        reference = (ranks >= (size - n_keep)[:, None]).to(x.dtype)
         args = self.forward_args(lengths)
-        logits = torch.zeros_like(x, requires_grad=True)
+        logits = torch.zeros_like(real, requires_grad=True)
         optimizer = torch.optim.Adam([logits], lr=lr)
-        with seeded(seed, x.device), torch.enable_grad():
+        with torch.enable_grad():
             for _ in range(n_iter):
                 optimizer.zero_grad()
-                mask = torch.sigmoid(logits) * real
-                loss = self._evidence_loss(x, b, mask, target, args, game)
-                ordered = torch.sort(mask.flatten(1), dim=1).values
-                area_loss = ((ordered - reference) ** 2).sum(1) / cells
-                tv = (mask[:, 1:] - mask[:, :-1]).abs() * real[:, 1:] * real[:, :-1]
-                tv_loss = tv.flatten(1).sum(1) / cells
+                unit = torch.sigmoid(logits) * real
+                loss = self._evidence_loss(x, b, unit.expand_as(x), target, args, game)
+                ordered = torch.sort(unit.flatten(1), dim=1, stable=True).values
+                area_loss = ((ordered - reference) ** 2).sum(1) / units
+                tv = (unit[:, 1:] - unit[:, :-1]).abs() * real[:, 1:] * real[:, :-1]
+                tv_loss = tv.flatten(1).sum(1) / units
                 total = loss + area_weight * area_loss + smoothness * tv_loss
                 total.sum().backward()
                 optimizer.step()
-        mask = (torch.sigmoid(logits) * real).detach()
-        return MethodResult(mask)
+        unit = (torch.sigmoid(logits) * real).detach()
+        if features == "cell":
+            return MethodResult(unit)
+        spread = (unit / x.shape[2]).expand_as(x).clone()
+        return MethodResult(spread, step_scores=unit[..., 0].double())
 
     def _evidence_loss(
         self, x: Tensor, b: Tensor, mask: Tensor, target: Tensor, args: tuple, game: str

@@ -228,6 +228,7 @@ def time_forward_attributions(
     *,
     target: int | Tensor | None = None,
     baselines: Tensor | None = None,
+    normalize: str | None = None,
     **options: Any,
 ) -> Tensor:
     """Time-forward attributions of a continuous-input model: row ``t`` explains the
@@ -242,13 +243,15 @@ def time_forward_attributions(
         target: class explained at every step: an int, ``(batch,)``, ``(batch, time)``,
             or ``None`` for the class the model predicts at each step.
         baselines: reference input (zeros when ``None``).
+        normalize: ``None`` (the method's values) or ``"step"``: each row divided by
+            its L1 norm (see :func:`normalize_steps`).
         options: the method's options.
 
     Returns:
         ``(batch, time, features)`` attributions, 0 at padded steps.
 
     Example:
-        >>> # attr = time_forward_attributions(gru, x, lengths, "deeplift")
+        >>> # attr = time_forward_attributions(gru, x, lengths, "deeplift", normalize="step")
     """
     seq = adapt(model)
     if seq.is_token_model:
@@ -271,9 +274,10 @@ def time_forward_attributions(
         raise ValueError(f"lengths must be (batch,) = ({batch},) values in [1, {time}]")
     baselines = torch.zeros_like(inputs) if baselines is None else baselines.to(inputs)
     if method in ("temporal_integrated_gradients", "temporal_ig"):
-        cls, kwargs = get_method(method), options
+        cls, kwargs = get_method(method), {**options, "normalize": normalize}
     else:
-        cls, kwargs = TimeForwardMethod, {"base": method, "base_options": options}
+        cls = TimeForwardMethod
+        kwargs = {"base": method, "base_options": options, "normalize": normalize}
     check_options(cls, kwargs)
     with preserve_state(seq.module), gradient_context(seq.module):
         if target is None:

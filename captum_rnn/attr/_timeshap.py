@@ -110,13 +110,23 @@ class PrunedShapleyMethod(AttributionMethod):
         level: ``"event"`` (default), ``"feature"`` or ``"cell"``.
         tolerance: pruning tolerance on the older block's Shapley value, in the units
             of the explained output (default 0.025; 0 disables pruning).
-        n_samples: coalitions KernelSHAP samples (default 1000).
+        n_samples: coalitions KernelSHAP samples; by default ``samples_per_group``
+            times the number of groups left after pruning (KernelSHAP's error grows with
+            the players at a fixed budget, so this keeps it about equal as they change).
+        samples_per_group: coalitions per group when ``n_samples`` is not given
+            (default 50).
         perturbations_per_eval: coalitions per model call (default 64).
+
+    ``MethodResult.forward_passes`` holds the rows run through the model per sequence,
+    pruning and sampling together.
+
+    Example:
+        >>> # explain(model, x, method="timeshap", level="cell", tolerance=0.01)
     """
 
     name = "timeshap"
     aliases = ("pruned_shapley",)
-    options = ("level", "tolerance", "n_samples", "perturbations_per_eval")
+    options = ("level", "tolerance", "n_samples", "samples_per_group", "perturbations_per_eval")
     uses_gradients = False
 
     def attribute(
@@ -127,20 +137,22 @@ class PrunedShapleyMethod(AttributionMethod):
         lengths: Tensor,
         level: str = "event",
         tolerance: float = 0.025,
-        n_samples: int = 1000,
+        n_samples: int | None = None,
+        samples_per_group: int = 50,
         perturbations_per_eval: int = 64,
     ) -> MethodResult:
         if level not in ("event", "feature", "cell"):
             raise ValueError(f"level must be 'event', 'feature' or 'cell', got {level!r}")
         tolerance = check_float("tolerance", tolerance, 0.0)
-        n_samples = check_int("n_samples", n_samples, 1)
+        if n_samples is not None:
+            n_samples = check_int("n_samples", n_samples, 1)
+        samples_per_group = check_int("samples_per_group", samples_per_group, 1)
         perturbations_per_eval = check_int("perturbations_per_eval", perturbations_per_eval, 1)
         counting = _Counting(self.model)
         shap = KernelShap(counting)
         shap.interpretable_model = WeightedRidge(alpha=0.0)
         out = torch.zeros_like(inputs)
         passes = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)
-        kept = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)
         real = self.real_steps(lengths, inputs.shape[1])
         for i in range(inputs.shape[0]):
             steps = real[i].nonzero()[:, 0]
@@ -148,22 +160,32 @@ class PrunedShapleyMethod(AttributionMethod):
             x, b = inputs[row][:, steps].detach(), baselines[row][:, steps].detach()
             args = self.forward_args(lengths, row, steps)
             counting.rows = 0
-            with torch.no_grad():
-                k = prune_events(counting, x, b, target[row], args, tolerance)
+            k = x.shape[1]
+            if tolerance > 0:
+                with torch.no_grad():
+                    k = prune_events(counting, x, b, target[row], args, tolerance)
             groups, sizes = self._groups(x, k, level)
-            with seeded(0, x.device):
-                attr = shap.attribute(
-                    x,
-                    baselines=b,
-                    target=target[row],
-                    additional_forward_args=args,
-                    feature_mask=groups,
-                    n_samples=n_samples,
-                    perturbations_per_eval=perturbations_per_eval,
-                )
+            n_groups = int(groups.max()) + 1
+            samples = n_samples if n_samples is not None else samples_per_group * n_groups
+            if n_groups == 1:  # one player: its Shapley value is f(x) - f(baseline)
+                with torch.no_grad():
+                    ends = counting(torch.cat([x, b]), *(_repeat(a, 2) for a in args))
+                ends = ends[:, int(target[i])] if ends.shape[-1] > 1 else ends[:, 0]
+                attr = (ends[0] - ends[1]).expand_as(x)
+            else:
+                with seeded(0, x.device):
+                    attr = shap.attribute(
+                        x,
+                        baselines=b,
+                        target=target[row],
+                        additional_forward_args=args,
+                        feature_mask=groups,
+                        n_samples=samples,
+                        perturbations_per_eval=perturbations_per_eval,
+                    )
             out[i, steps] = (attr / sizes)[0].detach().to(out.dtype)
-            passes[i], kept[i] = counting.rows, k
-        return MethodResult(out, forward_passes=passes, n_steps=kept)
+            passes[i] = counting.rows
+        return MethodResult(out, forward_passes=passes)
 
     @staticmethod
     def _groups(x: Tensor, k: int, level: str) -> tuple[Tensor, Tensor]:
