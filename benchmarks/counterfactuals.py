@@ -26,18 +26,21 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from captum_rnn.counterfactuals import counterfactuals
 from captum_rnn.counterfactuals._tokens import automaton_candidates
 from captum_rnn.data import tomita_vocabulary
 from captum_rnn.demo._tomita_task import train_tomita
 from captum_rnn.rules import extract_dfa, tomita_dfa
+from tests.counterfactuals._vowels_net import train_vowels_gru  # noqa: E402 (shared with the tests)
 
 
 def true_minimum(grammar: int, word: str) -> int | None:
@@ -118,38 +121,8 @@ def token_part(args: argparse.Namespace) -> None:
     print("(ms/seq: median over the languages; shares: mean over the languages)")
 
 
-def vowels(seed: int = 0):
-    from captum_rnn.data.datasets import load_japanese_vowels
-    from captum_rnn.models import RNNClassifier
-
-    train, test = load_japanese_vowels("train"), load_japanese_vowels("test")
-    frames = torch.cat(train.series)
-    mean, std = frames.mean(0), frames.std(0)
-    series = [(s - mean) / std for s in train.series]
-    held = [(s - mean) / std for s in test.series]
-    x, lengths = pad_sequence(series, batch_first=True), torch.tensor([len(s) for s in series])
-    y = torch.tensor(train.labels)
-    torch.manual_seed(seed)
-    model = RNNClassifier(9, input_size=12, cell="gru", hidden_size=32)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(15):
-        order = torch.randperm(len(y))
-        for i in range(0, len(y), 32):
-            idx = order[i : i + 32]
-            loss = F.cross_entropy(model(x[idx], lengths[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    xt = pad_sequence(held, batch_first=True)
-    with torch.no_grad():
-        predicted = model(xt, torch.tensor([len(s) for s in held])).argmax(-1)
-    accuracy = float((predicted == torch.tensor(test.labels)).float().mean())
-    return model, series, train.labels, held, accuracy
-
-
 def series_part(args: argparse.Namespace) -> None:
-    model, train, labels, held, accuracy = vowels()
+    model, train, labels, held, accuracy = train_vowels_gru()
     held = held[: args.series]
     frames = torch.cat(train)
     low, high = frames.min(0).values, frames.max(0).values

@@ -2,11 +2,11 @@ import functools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from captum_rnn.counterfactuals import Counterfactual, counterfactuals
 from captum_rnn.counterfactuals._series import dtw_alignment, dtw_distances
+from tests.counterfactuals._vowels_net import train_vowels_gru
 from tests.rules._cue_net import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -14,36 +14,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @functools.cache
 def vowels_net():
-    """A GRU over all 9 speakers of Japanese Vowels (standardised), with the training and
-    a spread of test series; about a second of training on one thread."""
-    from captum_rnn.data.datasets import DataUnavailableError, load_japanese_vowels
+    """The Japanese Vowels GRU, its training series and a spread of 31 test series."""
+    from captum_rnn.data.datasets import DataUnavailableError
 
     try:
-        train, test = load_japanese_vowels("train"), load_japanese_vowels("test")
+        model, series, _, held, _ = train_vowels_gru()
     except DataUnavailableError as error:
         pytest.skip(f"Japanese Vowels not available: {error}")
-    from captum_rnn.models import RNNClassifier
-
-    frames = torch.cat(train.series)
-    mean, std = frames.mean(0), frames.std(0)
-    series = [(s - mean) / std for s in train.series]
-    x = pad_sequence(series, batch_first=True)
-    lengths = torch.tensor([len(s) for s in series])
-    y = torch.tensor(train.labels)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = RNNClassifier(9, input_size=12, cell="gru", hidden_size=32)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for _ in range(15):
-            order = torch.randperm(len(y))
-            for i in range(0, len(y), 32):
-                idx = order[i : i + 32]
-                loss = F.cross_entropy(model(x[idx], lengths[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    held = [(s - mean) / std for s in test.series[::12]]
-    return model.eval(), series, held
+    return model, series, held[::12]
 
 
 def _run(method):
