@@ -58,7 +58,7 @@ def true_substitutions(grammar: int, word: str) -> int | None:
     return min((sum(a != b for a, b in zip(word, w, strict=True)) for w in others), default=None)
 
 
-def _levenshtein(a: str, b: str) -> int:
+def levenshtein(a: str, b: str) -> int:
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         prev, row[0] = row[0], i
@@ -75,7 +75,7 @@ def true_edits(grammar: int, word: str, within: int) -> int:
     label = dfa.accepts(word)
     lengths = range(max(1, len(word) - within), len(word) + within + 1)
     return min(
-        _levenshtein(word, w) for n in lengths for w in all_words(n) if dfa.accepts(w) != label
+        levenshtein(word, w) for n in lengths for w in all_words(n) if dfa.accepts(w) != label
     )
 
 

@@ -203,3 +203,46 @@ def test_model_state_and_exports_are_kept():
         model.eval()
     assert captum_rnn.counterfactuals is counterfactuals
     assert captum_rnn.Counterfactual is Counterfactual
+
+
+@settings(max_examples=40, deadline=None)
+@given(states=st.integers(1, 3), data=st.data())
+def test_automaton_programme_with_insertions_and_deletions_matches_brute_force(states, data):
+    import itertools
+
+    from tests.counterfactuals._tomita_nets import levenshtein
+
+    table = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(0, states - 1), min_size=2, max_size=2),
+                min_size=states,
+                max_size=states,
+            )
+        )
+    )
+    goal = np.array(data.draw(st.lists(st.booleans(), min_size=states, max_size=states)))
+    word = data.draw(st.lists(st.integers(0, 1), min_size=1, max_size=3))
+
+    def run(w):
+        q = 0
+        for a in w:
+            q = table[q, a]
+        return q
+
+    cost, lists = automaton_candidates(table, 0, goal, word, [5, 6], "edit", 20)
+    if not goal.any() or cost is None:
+        assert cost is None and not any(goal[run(w)] for w in [(), (0,), (1,)])
+        return
+    text = "".join(map(str, word))
+    best = min(
+        levenshtein(text, "".join(map(str, w)))
+        for n in range(len(word) + cost + 1)
+        for w in itertools.product((0, 1), repeat=n)
+        if goal[run(w)]
+    )
+    assert cost == best
+    for edits in lists:
+        assert len(edits) == cost
+        edited = apply_edits([5 + a for a in word], edits)
+        assert goal[run([i - 5 for i in edited])]
