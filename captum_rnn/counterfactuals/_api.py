@@ -83,6 +83,11 @@ def _automaton(
     seq: SequenceModel, model: nn.Module, alphabet: list[int], dfa: Any, hints: dict
 ) -> DFA | None:
     if isinstance(dfa, DFA):
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in dfa.alphabet):
+            raise ValueError(
+                "dfa= must be an automaton over the model's token ids (its alphabet holds "
+                f"{list(dfa.alphabet)[:5]!r}); extract it with extract_dfa(model, {{id: id}})"
+            )
         return dfa
     if dfa is False or dfa is None and len(alphabet) > _MAX_AUTOMATON_ALPHABET:
         return None
@@ -108,9 +113,10 @@ def _automaton_hits(
     table = np.array(automaton.transitions, dtype=np.int64)
     symbols = [int(s) for s in automaton.alphabet]
     word = [index[t] for t in ids]
+    allowed = np.isin(symbols, search.candidates)
     cost, lists = automaton_candidates(
         table, automaton.start, goal, word, symbols, search.ops, limit=search.batch_size,
-        max_cost=max_edits,
+        max_cost=max_edits, allowed=allowed,
     )  # fmt: skip
     if cost is None or not lists:
         return None, cost
@@ -173,8 +179,10 @@ def counterfactuals(
         method: tokens: ``"auto"``, ``"automaton"`` or ``"search"``; series:
             ``"auto"``/``"native_guide"``, ``"comte"`` or ``"window"``.
         lengths: true lengths ``(batch,)`` for padded series.
-        dfa: an automaton of the network over token ids (accepting = class 1); ``False``
-            never extracts one.
+        dfa: an automaton of the network over its token ids (accepting = class 1), e.g.
+            from :func:`~captum_rnn.rules.extract_dfa` with the alphabet ``{id: id}``;
+            edits write only replacement tokens (see ``vocab``/``train_dataset``).
+            ``False`` never extracts one.
         edits: tokens: ``"substitute"`` or ``"edit"``.
         neighbours: series: unlike neighbours tried, nearest first.
         budget: most candidate sequences run on the model per input.

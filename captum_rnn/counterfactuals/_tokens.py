@@ -268,6 +268,7 @@ def automaton_candidates(
     ops: str,
     limit: int,
     max_cost: int | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[int | None, list[list[Edit]]]:
     """The fewest edits that take an automaton from ``start`` over ``word`` to a goal state,
     and up to ``limit`` edit lists of that cost (distinct results).
@@ -281,6 +282,8 @@ def automaton_candidates(
         ops: ``"substitute"`` or ``"edit"`` (insertions and deletions too).
         limit: most edit lists returned.
         max_cost: give up above this many edits.
+        allowed: ``(symbols,)`` boolean: the symbols an edit may write (default all); the
+            word's own symbols are read whatever this says.
 
     Returns:
         ``(cost or None when unreachable, edit lists)``.
@@ -288,12 +291,14 @@ def automaton_candidates(
     n_states, n_symbols = transitions.shape
     T = len(word)
     inf = np.iinfo(np.int64).max // 4
+    writable = np.ones(n_symbols, dtype=bool) if allowed is None else np.asarray(allowed, bool)
+    insert_cost = np.where(writable, 1, inf)
     to_go = np.full((T + 1, n_states), inf, dtype=np.int64)
     to_go[T][goal] = 0
 
     def relax_inserts(row: np.ndarray) -> None:
         for _ in range(n_states):  # shortest insertion paths inside one position
-            best = row[transitions].min(axis=1) + 1
+            best = (row[transitions] + insert_cost[None, :]).min(axis=1)
             better = best < row
             if not better.any():
                 return
@@ -302,13 +307,13 @@ def automaton_candidates(
     if ops == "edit":
         relax_inserts(to_go[T])
     for t in range(T - 1, -1, -1):
-        cost = np.ones(n_symbols, dtype=np.int64)
+        cost = insert_cost.copy()
         cost[word[t]] = 0
         row = (to_go[t + 1][transitions] + cost[None, :]).min(axis=1)
         if ops == "edit":
             row = np.minimum(row, to_go[t + 1] + 1)
             relax_inserts(row)
-        to_go[t] = row
+        to_go[t] = np.minimum(row, inf)  # unreachable stays "inf" (no overflow)
     best = int(to_go[0][start])
     if best >= inf or (max_cost is not None and best > max_cost):
         return None, []
@@ -327,14 +332,14 @@ def automaton_candidates(
         if ops == "edit":  # insert before position t
             for a in range(n_symbols):
                 r = transitions[q, a]
-                if spent + 1 + to_go[t][r] <= best:
+                if writable[a] and spent + 1 + to_go[t][r] <= best:
                     walk(t, r, spent + 1, [*edits, (t, None, symbols[a])])
         if t == T:
             return
         for a in range(n_symbols):
             r = transitions[q, a]
             step = 0 if a == word[t] else 1
-            if spent + step + to_go[t + 1][r] <= best:
+            if (step == 0 or writable[a]) and spent + step + to_go[t + 1][r] <= best:
                 change = [] if step == 0 else [(t, original[t], symbols[a])]
                 walk(t + 1, r, spent + step, edits + change)
         if ops == "edit" and spent + 1 + to_go[t + 1][q] <= best:

@@ -246,3 +246,16 @@ def test_automaton_programme_with_insertions_and_deletions_matches_brute_force(s
         assert len(edits) == cost
         edited = apply_edits([5 + a for a in word], edits)
         assert goal[run([i - 5 for i in edited])]
+
+
+def test_automaton_edits_write_only_allowed_tokens():
+    # accept iff the word holds symbol 2 (token 12); only tokens 10 and 11 may be written
+    table = np.array([[0, 0, 1], [1, 1, 1]])
+    goal = np.array([False, True])
+    word = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]  # long: unreachable costs must not overflow
+    cost, lists = automaton_candidates(
+        table, 0, goal, word, [10, 11, 12], "edit", 5, allowed=np.array([True, True, False])
+    )
+    assert cost is None and lists == []
+    cost, lists = automaton_candidates(table, 0, goal, word, [10, 11, 12], "substitute", 5)
+    assert cost == 1 and all(e[0][2] == 12 for e in lists)
