@@ -1,3 +1,4 @@
+import io
 import statistics
 
 import numpy as np
@@ -166,7 +167,11 @@ def test_result_round_trips_through_json_and_renders_escaped(tmp_path):
     cf.tokens = ["<script>", "&", "0", "1"]
     page = cf.to_html()
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert cf.plot().axes
+    cf.counterfactual_tokens = ["$\\frac$", "$5 or $10"] + ["a$b"] * (len(cf.counterfactual) - 2)
+    fig = cf.plot()
+    fig.savefig(io.BytesIO(), format="png")  # a "$" in a token never reaches mathtext
+    drawn = [t.get_text() for t in fig.axes[0].texts]
+    assert "$\\frac$" in drawn and "<script>" in drawn
     (tmp_path / "bad.json").write_text('{"format": "captum_rnn.counterfactual/1", "kind": "x"}')
     with pytest.raises(ValueError, match="kind"):
         Counterfactual.load(tmp_path / "bad.json")
