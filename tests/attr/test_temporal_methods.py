@@ -181,6 +181,23 @@ def test_users_models_explain_and_stay_unchanged(name, method):
     assert all(torch.equal(after[0][k], v) for k, v in before[0].items())
 
 
+@pytest.mark.parametrize("name", ["nll_gru", "imdb_lstm"])
+def test_users_token_models_give_padding_exactly_zero(name):
+    case = zoo.build(name)
+    ids = case.inputs[:4] if case.batch_first else case.inputs[:, :4].T
+    seq = captum_rnn.adapt(case.model, **case.hints)
+    embedded = seq.embed(ids).detach()
+    lengths = seq.lengths_of(ids)
+    assert int(lengths.min()) < ids.shape[1]  # some padding to check
+    padded = ~seq.padding_mask(ids)
+    for method, options in METHODS.items():
+        result = _raw(
+            seq, method, embedded, lengths, torch.zeros(4, dtype=torch.long), ids=ids, **options
+        )
+        assert bool((result.attributions[padded] == 0).all()), method
+        assert bool((result.attributions[~padded] != 0).any()), method
+
+
 def test_a_model_in_training_mode_stays_in_training_mode():
     model = RNNClassifier(2, input_size=3, cell="gru", hidden_size=5, dropout=0.3).train()
     x = torch.randn(2, 6, 3)
