@@ -11,7 +11,9 @@ exact Shapley value of the older block in that two-player game::
 one coalition. Captum's ``KernelShap`` then explains what remains: each recent event
 (``level="event"``), each feature over the recent window (``"feature"``) or each recent
 cell (``"cell"``), plus the merged block. A group's value is spread evenly over its
-cells, so summing the attributions of a group gives its Shapley value.
+cells, so summing the attributions of a group gives its Shapley value. KernelSHAP's
+budget is ``samples_per_group`` coalitions per group left (its error grows with the
+players at a fixed budget); a single group gets its exact value, ``f(x) - f(baseline)``.
 
 The number of model evaluations (rows run through the model, pruning and sampling
 together) is returned per sequence in ``MethodResult.forward_passes``.

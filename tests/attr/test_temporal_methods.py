@@ -210,7 +210,15 @@ def test_time_forward_on_a_users_model_without_lengths():
     """stacked_lstm takes no lengths: the prefixes alone carry the time-forward view."""
     case = zoo.build("stacked_lstm")
     x = case.inputs[:2]
-    a = time_forward_attributions(case.model, x, torch.tensor([12, 7]), "saliency")
+    case.model.train()  # the training flag is kept too
+    before = _state(case.model)
+    try:
+        a = time_forward_attributions(case.model, x, torch.tensor([12, 7]), "saliency")
+        after = _state(case.model)
+    finally:
+        case.model.eval()
+    assert after[1] == before[1] and after[2] == before[2]
+    assert all(torch.equal(after[0][k], v) for k, v in before[0].items())
     assert bool((a[1, 7:] == 0).all()) and bool((a[1, :7] != 0).any())
     # row t is the saliency of the prediction at t by step t's cells, computed by hand
     t = 4
