@@ -69,6 +69,7 @@ from captum_rnn.metrics._per_output import comprehensiveness_sufficiency_per_out
 from captum_rnn.metrics._plausibility import (
     LexiconAgreement,
     auprc,
+    auroc,
     lexicon_agreement,
     spearman,
     token_f1,
@@ -101,6 +102,7 @@ __all__ = [
     "attention_intervention",
     "attention_sanity",
     "auprc",
+    "auroc",
     "automaton_auprc",
     "automaton_truth",
     "automaton_truth_set",

@@ -397,11 +397,13 @@ def _check_batch_size(batch_size: int) -> int:
 Explainer = Callable[[nn.Module, Tensor, Tensor, Tensor], Any]
 
 
-def _method_explainer(method: str, **kwargs: Any) -> Explainer:
+def _method_explainer(method: str, *, cells: bool = False, **kwargs: Any) -> Explainer:
     """An :data:`Explainer` that runs a registered ``captum_rnn.attr`` method.
 
     It works on token ids and on input already in the space the RNN reads (embedded
-    tokens or continuous features), which is what perturbation metrics need.
+    tokens or continuous features), which is what perturbation metrics need. It returns
+    per-step scores ``(batch, time)``, or with ``cells=True`` the attributions of every
+    cell ``(batch, time, dim)`` (0 at padding).
     """
     from captum_rnn._utils.grad import gradient_context
     from captum_rnn.attr import get_method
@@ -434,6 +436,8 @@ def _method_explainer(method: str, **kwargs: Any) -> Explainer:
                 result = method_cls(seq, ids=ids).attribute(
                     embedded, reference, target, lengths, **kwargs
                 )
+        if cells:
+            return (result.attributions.detach() * mask[..., None]).double()
         return (result.attributions.detach().sum(dim=-1) * mask).double()
 
     explainer.__name__ = method_cls.name

@@ -31,9 +31,16 @@ from captum_rnn.metrics._base import (
     _resolve_target,
 )
 from captum_rnn.metrics._faithfulness import leave_one_out
-from captum_rnn.metrics._registry import METRICS, MetricContext, available_metrics, get_metric
+from captum_rnn.metrics._registry import (
+    METRICS,
+    MetricContext,
+    available_metrics,
+    explain_cells,
+    get_metric,
+)
 from captum_rnn.metrics._sanity import (
     _copy_model,
+    explanation_similarity,
     label_randomized_copy,
     randomize_parameters,
 )
@@ -110,6 +117,8 @@ class BenchmarkResult(list):
         tolerance: share of the best method's gain over random a method may lose.
         skipped: method -> why it was not benchmarked.
         attributions: method -> per-token scores ``(batch, time)`` on CPU.
+        cells: method -> per-cell attributions ``(batch, time, features)`` on CPU, when
+            the rationale marks cells of continuous input (empty otherwise).
         n_sequences: how many sequences were scored.
         lexicon: method -> ``LexiconAgreement`` (words, counts) when a lexicon was given.
         details: settings used (sanity threshold, removal).
@@ -129,6 +138,7 @@ class BenchmarkResult(list):
         n_sequences: int = 0,
         details: Mapping[str, Any] | None = None,
         lexicon: Mapping[str, Any] | None = None,
+        cells: Mapping[str, Tensor] | None = None,
     ) -> None:
         super().__init__(rows)
         self.metrics = list(metrics)
@@ -141,6 +151,7 @@ class BenchmarkResult(list):
         self.n_sequences = n_sequences
         self.details = dict(details or {})
         self.lexicon = dict(lexicon or {})
+        self.cells = dict(cells or {})
 
     def row(self, method: str) -> dict[str, Any]:
         """The row of ``method``."""
@@ -316,27 +327,41 @@ def _unpack_data(data: Any) -> tuple[Any, Any, Any, Any, Any]:
 
 
 def _rationale_mask(rationale: Any, batch: _Batch) -> Tensor:
-    mask = torch.zeros(batch.size, batch.time, dtype=torch.bool)
+    """The rationale as a bool mask over the batch's real steps: ``(batch, time)``, or
+    ``(batch, time, features)`` when it marks cells of continuous input."""
+    features = None if batch.is_token else int(batch.x.shape[2])
+    expected = "(batch, time)" + ("" if features is None else f" or (batch, time, {features})")
     if isinstance(rationale, Tensor):
         r = rationale.bool().cpu()
-        if r.dim() != 2 or r.shape[0] != batch.size or r.shape[1] < int(batch.lengths.max()):
-            raise ValueError(
-                f"rationale must be (batch, time) like the inputs, got {tuple(r.shape)}"
-            )
+        cells = features is not None and r.dim() == 3 and r.shape[2] == features
+        if (
+            r.dim() != 2 + cells
+            or r.shape[0] != batch.size
+            or r.shape[1] < int(batch.lengths.max())
+        ):
+            raise ValueError(f"rationale must be {expected} like the inputs, got {tuple(r.shape)}")
+        mask = torch.zeros(batch.size, batch.time, *r.shape[2:], dtype=torch.bool)
         width = min(r.shape[1], batch.time)
         mask[:, :width] = r[:, :width]
     else:
-        rows = list(rationale)
+        rows = [torch.as_tensor(row).bool() for row in rationale]
         if len(rows) != batch.size:
             raise ValueError(f"rationale must have {batch.size} masks, got {len(rows)}")
+        cells = features is not None and rows[0].dim() == 2
+        mask = torch.zeros(
+            batch.size, batch.time, *((features,) if cells else ()), dtype=torch.bool
+        )
         for i, row in enumerate(rows):
-            row = torch.as_tensor(row).bool().reshape(-1)
-            if len(row) != int(batch.lengths[i]):
+            n = int(batch.lengths[i])
+            shape = (n, features) if cells else (n,)
+            if tuple(row.shape) != shape and not (not cells and row.numel() == n):
                 raise ValueError(
-                    f"rationale[{i}] has {len(row)} entries for a sequence of {int(batch.lengths[i])}"
+                    f"rationale[{i}] has shape {tuple(row.shape)} for a sequence of {n} steps; "
+                    f"expected {shape} (every rationale {expected})"
                 )
-            mask[i, : len(row)] = row
-    return mask & batch.mask.cpu()
+            mask[i, :n] = row.reshape(shape)
+    real = batch.mask.cpu()
+    return mask & (real[..., None] if mask.dim() == 3 else real)
 
 
 # ---------------------------------------------------------------------- the benchmark
@@ -346,34 +371,45 @@ def _sync(device: torch.device) -> None:
 
 
 def _explain_in_chunks(
-    explainer: Callable, model: nn.Module, batch: _Batch, target: Tensor, chunk: int
-) -> Tensor:
-    parts = []
+    explainer: Callable,
+    model: nn.Module,
+    batch: _Batch,
+    target: Tensor,
+    chunk: int,
+    cells: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Per-step scores ``(batch, time)`` and, with ``cells``, per-cell attributions
+    ``(batch, time, features)`` (a method that scores steps only gives each feature of a
+    step its step's score: it does not tell them apart)."""
+    parts, cell_parts = [], []
     for s in range(0, batch.size, chunk):
-        part = _Batch(
-            batch.x[s : s + chunk],
-            batch.lengths[s : s + chunk],
-            batch.mask[s : s + chunk],
-            batch.is_token,
-            batch.padding_idx,
-        )
-        parts.append(_call_explainer(explainer, model, part, target[s : s + chunk]))
-    return torch.cat(parts)
+        part = batch.rows(slice(s, s + chunk))
+        if cells:
+            scores, found = explain_cells(explainer, model, part, target[s : s + chunk])
+            cell_parts.append(found)
+        else:
+            scores = _call_explainer(explainer, model, part, target[s : s + chunk])
+        parts.append(scores)
+    return torch.cat(parts), (torch.cat(cell_parts) if cells else None)
 
 
-def _random_explainer(seed: int) -> Callable:
+def _random_explainer(seed: int, cells: bool = False) -> Callable:
     def random(model: nn.Module, x: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
         g = torch.Generator().manual_seed(seed)
-        scores = torch.rand(x.shape[0], x.shape[1], generator=g, dtype=torch.float64)
+        shape = x.shape[:3] if cells else x.shape[:2]
+        scores = torch.rand(shape, generator=g, dtype=torch.float64)
         mask = torch.arange(x.shape[1])[None, :] < lengths.cpu()[:, None]
-        return (scores * mask).to(x.device)
+        return (scores * (mask[..., None] if cells else mask)).to(x.device)
 
     random.__name__ = RANDOM
     return random
 
 
 def _resolve_methods(
-    model: nn.Module, methods: Any, method_kwargs: Mapping[str, dict[str, Any]]
+    model: nn.Module,
+    methods: Any,
+    method_kwargs: Mapping[str, dict[str, Any]],
+    cells: bool = False,
 ) -> list[tuple[str, Callable]]:
     from captum_rnn.attr import get_method
 
@@ -391,7 +427,8 @@ def _resolve_methods(
             if item == RANDOM:
                 raise ValueError("'random' is always benchmarked as the chance reference")
             get_method(item)  # raises a clear ValueError for an unknown name
-            resolved.append((item, _method_explainer(item, **method_kwargs.get(item, {}))))
+            options = method_kwargs.get(item, {})
+            resolved.append((item, _method_explainer(item, cells=cells, **options)))
         elif callable(item):
             resolved.append((getattr(item, "__name__", repr(item)), item))
         else:
@@ -488,7 +525,13 @@ def benchmark(
             metrics when a rationale or lexicon is given and the data-label check
             when ``train_data`` is given. ``sensitivity_max`` is opt-in.
         target: output explained: int, one per sequence, or ``None`` (predicted class).
-        rationale: 0/1 masks of the tokens that should matter (plausibility).
+        rationale: 0/1 masks of the tokens that should matter (plausibility):
+            ``(batch, time)`` or one mask per sequence; for continuous input also the
+            true salient cells ``(batch, time, features)`` (or one ``(length, features)``
+            mask per sequence). Cells are then scored per cell: every method's
+            attributions of each (step, feature) ranked by absolute value (``auprc``,
+            ``auroc``, ``token_f1``, ``token_iou`` over the real cells), the random
+            reference drawn per cell.
         lexicon: word -> human valence, for ``lexicon_spearman`` (with ``vocab``).
         vocab: a ``Vocabulary`` turning ids into words (taken from ``PlantedCues``).
         positive_class: the class the lexicon's positive valence corresponds to.
@@ -536,7 +579,12 @@ def benchmark(
     chosen = _resolve_metrics(
         metrics, rationale_mask is not None, has_lexicon, train_data is not None
     )
-    explainers = _resolve_methods(model, methods, method_kwargs)
+    # Multivariate continuous input is explained per cell: which feature of a step the
+    # model reads is what a ground truth checks and what randomising the weights changes.
+    cells = (rationale_mask is not None and rationale_mask.dim() == 3) or (
+        not batch.is_token and batch.x.shape[2] > 1
+    )
+    explainers = _resolve_methods(model, methods, method_kwargs, cells)
 
     per_method = len(chosen) + 1
     bar = tqdm(
@@ -547,6 +595,7 @@ def benchmark(
     )
     skipped: dict[str, str] = {}
     attributions: dict[str, Tensor] = {}
+    cell_attributions: dict[str, Tensor] = {}
     seconds: dict[str, float] = {}
     lexicon_details: dict[str, Any] = {}
     try:
@@ -560,11 +609,15 @@ def benchmark(
             else None
         )
         bar.update(1)
-        randomized = None
+        randomized = floor_model = None
         if "randomization" in chosen:
             randomized = adapt(_copy_model(model.module), **model.hints)
             with seeded(seed, device):
                 randomize_parameters(randomized.module)
+            # a second random draw: what explanations share whatever the weights are
+            floor_model = adapt(_copy_model(model.module), **model.hints)
+            with seeded(seed + 1, device):
+                randomize_parameters(floor_model.module)
         shuffled = None
         if "data_randomization" in chosen:
             bar.set_postfix_str("training on shuffled labels")
@@ -573,14 +626,16 @@ def benchmark(
         bar.update(1)
 
         rows = []
-        all_explainers = [*explainers, (RANDOM, _random_explainer(seed))]
+        all_explainers = [*explainers, (RANDOM, _random_explainer(seed, cells))]
         for name, explainer in all_explainers:
             bar.set_postfix_str(f"{name}: attributions")
             try:
                 _sync(device)
                 start = time.perf_counter()
                 with seeded(seed, device):
-                    scores = _explain_in_chunks(explainer, model, batch, target, batch_size)
+                    scores, found = _explain_in_chunks(
+                        explainer, model, batch, target, batch_size, cells
+                    )
                 _sync(device)
                 seconds[name] = time.perf_counter() - start
             except Exception as error:  # noqa: BLE001 - a method that fails is reported, not fatal
@@ -591,6 +646,8 @@ def benchmark(
                 continue
             bar.update(1)
             attributions[name] = scores.cpu()
+            if found is not None:
+                cell_attributions[name] = found.cpu()
             row: dict[str, Any] = {
                 "method": name,
                 "reference": name == RANDOM,
@@ -607,6 +664,7 @@ def benchmark(
                 randomized=randomized,
                 shuffled=shuffled,
                 rationale=rationale_mask,
+                cells=found,
                 lexicon=lexicon,
                 vocab=vocab,
                 positive_class=positive_class,
@@ -617,6 +675,9 @@ def benchmark(
                 bar.set_postfix_str(f"{name}: {metric}")
                 row[metric] = _summary(METRICS[metric].compute(context))
                 bar.update(1)
+            if "randomized" in context.cache and name != RANDOM:
+                bar.set_postfix_str(f"{name}: randomization floor")
+                row["randomization_floor"] = _randomization_floor(context, floor_model)
             if "lexicon" in context.details:
                 lexicon_details[name] = context.details["lexicon"]
             rows.append(row)
@@ -625,7 +686,10 @@ def benchmark(
 
     primary = next((m for m in ("faithfulness", *FAITHFULNESS) if m in chosen), None)
     fallbacks = [m for m in FAITHFULNESS if m in chosen]
-    recommendation, reason = _recommend(rows, primary, tolerance, sanity_threshold, fallbacks)
+    truth = "auprc" if cells and rationale_mask is not None and "auprc" in chosen else None
+    recommendation, reason = _recommend(
+        rows, primary, tolerance, sanity_threshold, fallbacks, truth=truth
+    )
     return BenchmarkResult(
         rows,
         metrics=chosen,
@@ -638,7 +702,24 @@ def benchmark(
         n_sequences=batch.size,
         details={"sanity_threshold": sanity_threshold, "removal": removal},
         lexicon=lexicon_details,
+        cells=cell_attributions,
     )
+
+
+def _randomization_floor(context: MetricContext, other: nn.Module) -> float:
+    """Mean similarity of the method's explanations of two independently randomised
+    copies of the model: what its explanations share through the input and the
+    architecture alone, whatever the weights (recency in a recurrent model, the input's
+    magnitude in gradient x input)."""
+    first = context.cache["randomized"]
+    with seeded(context.seed, _device(context.model)):
+        if context.cells is None:
+            second = _call_explainer(context.explainer, other, context.batch, context.target)
+            real = context.batch.mask
+        else:
+            second = explain_cells(context.explainer, other, context.batch, context.target)[1]
+            real = context.batch.mask[..., None].expand(second.shape)
+    return _nanmean(explanation_similarity(first.flatten(1), second.flatten(1), real.flatten(1)))
 
 
 def _summary(values: Any) -> float:
@@ -654,8 +735,19 @@ def _recommend(
     tolerance: float,
     threshold: float,
     fallbacks: Sequence[str] = (),
+    truth: str | None = None,
 ) -> tuple[str | None, str]:
     """The fastest sane method within ``tolerance`` of the best on ``primary``.
+
+    A method is sane when its randomisation similarity is below ``threshold``, or below
+    its ``randomization_floor`` (the similarity of its explanations of two randomised
+    copies): then the trained weights change its explanation more than one random draw
+    of the weights differs from another, and what stays alike comes from the input and
+    the architecture (recency), not from a method blind to the model.
+
+    With a ground truth (``truth``, the rationale's ``auprc`` over cells) the candidates
+    must also be within ``tolerance`` of the best method's gain over random on it; when
+    none is, the sane method that agrees best with the ground truth is recommended.
 
     When no method beats random on ``primary``, that metric cannot rank the methods on
     this model (deleting any token flips a parity or length language, so every ranking
@@ -693,14 +785,12 @@ def _recommend(
                 return choice, f"{why}, so {other} ranks the methods: {reason}"
         return None, why
     floor = sign * best[primary] - tolerance * gain
-    sane = [
-        r
-        for r in valued
-        if r.get("randomization") is None
-        or (not math.isnan(r["randomization"]) and r["randomization"] < threshold)
-    ]
+    sane = [r for r in valued if _passes_screen(r, threshold)]
     failing = sorted({r["method"] for r in valued} - {r["method"] for r in sane})
     close = [r for r in sane if sign * r[primary] >= floor - 1e-12]
+    checked = _check_truth(close, sane, reference, truth, tolerance) if truth else None
+    if checked is not None:
+        close, truth_note = checked
     if not close:
         why = (
             f"the methods within {tolerance:.0%} of the best {primary} ({best['method']}) fail "
@@ -714,6 +804,8 @@ def _recommend(
             f"({label} = {chosen[primary]:.3f}, random {chance:.3f})."
         )
     chosen = min(close, key=lambda r: r["seconds"])
+    if checked is not None and truth_note:
+        return chosen["method"], truth_note
     parts = [
         f"{chosen['method']} is the fastest method "
         f"({chosen['ms_per_sequence']:.2f} ms per sequence) whose faithfulness "
@@ -726,13 +818,65 @@ def _recommend(
         speedup = best["seconds"] / max(chosen["seconds"], 1e-12)
         parts.append(
             f"the most faithful, {best['method']} ({best[primary]:.3f}; random {chance:.3f}), "
-            f"is {speedup:.1f}x slower"
+            + (
+                f"is {speedup:.1f}x slower"
+                if speedup >= 1
+                else "is faster but left out by the checks below"
+            )
         )
     if chosen.get("randomization") is not None:
+        similarity = chosen["randomization"]
+        floor_note = (
+            f"{threshold:.2f}"
+            if similarity < threshold
+            else f"{chosen['randomization_floor']:.2f}, the similarity of its explanations "
+            "of two randomised copies"
+        )
         parts.append(
             f"it passes the parameter-randomisation check (similarity "
-            f"{chosen['randomization']:.2f} < {threshold:.2f})"
+            f"{similarity:.2f} < {floor_note})"
         )
     if failing:
         parts.append(f"excluded for failing that check: {', '.join(failing)}")
+    if checked is not None:
+        parts.append(
+            f"its {truth} against the ground truth ({chosen[truth]:.3f}) is within "
+            f"{tolerance:.0%} of the best's gain over random"
+        )
     return chosen["method"], "; ".join(parts) + "."
+
+
+def _passes_screen(row: dict[str, Any], threshold: float) -> bool:
+    """The parameter-randomisation screen (see :func:`_recommend`)."""
+    similarity = row.get("randomization")
+    if similarity is None:
+        return True
+    if math.isnan(similarity):
+        return False
+    return similarity < threshold or similarity < row.get("randomization_floor", -math.inf)
+
+
+def _check_truth(
+    close: list[dict[str, Any]],
+    sane: list[dict[str, Any]],
+    reference: dict[str, Any] | None,
+    truth: str,
+    tolerance: float,
+) -> tuple[list[dict[str, Any]], str] | None:
+    """``close`` narrowed to the methods within ``tolerance`` of the best gain over random
+    on the ground truth, and a reason when none of them is (then the sane method that
+    agrees best with the ground truth). ``None`` when the ground truth is undefined."""
+    scored = [r for r in sane if not math.isnan(r.get(truth, math.nan))]
+    if not scored:
+        return None
+    best = max(scored, key=lambda r: r[truth])
+    chance = reference.get(truth, math.nan) if reference is not None else math.nan
+    gain = best[truth] - (0.0 if math.isnan(chance) else chance)
+    agree = [r for r in close if r in scored and r[truth] >= best[truth] - tolerance * gain - 1e-12]
+    if agree:
+        return agree, ""
+    return [best], (
+        f"{best['method']} agrees best with the ground truth ({truth} = {best[truth]:.3f}, "
+        f"random {chance:.3f}); the methods within {tolerance:.0%} of the best faithfulness "
+        f"({', '.join(r['method'] for r in close) or 'none'}) fall short of it there."
+    )

@@ -21,6 +21,7 @@ from torch import Tensor
 __all__ = [
     "LexiconAgreement",
     "auprc",
+    "auroc",
     "lexicon_agreement",
     "spearman",
     "token_f1",
@@ -138,6 +139,43 @@ def auprc(
     return torch.tensor(
         [_average_precision(s.abs() if absolute else s, r) for s, r in pairs], dtype=torch.float64
     )
+
+
+def auroc(
+    attributions: Any, rationale: Any, *, lengths: Any = None, absolute: bool = False
+) -> Tensor:
+    """Area under the ROC curve of each sequence's attributions against its 0/1 rationale:
+    the chance that a rationale position outranks a position outside it (ties count
+    half), 0.5 for a random ranking whatever the rationale's share.
+
+    Args:
+        attributions, rationale, lengths, absolute: as :func:`auprc`.
+
+    Returns:
+        float64 ``(batch,)``; NaN for sequences whose real positions are all in the
+        rationale or all outside it.
+
+    Example:
+        >>> auroc(torch.tensor([[0.9, 0.1, 0.5]]), torch.tensor([[1, 0, 1]]))
+        tensor([1.], dtype=torch.float64)
+    """
+    out = []
+    for s, r in _aligned(attributions, rationale, lengths):
+        s = s.abs() if absolute else s
+        positives, negatives = int(r.sum()), int((~r).sum())
+        if positives == 0 or negatives == 0:
+            out.append(math.nan)
+            continue
+        # Mann-Whitney U from average ranks (ties share their mean rank)
+        order = torch.argsort(s, stable=True)
+        ranks = torch.empty_like(s)
+        ranks[order] = torch.arange(1, len(s) + 1, dtype=s.dtype)
+        unique, inverse = torch.unique(s, return_inverse=True)
+        mean_rank = torch.zeros(len(unique), dtype=s.dtype).index_add_(0, inverse, ranks)
+        mean_rank /= torch.bincount(inverse, minlength=len(unique)).to(s.dtype)
+        u = float(mean_rank[inverse][r].sum()) - positives * (positives + 1) / 2
+        out.append(u / (positives * negatives))
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def _k_for(k: Any, n: int, positives: int) -> int:

@@ -39,11 +39,11 @@ from captum_rnn.metrics._faithfulness import (
     sensitivity_max,
     sufficiency,
 )
-from captum_rnn.metrics._plausibility import auprc, lexicon_agreement, token_f1, token_iou
+from captum_rnn.metrics._plausibility import auprc, auroc, lexicon_agreement, token_f1, token_iou
 from captum_rnn.metrics._sanity import explanation_similarity, model_randomization_test
 from captum_rnn.models.protocol import SequenceModel
 
-__all__ = ["METRICS", "MetricContext", "available_metrics", "get_metric"]
+__all__ = ["METRICS", "MetricContext", "available_metrics", "explain_cells", "get_metric"]
 
 
 @dataclass
@@ -60,6 +60,9 @@ class MetricContext:
     randomized: nn.Module | None = None
     shuffled: nn.Module | None = None
     rationale: Tensor | None = None
+    #: the method's attributions per cell ``(batch, time, features)`` when the rationale
+    #: marks cells of continuous input (``rationale`` is then 3-D too).
+    cells: Tensor | None = None
     lexicon: Mapping[str, float] | None = None
     vocab: Any = None
     positive_class: int = 1
@@ -126,6 +129,14 @@ def _sensitivity(ctx: MetricContext) -> Tensor:
 
 def _plausibility(fn: Callable[..., Tensor]) -> Callable[[MetricContext], Tensor]:
     def compute(ctx: MetricContext) -> Tensor:
+        if ctx.rationale is not None and ctx.rationale.dim() == 3:
+            # cells of continuous input: every real (step, feature) of a sequence is one
+            # position, ranked by |attribution| (the truth marks cells, not a direction)
+            real = ctx.batch.mask.cpu()
+            cells = ctx.cells.cpu().abs()
+            scores = [cells[i][real[i]].reshape(-1) for i in range(len(real))]
+            truth = [ctx.rationale[i][real[i]].reshape(-1) for i in range(len(real))]
+            return fn(scores, truth)
         return fn(ctx.scores.cpu(), ctx.rationale, lengths=ctx.batch.lengths.cpu())
 
     return compute
@@ -166,11 +177,36 @@ def _lexicon(ctx: MetricContext) -> float:
     return agreement.spearman
 
 
+def explain_cells(
+    explainer: Callable[..., Any], model: nn.Module, batch: _Batch, target: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Run ``explainer`` and return per-step scores ``(batch, time)`` and per-cell
+    attributions ``(batch, time, features)`` of continuous input, 0 at padding. A method
+    that scores steps only gives every feature of a step its step's score (it does not
+    tell them apart)."""
+    raw = explainer(_explainer_model(explainer, model), batch.x, batch.lengths, target)
+    scores = _as_scores(raw, batch, "explanations")
+    if isinstance(raw, Tensor) and raw.dim() == 3 and raw.shape[:2] == batch.x.shape[:2]:
+        cells = raw.detach().to(scores)
+    else:
+        cells = scores[..., None].expand(*scores.shape, batch.x.shape[2])
+    return scores, cells.masked_fill(~batch.mask[..., None], 0.0)
+
+
 def _similarity(attribute: str) -> Callable[[MetricContext], Tensor]:
     def compute(ctx: MetricContext) -> Tensor:
+        model = getattr(ctx, attribute)
         with seeded(ctx.seed, _device(ctx.model)):
-            after = _call_explainer(ctx.explainer, getattr(ctx, attribute), ctx.batch, ctx.target)
-        return explanation_similarity(ctx.scores, after, ctx.batch.mask)
+            if ctx.cells is None:
+                after = _call_explainer(ctx.explainer, model, ctx.batch, ctx.target)
+            else:
+                after = explain_cells(ctx.explainer, model, ctx.batch, ctx.target)[1]
+        ctx.cache[attribute] = after
+        if ctx.cells is None:
+            return explanation_similarity(ctx.scores, after, ctx.batch.mask)
+        # per cell on multivariate input (which feature of a step matters is learned)
+        real = ctx.batch.mask[..., None].expand(ctx.cells.shape).flatten(1)
+        return explanation_similarity(ctx.cells.flatten(1), after.flatten(1), real)
 
     return compute
 
@@ -285,6 +321,9 @@ _DECLARED = (
     ),
     _rationale_metric(
         auprc, "average precision of the attributions against the 0/1 rationale mask"
+    ),
+    _rationale_metric(
+        auroc, "area under the ROC curve of the attributions against the rationale mask"
     ),
     _rationale_metric(
         token_f1, "F1 of the top-k tokens against the rationale (k = rationale size)"
