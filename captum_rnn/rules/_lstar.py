@@ -70,17 +70,15 @@ class ObservationTable:
                         need.append(w)
         if need:
             # Closing the table promotes rows s + a into S, whose own successors then
-            # need a fresh network call. While the table is small, ask for them in the
+            # need a fresh network call, and so on for their successors. While the table
+            # is small, ask for the rows of those successors, level after level, in the
             # same call: one batched call costs little more than a tiny one.
-            ahead = [
-                s + (a, b) + e
-                for s in self.S
-                for a in range(k)
-                for b in range(k)
-                for e in E
-                if s + (a, b) + e not in T
-            ]
-            if len(need) + len(ahead) <= self.lookahead:
+            level = [s + (a,) for s in self.S for a in range(k)]
+            while True:
+                level = [p + (b,) for p in level for b in range(k)]
+                ahead = [w for p in level for e in E if (w := p + e) not in T]
+                if len(need) + len(ahead) > self.lookahead:
+                    break
                 need.extend(ahead)
             need = list(dict.fromkeys(need))
             T.update(zip(need, self.oracle.labels(need).tolist(), strict=True))
