@@ -44,7 +44,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from captum_rnn.attr._methods import AttributionMethod, MethodResult
 from captum_rnn.models.protocol import SequenceModel, adapt
-from captum_rnn.models.recurrent import run_packed
+from captum_rnn.models.recurrent import run_recurrent
 
 __all__ = ["Decomposition", "DecompositionMethod", "RecurrentDecomposition", "find_recurrent"]
 
@@ -371,29 +371,44 @@ class RecurrentDecomposition:
             x = x if rnn.batch_first else x.transpose(0, 1)
             ran = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
         ran = ran.to(x.device)
-        x = x.detach().double()
-        if rnn.num_layers > 1:
-            x = self._run(_sub_rnn(rnn, 0, rnn.num_layers - 1), x, ran)
-        states = self._run(_sub_rnn(rnn, rnn.num_layers - 1, 1), x, ran)
-        real = torch.arange(x.shape[1], device=x.device)[None, :] < ran[:, None]
-        hidden = rnn.hidden_size
-        # the readouts a head may read, each direction in its own order (the backward
-        # direction's final state is at the start: position length - 1 in its order)
-        own = {}
-        for reverse in (False, True)[: 2 if rnn.bidirectional else 1]:
-            h = states[..., hidden:] if reverse else states[..., :hidden]
-            own[reverse] = (_flip(x, ran), _flip(h, ran)) if reverse else (x, h)
-        readouts = {}
-        for pooling, alpha in _poolings(self.model.module, real, ran).items():
-            alphas = {
-                reverse: _flip(alpha[..., None], ran)[..., 0]
-                if reverse and pooling != "last"
-                else alpha
-                for reverse in own
-            }
-            value = torch.cat([(alphas[r][..., None] * own[r][1]).sum(1) for r in own], -1)
-            readouts[pooling] = (alphas, value)
-        pooling, (head_name, head, output) = self._find_head(linears, readouts)
+        source = x.detach().double()
+        # An unpacked call shows no lengths: the layer ran over every step (a model that
+        # reads through its padding), or it masks its outputs after the real steps (our
+        # models run a unidirectional layer unpacked): the head's readout tells which.
+        candidates = [ran]
+        if not isinstance(args[0], PackedSequence) and lengths is not None:
+            given = lengths.to(ran.device).clamp(max=source.shape[1])
+            if not torch.equal(given, ran):
+                candidates.append(given)
+        for attempt, ran in enumerate(candidates):
+            x = source
+            if rnn.num_layers > 1:
+                x = self._run(_sub_rnn(rnn, 0, rnn.num_layers - 1), x, ran)
+            states = self._run(_sub_rnn(rnn, rnn.num_layers - 1, 1), x, ran)
+            real = torch.arange(x.shape[1], device=x.device)[None, :] < ran[:, None]
+            hidden = rnn.hidden_size
+            # the readouts a head may read, each direction in its own order (the backward
+            # direction's final state is at the start: position length - 1 in its order)
+            own = {}
+            for reverse in (False, True)[: 2 if rnn.bidirectional else 1]:
+                h = states[..., hidden:] if reverse else states[..., :hidden]
+                own[reverse] = (_flip(x, ran), _flip(h, ran)) if reverse else (x, h)
+            readouts = {}
+            for pooling, alpha in _poolings(self.model.module, real, ran).items():
+                alphas = {
+                    reverse: _flip(alpha[..., None], ran)[..., 0]
+                    if reverse and pooling != "last"
+                    else alpha
+                    for reverse in own
+                }
+                value = torch.cat([(alphas[r][..., None] * own[r][1]).sum(1) for r in own], -1)
+                readouts[pooling] = (alphas, value)
+            try:
+                pooling, (head_name, head, output) = self._find_head(linears, readouts)
+                break
+            except ValueError:
+                if attempt == len(candidates) - 1:
+                    raise
         parts = []
         for reverse, (xs, hs) in own.items():
             weights = direction_weights(rnn, reverse)
@@ -434,9 +449,7 @@ class RecurrentDecomposition:
     @staticmethod
     def _run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> Tensor:
         with torch.no_grad():
-            if bool((lengths == x.shape[1]).all()):
-                return rnn(x)[0]
-            return run_packed(rnn, x, lengths)[0]
+            return run_recurrent(rnn, x, lengths)
 
     def _find_head(self, linears, readouts: dict) -> tuple[str, tuple[str, nn.Linear, Tensor]]:
         names = dict(self.model.module.named_modules())

@@ -8,9 +8,14 @@ One base class does the work for classification and regression:
   embedding layer (what Captum's ``IntegratedGradients`` interpolates);
 * continuous input: a FloatTensor ``(batch, time, input_size)`` with optional ``lengths``.
 
-Variable lengths run through packed sequences, so padded steps never touch the
-recurrent state, the pooling or the attention: their gradient is exactly zero and a
-sequence gives the same output whatever it is padded to.
+Padded steps never touch the recurrent state, the pooling or the attention: their
+gradient is exactly zero and a sequence gives the same output whatever it is padded to.
+The recurrent layer runs packed only where that is needed for it: a batch whose lengths
+are all equal runs unpacked, and so does a unidirectional layer, whose outputs at the
+real steps of a right-padded sequence never see the padding after them (the padded
+steps' outputs are set to 0 and the last state is read at each sequence's last real
+step). Backward through packed sequences costs many times the unpacked one
+(``benchmarks/packing.py``).
 """
 
 from __future__ import annotations
@@ -27,31 +32,102 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from captum_rnn._utils.grad import rnn_backward_mode
 from captum_rnn.models.attention import make_attention
 
-__all__ = ["RNNClassifier", "RNNRegressor", "RecurrentModel"]
+__all__ = [
+    "RNNClassifier",
+    "RNNRegressor",
+    "RecurrentModel",
+    "last_states",
+    "run_packed",
+    "run_recurrent",
+]
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _POOLINGS = ("last", "mean", "max", "attention")
 
 
+def _call(rnn: nn.RNNBase, inputs: Any) -> tuple[Any, Any]:
+    """``rnn(inputs)``; with grad enabled on CUDA in eval mode through
+    :func:`~captum_rnn._utils.grad.rnn_backward_mode`, since cuDNN refuses the backward there."""
+    device_input = inputs.data if isinstance(inputs, nn.utils.rnn.PackedSequence) else inputs
+    if torch.is_grad_enabled() and device_input.is_cuda and not rnn.training:
+        with rnn_backward_mode(rnn):
+            return rnn(inputs)
+    return rnn(inputs)
+
+
 def run_packed(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Any]:
-    """Run ``rnn`` (batch first) over padded ``inputs`` as a packed sequence.
+    """Run ``rnn`` (batch first) over padded ``inputs`` as a packed sequence would.
 
     Padded steps never reach the RNN; the outputs come back padded to the input's length
-    (0 at padding). With grad enabled on CUDA in eval mode the call goes through
-    :func:`~captum_rnn._utils.grad.rnn_backward_mode`, since cuDNN refuses the backward there.
+    (0 at padding). The batch is packed only when it needs it: when every length is the
+    same, it runs unpacked on the real steps (exactly what packing computes, and its
+    backward is many times faster).
 
     Returns:
         ``(outputs (batch, time, hidden * directions), hidden state)`` as ``rnn`` gives.
+
+    Example:
+        >>> gru = nn.GRU(3, 4, batch_first=True)
+        >>> out, h = run_packed(gru, torch.randn(2, 5, 3), torch.tensor([5, 2]))
+        >>> out.shape, h.shape, bool((out[1, 2:] == 0).all())
+        (torch.Size([2, 5, 4]), torch.Size([1, 2, 4]), True)
     """
     time = inputs.shape[1]
+    longest = int(lengths.max())
+    if bool((lengths == longest).all()):
+        states, hidden = _call(rnn, inputs[:, :longest])
+        return F.pad(states, (0, 0, 0, time - longest)), hidden
     packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    if torch.is_grad_enabled() and inputs.is_cuda and not rnn.training:
-        with rnn_backward_mode(rnn):
-            out, hidden = rnn(packed)
-    else:
-        out, hidden = rnn(packed)
+    out, hidden = _call(rnn, packed)
     states, _ = pad_packed_sequence(out, batch_first=True, total_length=time)
     return states, hidden
+
+
+def run_recurrent(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor) -> Tensor:
+    """The outputs of ``rnn`` (batch first) over right-padded ``inputs``, equal to a
+    packed run's, unpacked wherever that is exact.
+
+    A unidirectional layer's output at a real step depends only on the steps before it,
+    so the batch runs unpacked and the outputs at padded steps are set to 0; a
+    bidirectional layer runs packed unless every length is the same. Read each
+    sequence's final state with :func:`last_states`.
+
+    Returns:
+        ``(batch, time, hidden * directions)``, 0 at padding.
+
+    Example:
+        >>> lstm = nn.LSTM(3, 4, batch_first=True)
+        >>> x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 2])
+        >>> torch.allclose(run_recurrent(lstm, x, lengths), run_packed(lstm, x, lengths)[0])
+        True
+    """
+    if rnn.bidirectional:
+        return run_packed(rnn, inputs, lengths)[0]
+    time, longest = inputs.shape[1], int(lengths.max())
+    states = _call(rnn, inputs[:, :longest])[0]
+    real = torch.arange(longest, device=states.device)[None, :] < lengths.to(states.device)[:, None]
+    return F.pad(states.masked_fill(~real[..., None], 0.0), (0, 0, 0, time - longest))
+
+
+def last_states(states: Tensor, lengths: Tensor, bidirectional: bool) -> Tensor:
+    """The top layer's final state of each sequence ``(batch, hidden * directions)`` read
+    from the outputs of :func:`run_recurrent`: the forward direction at the last real
+    step, the backward direction at step 0 (what ``h_n[-directions:]`` of a packed run
+    holds).
+
+    Example:
+        >>> gru = nn.GRU(3, 4, batch_first=True)
+        >>> x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 2])
+        >>> h_n = run_packed(gru, x, lengths)[1]
+        >>> torch.allclose(last_states(run_recurrent(gru, x, lengths), lengths, False), h_n[-1])
+        True
+    """
+    rows = torch.arange(states.shape[0], device=states.device)
+    last = states[rows, lengths.to(states.device) - 1]
+    if not bidirectional:
+        return last
+    half = states.shape[-1] // 2
+    return torch.cat([last[:, :half], states[:, 0, half:]], dim=-1)
 
 
 class RecurrentModel(pl.LightningModule):
@@ -267,13 +343,11 @@ class RecurrentModel(pl.LightningModule):
         emb = self.input_dropout(emb)
         time = emb.shape[1]
         mask = torch.arange(time, device=emb.device)[None, :] < lengths[:, None]
-        states, hidden = run_packed(self.rnn, emb, lengths)
-        states = self.step_states(states)
+        raw = run_recurrent(self.rnn, emb, lengths)
+        states = self.step_states(raw)
         self.attention_maps = []
         if self.pooling == "last":
-            h_n = hidden[0] if isinstance(hidden, tuple) else hidden
-            directions = 2 if self.rnn.bidirectional else 1
-            pooled = torch.cat(list(h_n[-directions:]), dim=-1)
+            pooled = last_states(raw, lengths, self.rnn.bidirectional)
         elif self.pooling == "mean":
             pooled = states.sum(dim=1) / lengths[:, None].to(states.dtype)
         elif self.pooling == "max":
