@@ -3,7 +3,9 @@
 Runs every applicable attribution method on the same sequences, times it, scores it
 with faithfulness, plausibility and sanity metrics, and recommends the fastest method
 whose faithfulness is within a tolerance of the best. A random attribution is scored
-alongside as the chance reference.
+alongside as the chance reference. Multivariate continuous input is explained per cell
+(time step x feature): a ground truth of salient cells ``(batch, time, features)`` is
+scored per cell (AUPRC, AUROC) and the recommendation must agree with it too.
 """
 
 from __future__ import annotations
@@ -509,7 +511,12 @@ def benchmark(
     random attribution is scored as the chance reference. The recommendation is the
     fastest method whose faithfulness (comprehensiveness minus sufficiency) is within
     ``tolerance`` of the best method's gain over random, among methods that pass the
-    parameter-randomisation check (when it is computed).
+    parameter-randomisation check (when it is computed): their explanations change when
+    the weights are randomised, by less than ``sanity_threshold`` of rank similarity or
+    by more than two random draws of the weights differ from each other (recurrent
+    models share recency whatever their weights). With a ground truth of salient cells
+    the recommended method must also be within ``tolerance`` of the best gain over
+    random on its ``auprc``.
 
     Args:
         model: the user's model (any ``nn.Module`` or ``LightningModule`` over
@@ -539,7 +546,9 @@ def benchmark(
         method_kwargs: per-method options, e.g. ``{"lime": {"n_samples": 100}}``.
         tolerance: a method is "as faithful" when it keeps at least ``1 - tolerance``
             of the best method's faithfulness gain over the random attribution.
-        sanity_threshold: randomisation similarity below which a method passes.
+        sanity_threshold: randomisation similarity below which a method passes (it
+            also passes below its ``randomization_floor``, the similarity of its
+            explanations of two randomised copies, reported in each row).
         removal: ``"delete"`` or ``"replace"`` for the perturbation metrics.
         batch_size: sequences explained per call (bounds memory for IG, LIME ...).
         seed: seeds sampling methods, noise and the random reference.
