@@ -62,6 +62,10 @@ TINT_PUBLISHED = {
 }
 
 
+#: the extremal mask over step t's cells only (the past fixed), keeping one cell in three
+TEMPORAL_MASK = dict(window=1, area=0.34, game="preserve", area_weight=0.03, n_iter=60)
+
+
 def train(n: int, length: int, hidden: int, epochs: int) -> RNNClassifier:
     """A GRU trained on the label of every step (the head on each step's state)."""
     torch.manual_seed(0)
@@ -166,6 +170,9 @@ def auprc_table(model, data, repeats: int, tint: dict | None) -> None:
         "time_forward DeepLift, normalize=step": partial(tf, "deeplift", normalize="step"),
         "temporal IG(50), raw": partial(tf, "temporal_ig"),
         "time_forward extremal mask (60 it.)": partial(tf, "extremal_mask", n_iter=60),
+        "temporal extremal mask (window 1), normalize=step": partial(
+            tf, "extremal_mask", normalize="step", **TEMPORAL_MASK
+        ),
         "time_forward decomposition, normalize=step": partial(
             tf, "decomposition", normalize="step"
         ),

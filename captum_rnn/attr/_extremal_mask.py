@@ -44,6 +44,11 @@ class ExtremalMaskMethod(AttributionMethod):
         features: ``"cell"`` (one mask value per time step and input feature, the
             default for continuous input) or ``"step"`` (one per time step, the default
             for token models, whose embedding dimensions mean nothing one by one).
+        window: mask only the last ``window`` real steps of each sequence; the earlier
+            ones stay at the input and get 0 (default ``None``: every step). In the
+            time-forward view (``method="time_forward", base="extremal_mask",
+            base_options={"window": 1}``) this is the temporal mask: step ``t``'s cells
+            masked for the prediction at ``t``, the past fixed.
 
     The attribution of a cell is its final mask value (in ``[0, 1]``); with
     ``features="step"`` a step's value is spread evenly over its dimensions, so the
@@ -55,7 +60,16 @@ class ExtremalMaskMethod(AttributionMethod):
 
     name = "extremal_mask"
     aliases = ("dynamask",)
-    options = ("area", "n_iter", "lr", "area_weight", "smoothness", "game", "features")
+    options = (
+        "area",
+        "n_iter",
+        "lr",
+        "area_weight",
+        "smoothness",
+        "game",
+        "features",
+        "window",
+    )
 
     def attribute(
         self,
@@ -70,6 +84,7 @@ class ExtremalMaskMethod(AttributionMethod):
         smoothness: float = 0.1,
         game: str = "both",
         features: str | None = None,
+        window: int | None = None,
     ) -> MethodResult:
         area = check_float("area", area, 0.0)
         if area > 1:
@@ -85,9 +100,14 @@ class ExtremalMaskMethod(AttributionMethod):
         if features not in ("cell", "step"):
             raise ValueError(f"features must be 'cell' or 'step', got {features!r}")
         x, b = inputs.detach(), baselines.detach().to(inputs)
+        steps = self.real_steps(lengths, x.shape[1])
+        if window is not None:
+            window = check_int("window", window, 1)
+            from_end = steps.flip(1).long().cumsum(1).flip(1)  # 1 at the last real step
+            steps = steps & (from_end <= window)
+        inside = steps[..., None].expand_as(x)
         width = x.shape[2] if features == "cell" else 1
-        real = self.real_steps(lengths, x.shape[1])[..., None].expand(*x.shape[:2], width)
-        real = real.to(x.dtype)
+        real = steps[..., None].expand(*x.shape[:2], width).to(x.dtype)
         units = real.flatten(1).sum(1).clamp_min(1)
         # the area reference: per sequence, the top `area` share of real units at 1;
         # sorted ascending, padding (mask 0) comes first; the sort is stable, so ties
@@ -103,7 +123,7 @@ class ExtremalMaskMethod(AttributionMethod):
             for _ in range(n_iter):
                 optimizer.zero_grad()
                 unit = torch.sigmoid(logits) * real
-                loss = self._evidence_loss(x, b, unit.expand_as(x), target, args, game)
+                loss = self._evidence_loss(x, b, unit.expand_as(x), inside, target, args, game)
                 ordered = torch.sort(unit.flatten(1), dim=1, stable=True).values
                 area_loss = ((ordered - reference) ** 2).sum(1) / units
                 tv = (unit[:, 1:] - unit[:, :-1]).abs() * real[:, 1:] * real[:, :-1]
@@ -118,17 +138,25 @@ class ExtremalMaskMethod(AttributionMethod):
         return MethodResult(spread, step_scores=unit[..., 0].double())
 
     def _evidence_loss(
-        self, x: Tensor, b: Tensor, mask: Tensor, target: Tensor, args: tuple, game: str
+        self,
+        x: Tensor,
+        b: Tensor,
+        mask: Tensor,
+        inside: Tensor,
+        target: Tensor,
+        args: tuple,
+        game: str,
     ) -> Tensor:
         """Per sequence: -log p(kept) and/or -log(1 - p(deleted)) of the target class
-        (classifiers); for regression, minus the kept output and plus the deleted one."""
+        (classifiers); for regression, minus the kept output and plus the deleted one.
+        Cells outside the mask (``inside`` False) stay at the input in both games."""
         loss = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         eps = 1e-6
         if game in ("both", "preserve"):
-            kept = self._score(mask * x + (1 - mask) * b, target, args)
+            kept = self._score(torch.where(inside, mask * x + (1 - mask) * b, x), target, args)
             loss = loss + (-torch.log(kept + eps) if self._probabilistic else -kept)
         if game in ("both", "delete"):
-            deleted = self._score((1 - mask) * x + mask * b, target, args)
+            deleted = self._score(torch.where(inside, (1 - mask) * x + mask * b, x), target, args)
             loss = loss + (-torch.log(1 - deleted + eps) if self._probabilistic else deleted)
         return loss
 

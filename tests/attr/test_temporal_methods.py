@@ -229,6 +229,19 @@ def test_time_forward_on_a_users_model_without_lengths():
     torch.testing.assert_close(a[1, t], prefix.grad[0, t].abs())
 
 
+def test_extremal_mask_window_masks_only_the_last_real_steps():
+    model = _model()
+    x = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(5))
+    n = torch.tensor([6, 4])
+    result = _raw(model, "extremal_mask", x, n, torch.tensor([0, 1]), window=2, n_iter=10)
+    a = result.attributions
+    assert bool((a[0, :4] == 0).all()) and bool((a[0, 4:] > 0).all())
+    assert bool((a[1, :2] == 0).all()) and bool((a[1, 2:4] > 0).all())
+    assert bool((a[1, 4:] == 0).all())
+    with pytest.raises(ValueError, match="window"):
+        _raw(model, "extremal_mask", x, n, torch.tensor([0, 1]), window=0)
+
+
 # ---------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "method, options, error, match",
