@@ -19,7 +19,10 @@ strings of lengths 1-15; then, on that network, in one process:
       with a note, when aalpy is not installed (pip install aalpy).
 
 Repeats are interleaved (one run of every method, then the next repeat) so that load
-from other processes on a shared machine falls on all methods alike. It prints, per
+from other processes on a shared machine falls on all methods alike; every run starts
+after a garbage collection and is timed by the same clock: this process's CPU time by
+default (``--clock cpu``; torch runs one thread, so it is the run's own work whatever
+else the machine does), or wall-clock time (``--clock wall``). It prints, per
 language, the median extraction time over repeats, membership queries (median),
 states of the last run (against the true minimum: "=" exact language, "~" same size
 but another language, "x" otherwise), how many repeats recovered the exact language, fidelity on class-balanced held-out strings of lengths 1-15
@@ -29,12 +32,13 @@ every repeat over each of ours. Times exclude training and the falsification pas
 
     python benchmarks/rules.py [--device cpu|cuda] [--grammars 1 2 3 4 5 6 7]
                                [--hidden 32] [--repeats 3] [--threads 1]
-                               [--samples-per-round 1000] [--no-aalpy]
+                               [--samples-per-round 1000] [--no-aalpy] [--clock cpu|wall]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import time
@@ -93,8 +97,20 @@ def train(grammar: int, hidden: int, device: torch.device, seed: int = 0) -> tup
     return model.eval(), accuracy, epochs, time.perf_counter() - start
 
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def timed(clock: str, fn, *args, **kwargs) -> tuple:
+    """``(fn(...), seconds)``: a garbage collection first, then ``fn`` timed by ``clock``."""
+    gc.collect()
+    tick = CLOCKS[clock]
+    start = tick()
+    out = fn(*args, **kwargs)
+    return out, tick() - start
+
+
 def aalpy_extract(
-    model: RNNClassifier, empty_label: bool, oracle_name: str, seed: int
+    model: RNNClassifier, empty_label: bool, oracle_name: str, seed: int, clock: str = "cpu"
 ) -> tuple[DFA, float, int]:
     """aalpy's L* on a SUL that steps the network one symbol at a time."""
     from aalpy.base import SUL
@@ -131,11 +147,16 @@ def aalpy_extract(
         oracle = RandomWMethodEqOracle(["0", "1"], sul)  # 25 walks of 12 per state
     else:
         oracle = RandomWalkEqOracle(["0", "1"], sul, num_steps=5000, reset_prob=0.09)
-    start = time.perf_counter()
-    learned, info = run_Lstar(
-        ["0", "1"], sul, oracle, automaton_type="dfa", print_level=0, return_data=True
+    (learned, info), seconds = timed(
+        clock,
+        run_Lstar,
+        ["0", "1"],
+        sul,
+        oracle,
+        automaton_type="dfa",
+        print_level=0,
+        return_data=True,
     )
-    seconds = time.perf_counter() - start
     queries = info["queries_learning"] + info["queries_eq_oracle"]
     index = {state: i for i, state in enumerate(learned.states)}
     table = [[index[s.transitions[a]] for a in "01"] for s in learned.states]
@@ -160,6 +181,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: leave as is)")
     parser.add_argument("--no-aalpy", action="store_true", help="skip the aalpy column")
     parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default=None, help="default: cpu, wall on cuda"
+    )
+    parser.add_argument(
         "--samples-per-round",
         type=int,
         default=1000,
@@ -169,6 +193,8 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("CUDA is not available")
+    if args.clock is None:  # a GPU works while the process waits: only the wall clock sees it
+        args.clock = "wall" if device.type == "cuda" else "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     have_aalpy = not args.no_aalpy
@@ -181,7 +207,7 @@ def main() -> None:
 
     print(
         f"device {device}, torch threads {torch.get_num_threads()}, GRU {args.hidden} units, "
-        f"median of {args.repeats} runs, extract_dfa samples_per_round="
+        f"median of {args.repeats} runs ({args.clock} time), extract_dfa samples_per_round="
         f"{args.samples_per_round}\naalpy W25 / W100: RandomWMethodEqOracle, 25 walks of "
         f"12 (its default) / 100 walks of 15 per state; aalpy RW: RandomWalkEqOracle, 5000 "
         f"steps.\naalpy/this: the fastest aalpy oracle that recovered the language in every "
@@ -235,7 +261,9 @@ def main() -> None:
         runs.update({label: [] for _, label in aalpy_oracles})
         for r in range(args.repeats):
             for name, (fn, kwargs) in ours.items():
-                dfa = extract_dfa(
+                dfa, seconds = timed(
+                    args.clock,
+                    extract_dfa,
                     fn,
                     "01",
                     max_length=15,
@@ -244,10 +272,10 @@ def main() -> None:
                     samples_per_round=args.samples_per_round,
                     **kwargs,
                 )
-                runs[name].append((dfa, dfa.report.seconds, dfa.report.queries))
+                runs[name].append((dfa, seconds, dfa.report.queries))
             empty = runs["white-box"][-1][0].report.empty_label
             for oracle_name, label in aalpy_oracles:
-                runs[label].append(aalpy_extract(model, empty, oracle_name, r))
+                runs[label].append(aalpy_extract(model, empty, oracle_name, r, args.clock))
         rows, aalpy_seconds = [], []
         for name, done in runs.items():
             seconds = statistics.median(d[1] for d in done)

@@ -247,42 +247,64 @@ class SamplingEquivalence:
         self.extra = list(extra)
         self._seen: list[Indices] = []
         self._seen_labels = np.zeros(0, dtype=bool)
+        self._pending: list[Indices] = []
+
+    def prefetch(self) -> list[Indices]:
+        """The words of the next query's first stage: uniform words (and ``extra``),
+        which need no hypothesis, so the learner can have them answered in the same
+        network call as its next table fill. Empty in prefix mode."""
+        if self.oracle.prefix_free:
+            return []
+        if not self._pending:
+            count = min(self.first_stage, self.n)
+            gen = np.random.default_rng(self.rng.getrandbits(63))
+            lengths = gen.integers(1, self.max_length + 1, size=count).tolist()
+            symbols = gen.integers(0, self.oracle.k, size=(count, self.max_length)).tolist()
+            uniform = [tuple(row[:n]) for row, n in zip(symbols, lengths, strict=True)]
+            self._pending = list(dict.fromkeys(uniform + self.extra))
+        return self._pending
 
     def __call__(self, hypothesis: DFA) -> Indices | None:
         wrong = _shortest_wrong(hypothesis, self._seen, self._seen_labels)
         if wrong is not None:
             return wrong
-        # When the oracle labels every prefix of a word for free (a recurrent network
-        # read left to right), every prefix is a test: far fewer words are sent, the
-        # full size at once, and the shortest wrong prefix is the counterexample.
-        prefixes = self.oracle.prefix_free
-        per_word = (1 + self.max_length) / 2 if prefixes else 1.0
+        if self.oracle.prefix_free:
+            return self._prefix_query(hypothesis)
         # the words answered in earlier queries were just checked: they count as tested,
         # though every query tests a first stage of fresh words
-        credit = 0 if prefixes else len(self._seen)
-        size = self.n if prefixes else min(self.first_stage, self.n)
-        drawn, extra = 0, self.extra
+        credit = len(self._seen)
+        words, self._pending = self.prefetch(), []
+        size = len(words) - len(self.extra)
         while True:
-            count = max(2, math.ceil(size / per_word)) - drawn
-            drawn += count
-            half = count // 2
-            balanced, _ = hypothesis._sample_indices(half, 1, self.max_length, True, self.rng)
-            uniform, _ = hypothesis._sample_indices(
-                count - half, 1, self.max_length, False, self.rng, labels=False
-            )
-            words = list(dict.fromkeys([tuple(w) for w in balanced + uniform] + extra))
-            if prefixes:
-                wrong = _first_wrong_prefix(hypothesis, words, self.oracle.prefix_labels(words))
-            else:
-                network = self.oracle.labels(words)
-                self._seen.extend(words)
-                self._seen_labels = np.concatenate([self._seen_labels, network])
-                wrong = _shortest_wrong(hypothesis, words, network)
+            network = self.oracle.labels(words)
+            self._seen.extend(words)
+            self._seen_labels = np.concatenate([self._seen_labels, network])
+            wrong = _shortest_wrong(hypothesis, words, network)
             if wrong is not None:
                 return wrong
             if size + credit >= self.n:
                 return None
-            size, extra = min(self.growth * size, self.n - credit), []
+            count = min(self.growth * size, self.n - credit) - size
+            size += count
+            words = list(dict.fromkeys(_sample(hypothesis, count, self.max_length, self.rng)))
+
+    def _prefix_query(self, hypothesis: DFA) -> Indices | None:
+        # When the oracle labels every prefix of a word for free (a recurrent network
+        # read left to right), every prefix is a test: far fewer words are sent, the
+        # full size at once, and the shortest wrong prefix is the counterexample.
+        count = max(2, math.ceil(self.n / ((1 + self.max_length) / 2)))
+        sampled = _sample(hypothesis, count, self.max_length, self.rng)
+        words = list(dict.fromkeys(sampled + self.extra))
+        return _first_wrong_prefix(hypothesis, words, self.oracle.prefix_labels(words))
+
+
+def _sample(hypothesis: DFA, count: int, max_length: int, rng: random.Random) -> list[Indices]:
+    """``count`` words of lengths ``1 .. max_length``, half class-balanced by the
+    hypothesis, half uniform."""
+    half = count // 2
+    balanced, _ = hypothesis._sample_indices(half, 1, max_length, True, rng)
+    uniform, _ = hypothesis._sample_indices(count - half, 1, max_length, False, rng, labels=False)
+    return [tuple(w) for w in balanced + uniform]
 
 
 def _shortest_wrong(hypothesis: DFA, words: list[Indices], network: np.ndarray) -> Indices | None:

@@ -59,7 +59,9 @@ class ObservationTable:
     #: most words a fill asks ahead for the rows one symbol further (see :meth:`fill`)
     lookahead = 256
 
-    def fill(self) -> None:
+    def fill(self, extra: Sequence[Indices] = ()) -> None:
+        """Ask the oracle, in one batch, for every missing cell (and, while the batch is
+        small, the rows a closing may need next, and ``extra`` words of the caller's)."""
         T, E, k = self.T, self.E, self.k
         need = []
         for s in self.S:
@@ -81,16 +83,19 @@ class ObservationTable:
                     break
                 need.extend(ahead)
             need = list(dict.fromkeys(need))
-            T.update(zip(need, self.oracle.labels(need).tolist(), strict=True))
+            answers = self.oracle.labels(need + list(extra))[: len(need)].tolist()
+            T.update(zip(need, answers, strict=True))
 
     def row(self, s: Indices) -> tuple[bool, ...]:
         T = self.T
         return tuple(T[s + e] for e in self.E)
 
-    def close(self, budget: Budget) -> bool:
-        """Fill and close the table; False when closing would pass ``max_states``."""
+    def close(self, budget: Budget, extra: Sequence[Indices] = ()) -> bool:
+        """Fill and close the table; False when closing would pass ``max_states``.
+        ``extra`` words go to the oracle with the first fill."""
         while True:
-            self.fill()
+            self.fill(extra)
+            extra = ()
             rows = {}
             for s in self.S:
                 rows.setdefault(self.row(s), s)
@@ -177,7 +182,10 @@ def lstar(
     rounds, converged, stopped_by = 0, False, "equivalence"
     try:
         while True:
-            closed = table.close(budget)
+            # words the first equivalence oracle will test whatever the hypothesis is
+            # ride along with the table's own queries: one network call instead of two
+            first = equivalences[0] if equivalences else None
+            closed = table.close(budget, getattr(first, "prefetch", list)())
             hypothesis = table.hypothesis()
             if not closed:
                 stopped_by = "max_states"
