@@ -274,7 +274,7 @@ class SamplingEquivalence:
         # though every query tests a first stage of fresh words
         credit = len(self._seen)
         words, self._pending = self.prefetch(), []
-        size = len(words) - len(self.extra)
+        size = min(self.first_stage, self.n)  # words drawn (duplicates are tested once)
         while True:
             network = self.oracle.labels(words)
             self._seen.extend(words)
