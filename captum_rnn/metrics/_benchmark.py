@@ -32,6 +32,7 @@ from captum_rnn.metrics._base import (
     _prepare,
     _resolve_target,
 )
+from captum_rnn.metrics._benchmark_outputs import output_step_rows
 from captum_rnn.metrics._faithfulness import leave_one_out
 from captum_rnn.metrics._registry import (
     METRICS,
@@ -502,6 +503,7 @@ def benchmark(
     seed: int = 0,
     progress: bool = True,
     output: str | None = None,
+    outputs: Any = None,
     **hints: Any,
 ) -> BenchmarkResult:
     """Benchmark attribution methods on a model: speed, faithfulness, plausibility, sanity.
@@ -556,6 +558,13 @@ def benchmark(
         output: what the model returns (``"logits"``, ``"probs"``, ``"log_probs"``,
             ``"regression"``; inferred when ``None``); classifiers are scored by their
             probabilities.
+        outputs: for a tagger or forecaster, the output steps to explain (``"all"``, a
+            list or a slice, as ``explain`` takes them): every method explains each of
+            them, and each output's explanation is scored on that output
+            (comprehensiveness, sufficiency, their difference ``faithfulness``, and with
+            ``rationale`` of shape ``(batch, output steps, time)`` the average precision
+            of each output's row). A tagger is scored with ``removal="replace"``
+            (deleting tokens would move its outputs) unless told otherwise.
         hints: ``pad_id``, ``batch_first``, ``embedding``, ``num_classes``,
             ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
@@ -576,6 +585,13 @@ def benchmark(
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
     method_kwargs = dict(method_kwargs or {})
+    if outputs is not None:
+        return _benchmark_outputs(
+            model, data, methods, outputs, rationale=rationale, method_kwargs=method_kwargs,
+            tolerance=tolerance, sanity_threshold=sanity_threshold,
+            removal=None if removal == "delete" else removal, seed=seed,
+            hints={**hints, **({} if output is None else {"output": output})},
+        )  # fmt: skip
     inputs, lengths, _labels, data_rationale, data_vocab = _unpack_data(data)
     rationale = data_rationale if rationale is None else rationale
     vocab = data_vocab if vocab is None else vocab
@@ -729,6 +745,63 @@ def _randomization_floor(context: MetricContext, other: nn.Module) -> float:
             second = explain_cells(context.explainer, other, context.batch, context.target)[1]
             real = context.batch.mask[..., None].expand(second.shape)
     return _nanmean(explanation_similarity(first.flatten(1), second.flatten(1), real.flatten(1)))
+
+
+def _benchmark_outputs(
+    model: nn.Module,
+    data: Any,
+    methods: Sequence[Any] | None,
+    outputs: Any,
+    *,
+    rationale: Any,
+    method_kwargs: Mapping[str, dict[str, Any]],
+    tolerance: float,
+    sanity_threshold: float,
+    removal: str | None,
+    seed: int,
+    hints: Mapping[str, Any],
+) -> BenchmarkResult:
+    """:func:`benchmark` of every selected output step (``outputs=``)."""
+    inputs, lengths, _labels, _rationale, _vocab = _unpack_data(data)
+    seq = adapt(model, **{**hints, "output_steps": True})
+    x = torch.as_tensor(inputs)
+    batch_first = x if seq.batch_first else x.transpose(0, 1)
+    if seq.is_token_model:
+        real = seq.padding_mask(batch_first).cpu()
+    else:
+        n = torch.full((batch_first.shape[0],), batch_first.shape[1]) if lengths is None else (
+            torch.as_tensor(lengths).cpu())  # fmt: skip
+        real = torch.arange(batch_first.shape[1])[None, :] < n[:, None]
+    truth = None
+    if rationale is not None:
+        truth = torch.as_tensor(rationale).bool().cpu()
+        size, time = batch_first.shape[:2]
+        if truth.dim() != 3 or truth.shape[0] != size or truth.shape[2] != time:
+            raise ValueError(
+                f"rationale for outputs= must be (batch={size}, output steps, time={time}) "
+                f"batch first, got shape {tuple(truth.shape)}"
+            )
+    names = list(methods) if methods is not None else applicable_methods(model)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError("benchmark(outputs=...) takes method names, not callables")
+    rows, skipped, chosen = output_step_rows(
+        model, x, names, outputs=outputs, lengths=lengths, real=real, rationale=truth,
+        method_kwargs=method_kwargs, removal=removal, seed=seed, hints=hints,
+    )  # fmt: skip
+    recommendation, reason = _recommend(
+        rows, "faithfulness", tolerance, sanity_threshold, ["comprehensiveness", "sufficiency"]
+    )
+    return BenchmarkResult(
+        rows,
+        metrics=chosen,
+        recommendation=recommendation,
+        reason=reason,
+        primary="faithfulness",
+        tolerance=tolerance,
+        skipped=skipped,
+        n_sequences=int(real.shape[0]),
+        details={"outputs": repr(outputs), "removal": removal or "auto"},
+    )
 
 
 def _summary(values: Any) -> float:
