@@ -417,6 +417,31 @@ class _Fill:
 
 
 # ---------------------------------------------------------------- the attribution
+@dataclass(frozen=True)
+class _SearchOptions:
+    """The search options of :meth:`RuleExtraction.attribute` (documented there)."""
+
+    precision: float = 0.95
+    pad_index: int | None = None
+    replacement: int | Sequence[int] | None = None
+    mask_prob: float = 0.5
+    beam_size: int = 2
+    max_anchor_size: int | None = None
+    batch_size: int = 64
+    max_samples: int = 10000
+    delta: float = 0.1
+    epsilon: float = 0.1
+    epsilon_stop: float = 0.05
+    seed: int = 0
+    exclude: Sequence[int] = ()
+    perturbation: str | None = None
+    train_data: Tensor | None = None
+    min_samples: int = 0
+
+
+_SEARCH_OPTIONS = tuple(_SearchOptions.__dataclass_fields__)
+
+
 def _check_inputs(inputs: Any) -> Tensor:
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a LongTensor of token ids, got {type(inputs).__name__}")
@@ -589,27 +614,8 @@ class RuleExtraction(Attribution):
         Returns:
             A float tensor shaped like ``inputs``: 1 on anchor tokens, 0 elsewhere.
         """
-        anchors = self._search_all(
-            inputs,
-            target,
-            additional_forward_args,
-            precision=precision,
-            pad_index=pad_index,
-            replacement=replacement,
-            mask_prob=mask_prob,
-            beam_size=beam_size,
-            max_anchor_size=max_anchor_size,
-            batch_size=batch_size,
-            max_samples=max_samples,
-            delta=delta,
-            epsilon=epsilon,
-            epsilon_stop=epsilon_stop,
-            seed=seed,
-            exclude=exclude,
-            perturbation=perturbation,
-            train_data=train_data,
-            min_samples=min_samples,
-        )
+        options = {name: value for name, value in locals().items() if name in _SEARCH_OPTIONS}
+        anchors = self._search_all(inputs, target, additional_forward_args, **options)
         mask = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
         for i, found in enumerate(anchors):
             if found["positions"]:
@@ -656,7 +662,7 @@ class RuleExtraction(Attribution):
             kwargs.get("pad_index"), kwargs.get("replacement"), vocab
         )
         kwargs["pad_index"], kwargs["replacement"] = pad_index, replacement
-        mask_prob = kwargs.get("mask_prob", 0.5)
+        mask_prob = _SearchOptions(**kwargs).mask_prob  # unknown options fail here
         if isinstance(held_out_samples, bool) or not isinstance(held_out_samples, int):
             raise ValueError(f"held_out_samples must be an int >= 0, got {held_out_samples!r}")
         if held_out_samples < 0:
@@ -683,7 +689,7 @@ class RuleExtraction(Attribution):
                 [item["label"] for item in found],
                 additional_forward_args,
                 n_samples=held_out_samples,
-                seed=kwargs.get("seed", 0) + 1_000_003,
+                seed=_SearchOptions(**kwargs).seed + 1_000_003,
                 **options,
             ).tolist()
         out = []
@@ -874,31 +880,14 @@ class RuleExtraction(Attribution):
         }
 
     def _search_all(
-        self,
-        inputs: Tensor,
-        target: Any,
-        additional_forward_args: Any,
-        *,
-        precision: float = 0.95,
-        pad_index: int | None = None,
-        replacement: int | Sequence[int] | None = None,
-        mask_prob: float = 0.5,
-        beam_size: int = 2,
-        max_anchor_size: int | None = None,
-        batch_size: int = 64,
-        max_samples: int = 10000,
-        delta: float = 0.1,
-        epsilon: float = 0.1,
-        epsilon_stop: float = 0.05,
-        seed: int = 0,
-        exclude: Sequence[int] = (),
-        perturbation: str | None = None,
-        train_data: Tensor | None = None,
-        min_samples: int = 0,
+        self, inputs: Tensor, target: Any, additional_forward_args: Any, **options: Any
     ) -> list[dict[str, Any]]:
         inputs = _check_inputs(inputs)
-        pad_index, replacement = self._specials(pad_index, replacement)
-        excluded = {int(t) for t in exclude}
+        o = _SearchOptions(**options)
+        pad_index, replacement = self._specials(o.pad_index, o.replacement)
+        precision, mask_prob, beam_size = o.precision, o.mask_prob, o.beam_size
+        batch_size, min_samples, max_anchor_size = o.batch_size, o.min_samples, o.max_anchor_size
+        excluded = {int(t) for t in o.exclude}
         targets = _check_target(target, inputs.shape[0])
         if not 0.0 < precision <= 1.0:
             raise ValueError(f"precision must be in (0, 1], got {precision!r}")
@@ -909,7 +898,7 @@ class RuleExtraction(Attribution):
             raise TypeError("replacement must be a token id or a non-empty list of token ids")
         if pad_index in ids:
             raise ValueError(f"replacement must not be the padding id {pad_index}")
-        fill = _Fill(perturbation, ids, train_data, pad_index)
+        fill = _Fill(o.perturbation, ids, o.train_data, pad_index)
         for name, value, low in (
             ("beam_size", beam_size, 1),
             ("batch_size", batch_size, 1),
@@ -921,7 +910,7 @@ class RuleExtraction(Attribution):
         with torch.no_grad():
             for i in range(inputs.shape[0]):
                 ctx = self._context(
-                    inputs, i, additional_forward_args, pad_index, fill, mask_prob, seed
+                    inputs, i, additional_forward_args, pad_index, fill, mask_prob, o.seed
                 )
                 label = ctx["label"](targets[i])
                 n_features = len(ctx["features"])
@@ -941,11 +930,11 @@ class RuleExtraction(Attribution):
                     precision,
                     beam_size,
                     size,
-                    delta,
-                    epsilon,
-                    epsilon_stop,
+                    o.delta,
+                    o.epsilon,
+                    o.epsilon_stop,
                     batch_size,
-                    max_samples,
+                    o.max_samples,
                     allowed,
                     min_samples,
                 )
