@@ -16,8 +16,9 @@ misclassified word, the abstraction of the network is the hypothesis.
 class-balanced from the hypothesis (uniform among its accepted, or rejected, words of
 a length) and half uniform, each classified by the network in one call. The words
 answered in earlier queries are checked again, free, against every new hypothesis; then
-fresh words are tested in growing stages (64, then the rest up to the size) until a
-counterexample is found or the size is reached.
+fresh words are tested in growing stages (64 uniform words answered with the learner's
+table fill, then the rest up to the size) until a counterexample is found or the size
+is reached.
 """
 
 from __future__ import annotations
@@ -211,12 +212,14 @@ class AbstractionEquivalence:
 class SamplingEquivalence:
     """Black-box equivalence by growing batches of hypothesis-balanced and uniform words.
 
-    Every word the network has answered in an earlier query is checked against each new
-    hypothesis first, at no network cost, and counts as tested. Then fresh words are drawn
-    in stages (64 words, then 16 times more at each stage, until the words tested reach
-    ``n``); each stage draws only the words that take the total to its size, sends the
-    ones the oracle has not answered yet in one batch, and ends the query at the first
-    stage that finds a counterexample (the shortest wrong word). A hypothesis is
+    Every word the network has answered in an earlier query (``extra`` included) is
+    checked against each new hypothesis first, at no network cost; the distinct words
+    drawn in earlier queries count as tested. Then fresh words are drawn in stages: 64
+    uniform words (which need no hypothesis: :meth:`prefetch` hands them to the learner
+    to be answered with its table fill), then 16 times more at each stage, half
+    balanced by the hypothesis, until the words tested reach ``n``. Each stage sends the
+    words the oracle has not answered yet in one batch; the first stage that finds a
+    counterexample ends the query with the shortest wrong word. A hypothesis is
     accepted once ``n`` words agree with it.
 
     Args:
@@ -248,6 +251,9 @@ class SamplingEquivalence:
         self._seen: list[Indices] = []
         self._seen_labels = np.zeros(0, dtype=bool)
         self._pending: list[Indices] = []
+        self._known: set[Indices] = set()
+        self._extra = set(self.extra)
+        self._credit = 0  # distinct drawn (not extra) words answered so far
 
     def prefetch(self) -> list[Indices]:
         """The words of the next query's first stage: uniform words (and ``extra``),
@@ -261,7 +267,8 @@ class SamplingEquivalence:
             lengths = gen.integers(1, self.max_length + 1, size=count).tolist()
             symbols = gen.integers(0, self.oracle.k, size=(count, self.max_length)).tolist()
             uniform = [tuple(row[:n]) for row, n in zip(symbols, lengths, strict=True)]
-            self._pending = list(dict.fromkeys(uniform + self.extra))
+            extra = [w for w in self.extra if w not in self._known]
+            self._pending = list(dict.fromkeys(uniform + extra))
         return self._pending
 
     def __call__(self, hypothesis: DFA) -> Indices | None:
@@ -270,15 +277,14 @@ class SamplingEquivalence:
             return wrong
         if self.oracle.prefix_free:
             return self._prefix_query(hypothesis)
-        # the words answered in earlier queries were just checked: they count as tested,
+        # the words drawn in earlier queries were just checked: they count as tested,
         # though every query tests a first stage of fresh words
-        credit = len(self._seen)
+        credit = self._credit
         words, self._pending = self.prefetch(), []
         size = min(self.first_stage, self.n)  # words drawn (duplicates are tested once)
         while True:
             network = self.oracle.labels(words)
-            self._seen.extend(words)
-            self._seen_labels = np.concatenate([self._seen_labels, network])
+            self._remember(words, network)
             wrong = _shortest_wrong(hypothesis, words, network)
             if wrong is not None:
                 return wrong
@@ -287,6 +293,15 @@ class SamplingEquivalence:
             count = min(self.growth * size, self.n - credit) - size
             size += count
             words = list(dict.fromkeys(_sample(hypothesis, count, self.max_length, self.rng)))
+
+    def _remember(self, words: list[Indices], network: np.ndarray) -> None:
+        """Keep each answered word once, for free rechecks; count the drawn ones."""
+        fresh = [i for i, w in enumerate(words) if w not in self._known]
+        if fresh:
+            self._known.update(words[i] for i in fresh)
+            self._seen.extend(words[i] for i in fresh)
+            self._seen_labels = np.concatenate([self._seen_labels, network[fresh]])
+            self._credit += sum(words[i] not in self._extra for i in fresh)
 
     def _prefix_query(self, hypothesis: DFA) -> Indices | None:
         # When the oracle labels every prefix of a word for free (a recurrent network

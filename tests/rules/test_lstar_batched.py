@@ -82,3 +82,18 @@ def test_the_first_stage_rides_along_with_the_table_fill():
     assert eq(tomita_dfa(4)) is None
     assert len(calls) == 2
     assert not texts & set(calls[1])
+
+
+def test_the_callers_words_are_rechecked_but_do_not_replace_fresh_tests():
+    calls = []
+    oracle = make_oracle(truth(4, calls), "01", empty=True)
+    rng = random.Random(3)
+    extra = list({tuple(rng.randrange(2) for _ in range(rng.randint(1, 12))) for _ in range(1500)})
+    eq = SamplingEquivalence(oracle, 12, 1000, random.Random(2), extra=extra)
+    assert eq(tomita_dfa(4)) is None
+    # 1500 known words did not stand in for the 1000 drawn ones: a second stage was drawn
+    assert len(calls) == 2 and len(calls[1]) > 100
+    assert eq._credit == len(eq._seen) - len(extra)
+    # the caller's words and the drawn ones are rechecked free against a new hypothesis
+    del calls[:]
+    assert eq(tomita_dfa(3)) is not None and not calls
