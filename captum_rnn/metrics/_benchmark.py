@@ -20,6 +20,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_float
 from captum_rnn._utils.state import seeded
 from captum_rnn.metrics._base import (
     _adapt,
@@ -497,6 +498,7 @@ def benchmark(
     train_data: Any = None,
     method_kwargs: Mapping[str, dict[str, Any]] | None = None,
     tolerance: float = 0.1,
+    truth_tolerance: float = 0.05,
     sanity_threshold: float = 0.5,
     removal: str = "delete",
     batch_size: int = 32,
@@ -517,8 +519,8 @@ def benchmark(
     the weights are randomised, by less than ``sanity_threshold`` of rank similarity or
     by more than two random draws of the weights differ from each other (recurrent
     models share recency whatever their weights). With a ground truth of salient cells
-    the recommended method must also be within ``tolerance`` of the best gain over
-    random on its ``auprc``.
+    the recommended method must also be within ``truth_tolerance`` of the best
+    method's ``auprc`` against it.
 
     Args:
         model: the user's model (any ``nn.Module`` or ``LightningModule`` over
@@ -548,6 +550,8 @@ def benchmark(
         method_kwargs: per-method options, e.g. ``{"lime": {"n_samples": 100}}``.
         tolerance: a method is "as faithful" when it keeps at least ``1 - tolerance``
             of the best method's faithfulness gain over the random attribution.
+        truth_tolerance: with a ground truth of salient cells, how much ``auprc`` below
+            the best method's the recommended method may score.
         sanity_threshold: randomisation similarity below which a method passes (it
             also passes below its ``randomization_floor``, the similarity of its
             explanations of two randomised copies, reported in each row).
@@ -584,6 +588,7 @@ def benchmark(
 
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    truth_tolerance = check_float("truth_tolerance", truth_tolerance, 0.0)
     method_kwargs = dict(method_kwargs or {})
     if outputs is not None:
         return _benchmark_outputs(
@@ -713,7 +718,7 @@ def benchmark(
     fallbacks = [m for m in FAITHFULNESS if m in chosen]
     truth = "auprc" if cells and rationale_mask is not None and "auprc" in chosen else None
     recommendation, reason = _recommend(
-        rows, primary, tolerance, sanity_threshold, fallbacks, truth=truth
+        rows, primary, tolerance, sanity_threshold, fallbacks, truth, truth_tolerance
     )
     return BenchmarkResult(
         rows,
@@ -818,6 +823,7 @@ def _recommend(
     threshold: float,
     fallbacks: Sequence[str] = (),
     truth: str | None = None,
+    truth_tolerance: float = 0.05,
 ) -> tuple[str | None, str]:
     """The fastest sane method within ``tolerance`` of the best on ``primary``.
 
@@ -828,8 +834,8 @@ def _recommend(
     the architecture (recency), not from a method blind to the model.
 
     With a ground truth (``truth``, the rationale's ``auprc`` over cells) the candidates
-    must also be within ``tolerance`` of the best method's gain over random on it; when
-    none is, the sane method that agrees best with the ground truth is recommended.
+    must also be within ``truth_tolerance`` of the best method on it; when none is, the
+    sane method that agrees best with the ground truth is recommended.
 
     When no method beats random on ``primary``, that metric cannot rank the methods on
     this model (deleting any token flips a parity or length language, so every ranking
@@ -870,7 +876,7 @@ def _recommend(
     sane = [r for r in valued if _passes_screen(r, threshold)]
     failing = sorted({r["method"] for r in valued} - {r["method"] for r in sane})
     close = [r for r in sane if sign * r[primary] >= floor - 1e-12]
-    checked = _check_truth(close, sane, reference, truth, tolerance) if truth else None
+    checked = _check_truth(close, sane, reference, truth, truth_tolerance) if truth else None
     if checked is not None:
         close, truth_note = checked
     if not close:
@@ -923,7 +929,7 @@ def _recommend(
     if checked is not None:
         parts.append(
             f"its {truth} against the ground truth ({chosen[truth]:.3f}) is within "
-            f"{tolerance:.0%} of the best's gain over random"
+            f"{truth_tolerance:.3f} of the best method's"
         )
     return chosen["method"], "; ".join(parts) + "."
 
@@ -945,20 +951,19 @@ def _check_truth(
     truth: str,
     tolerance: float,
 ) -> tuple[list[dict[str, Any]], str] | None:
-    """``close`` narrowed to the methods within ``tolerance`` of the best gain over random
-    on the ground truth, and a reason when none of them is (then the sane method that
-    agrees best with the ground truth). ``None`` when the ground truth is undefined."""
+    """``close`` narrowed to the methods within ``tolerance`` of the best method on the
+    ground truth, and a reason when none of them is (then the sane method that agrees
+    best with the ground truth). ``None`` when the ground truth is undefined."""
     scored = [r for r in sane if not math.isnan(r.get(truth, math.nan))]
     if not scored:
         return None
     best = max(scored, key=lambda r: r[truth])
     chance = reference.get(truth, math.nan) if reference is not None else math.nan
-    gain = best[truth] - (0.0 if math.isnan(chance) else chance)
-    agree = [r for r in close if r in scored and r[truth] >= best[truth] - tolerance * gain - 1e-12]
+    agree = [r for r in close if r in scored and r[truth] >= best[truth] - tolerance - 1e-12]
     if agree:
         return agree, ""
     return [best], (
         f"{best['method']} agrees best with the ground truth ({truth} = {best[truth]:.3f}, "
-        f"random {chance:.3f}); the methods within {tolerance:.0%} of the best faithfulness "
+        f"random {chance:.3f}); the methods close to the best faithfulness "
         f"({', '.join(r['method'] for r in close) or 'none'}) fall short of it there."
     )

@@ -100,6 +100,8 @@ def test_cell_rationale_as_a_tensor_or_per_sequence_masks():
         benchmark(model, (x, lengths), rationale=torch.zeros(3, 5, 2, dtype=torch.bool), **common)
     with pytest.raises(ValueError, match="rationale"):
         benchmark(model, (x, lengths), rationale=[r[:, :2] for r in rows], **common)
+    with pytest.raises(ValueError, match="truth_tolerance"):
+        benchmark(model, (x, lengths), rationale=truth, truth_tolerance=-0.1, **common)
 
 
 @settings(max_examples=60, deadline=None)
@@ -144,3 +146,11 @@ def test_screen_measures_similarity_against_two_random_draws():
     assert _recommend(rows, "faithfulness", 0.1, 0.5)[0] == "fast"
     choice, reason = _recommend(rows, "faithfulness", 0.1, 0.5, truth="auprc")
     assert choice == "slow" and "ground truth" in reason
+    # within truth_tolerance of the best, the faster one is kept
+    rows[0]["auprc"] = 0.86
+    assert (
+        _recommend(rows, "faithfulness", 0.1, 0.5, truth="auprc", truth_tolerance=0.05)[0] == "fast"
+    )
+    assert (
+        _recommend(rows, "faithfulness", 0.1, 0.5, truth="auprc", truth_tolerance=0.02)[0] == "slow"
+    )
