@@ -59,7 +59,8 @@ def test_chunked_ig_equals_one_pass_and_bounds_rows_per_forward():
 
     def record(module, args, out):
         if torch.is_grad_enabled():  # the integration steps, not the plain forwards
-            rows.append(out[0].batch_sizes[0])
+            states = out[0]  # packed where lengths differ (bidirectional), else a tensor
+            rows.append(states.batch_sizes[0] if hasattr(states, "batch_sizes") else len(states))
 
     handle = model.rnn.register_forward_hook(record)
     try:
