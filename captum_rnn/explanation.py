@@ -19,7 +19,14 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from captum_rnn._utils.files import atomic_write_text
-from captum_rnn._utils.jsonio import check, decode_float, encode_float, load_json, require
+from captum_rnn._utils.jsonio import (
+    StrictJsonFile,
+    check,
+    decode_float,
+    encode_float,
+    load_json,
+    require,
+)
 from captum_rnn._utils.targets import output_name
 from captum_rnn.viz import (
     figure_to_data_uri,
@@ -36,7 +43,7 @@ _FORMAT = "captum_rnn.Explanation/1"
 
 
 @dataclass
-class Explanation:
+class Explanation(StrictJsonFile):
     """One explained sequence.
 
     Attributes:
@@ -70,6 +77,8 @@ class Explanation:
         >>> e.top(1)
         [('good', 1.2)]
     """
+
+    json_what = "explanation"
 
     tokens: list[str]
     scores: list[Any]
@@ -373,19 +382,6 @@ class Explanation:
         except RecursionError:
             raise ValueError(f"{at}label or {at}extra is nested too deeply") from None
         return cls(**values)
-
-    def save(self, path: str | Path) -> None:
-        """Write the explanation as strict JSON to ``path`` (non-finite numbers round-trip)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Explanation:
-        """Read an explanation written by :meth:`save` (JSON only, nothing is unpickled).
-
-        Raises:
-            ValueError: naming the file (and the field) when it is not a saved explanation.
-        """
-        return load_json(path, "explanation", cls.from_dict)
 
 
 class Explanations(list):

@@ -4,6 +4,8 @@
 can be wrong (not UTF-8, not JSON, nested too deep, too large, fields of the wrong JSON
 type) into a ``ValueError`` that names the file. :func:`require` and :func:`check` are
 the schema checks the builders use, so the message also names the field.
+:class:`StrictJsonFile` gives a class with ``to_dict`` / ``from_dict`` the matching
+``save`` / ``load`` pair.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import json
 import math
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from captum_rnn._utils.files import atomic_write_text
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "StrictJsonFile",
     "check",
     "decode_float",
     "encode_float",
@@ -24,6 +29,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+S = TypeVar("S", bound="StrictJsonFile")
 
 #: Largest file :func:`load_json` reads by default (1 GiB).
 DEFAULT_MAX_BYTES = 1 << 30
@@ -101,6 +107,39 @@ def load_json(
         raise ValueError(f"{name!r} is not a valid {what} file: nested too deeply") from None
     except _SHAPE_ERRORS as err:
         raise ValueError(f"{name!r} is not a valid {what} file: {err}") from err
+
+
+class StrictJsonFile:
+    """Mixin: ``save`` / ``load`` for a class with ``to_dict`` and ``from_dict``.
+
+    The file is strict JSON (``allow_nan=False``: ``to_dict`` encodes non-finite numbers
+    with :func:`encode_float`), written atomically and read back with :func:`load_json`,
+    so nothing is unpickled. A subclass sets ``json_what``, the name its error messages
+    give the file ("explanation", "counterfactual" ...).
+    """
+
+    json_what: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[S], data: Any) -> S:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``to_dict()`` to ``path`` as strict JSON, atomically."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+
+    @classmethod
+    def load(cls: type[S], path: str | os.PathLike[str]) -> S:
+        """Read a file written by :meth:`save` (JSON only, nothing is unpickled).
+
+        Raises:
+            ValueError: naming the file (and the field) when it does not hold a saved
+                ``json_what``.
+        """
+        return load_json(path, cls.json_what, cls.from_dict)
 
 
 def _describe(kind: type | tuple[type, ...]) -> str:

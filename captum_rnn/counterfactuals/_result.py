@@ -4,10 +4,8 @@ and how to look at it (figure, escaped HTML) and keep it (JSON, never pickle).""
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,8 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from captum_rnn._utils.files import atomic_write_text
-from captum_rnn._utils.jsonio import check, load_json, require
+from captum_rnn._utils.jsonio import StrictJsonFile, check, require
 
 __all__ = ["Counterfactual"]
 
@@ -34,7 +31,7 @@ def _edit_text(edit: tuple[int, int | None, int | None], names: Any) -> str:
 
 
 @dataclass
-class Counterfactual:
+class Counterfactual(StrictJsonFile):
     """One counterfactual: the edited sequence, what was edited and what the model said.
 
     Attributes:
@@ -60,6 +57,8 @@ class Counterfactual:
         feature_names: series: one name per feature, else ``None``.
         forward_passes: sequences the model ran on to find it (verification included).
     """
+
+    json_what = "counterfactual"
 
     original: Tensor
     counterfactual: Tensor
@@ -304,19 +303,6 @@ class Counterfactual:
             forward_passes=require(data, "forward_passes", int, "", 0),
             **names,
         )
-
-    def save(self, path: str | Path) -> None:
-        """Write the counterfactual as strict JSON to ``path``."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Counterfactual:
-        """Read a counterfactual written by :meth:`save` (JSON only, nothing is unpickled).
-
-        Raises:
-            ValueError: naming the file (and the field) when it is not a saved counterfactual.
-        """
-        return load_json(path, "counterfactual", cls.from_dict)
 
 
 def _edited_positions(edits: list[tuple[int, int | None, int | None]]) -> list[int]:
