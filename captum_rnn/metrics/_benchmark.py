@@ -500,7 +500,7 @@ def benchmark(
     tolerance: float = 0.1,
     truth_tolerance: float = 0.05,
     sanity_threshold: float = 0.5,
-    removal: str = "delete",
+    removal: str | None = None,
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
@@ -555,7 +555,10 @@ def benchmark(
         sanity_threshold: randomisation similarity below which a method passes (it
             also passes below its ``randomization_floor``, the similarity of its
             explanations of two randomised copies, reported in each row).
-        removal: ``"delete"`` or ``"replace"`` for the perturbation metrics.
+        removal: ``"delete"`` or ``"replace"`` for the perturbation metrics; ``None``
+            deletes tokens and steps and, on multivariate continuous input (scored per
+            cell), replaces each method's top cells by 0 (the reference the gradient
+            methods integrate from).
         batch_size: sequences explained per call (bounds memory for IG, LIME ...).
         seed: seeds sampling methods, noise and the random reference.
         progress: show a progress bar (tqdm) while it runs.
@@ -594,7 +597,7 @@ def benchmark(
         return _benchmark_outputs(
             model, data, methods, outputs, rationale=rationale, method_kwargs=method_kwargs,
             tolerance=tolerance, sanity_threshold=sanity_threshold,
-            removal=None if removal == "delete" else removal, seed=seed,
+            removal=removal, seed=seed,
             hints={**hints, **({} if output is None else {"output": output})},
         )  # fmt: skip
     inputs, lengths, _labels, data_rationale, data_vocab = _unpack_data(data)
@@ -730,7 +733,10 @@ def benchmark(
         skipped=skipped,
         attributions=attributions,
         n_sequences=batch.size,
-        details={"sanity_threshold": sanity_threshold, "removal": removal},
+        details={
+            "sanity_threshold": sanity_threshold,
+            "removal": removal or ("replace cells" if cells else "delete"),
+        },
         lexicon=lexicon_details,
         cells=cell_attributions,
     )

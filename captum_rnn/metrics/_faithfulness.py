@@ -81,13 +81,34 @@ DEFAULT_FRACTIONS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 # ---------------------------------------------------------------------- perturbation
 class _Perturber:
-    """Builds perturbed copies of rows of a batch from masks of the positions to keep."""
+    """Builds perturbed copies of rows of a batch from masks of the positions to keep.
 
-    def __init__(self, model: SequenceModel, batch: _Batch, removal: str, baseline: Any) -> None:
+    A keep-mask ``(n, time)`` removes whole steps (tokens); ``(n, time, features)``
+    replaces single cells of continuous input by the baseline.
+    """
+
+    def __init__(
+        self,
+        model: SequenceModel,
+        batch: _Batch,
+        removal: str | None,
+        baseline: Any,
+        cells: bool = False,
+    ) -> None:
+        if removal is None:
+            removal = "replace" if cells else "delete"
         if removal not in ("delete", "replace"):
             raise ValueError(f"removal must be 'delete' or 'replace', got {removal!r}")
+        if cells and removal == "delete":
+            raise ValueError(
+                "removal='delete' removes whole steps, not single cells: pass "
+                "removal='replace' (or None) for per-cell attributions, or cells=False to "
+                "rank steps by their summed attributions"
+            )
         self.batch = batch
         self.removal = removal
+        #: one fill vector per sequence ``(batch, features)`` (``baseline="mean"``)
+        self.per_row = False
         if batch.is_token:
             if baseline is None:
                 baseline = batch.padding_idx
@@ -99,6 +120,13 @@ class _Perturber:
             if baseline < 0 or (vocab is not None and baseline >= vocab):
                 raise ValueError(f"baseline token id {baseline} is outside the vocabulary")
             self.fill: Tensor | int = baseline
+        elif isinstance(baseline, str):
+            if baseline != "mean":
+                raise ValueError(
+                    f"baseline must be a number, a per-feature vector or 'mean' for "
+                    f"continuous input, got {baseline!r}"
+                )
+            self.fill, self.per_row = _time_average(batch), True
         else:
             features = batch.x.shape[2]
             fill = torch.as_tensor(0.0 if baseline is None else baseline, dtype=batch.x.dtype)
@@ -106,22 +134,27 @@ class _Perturber:
                 fill = fill.expand(features)
             if fill.shape != (features,):
                 raise ValueError(
-                    f"baseline must be a number or have shape ({features},) for continuous "
-                    f"input, got {tuple(fill.shape)}"
+                    f"baseline must be a number, 'mean' or have shape ({features},) for "
+                    f"continuous input, got {tuple(fill.shape)}"
                 )
             self.fill = fill.to(batch.x.device)
 
     def make(self, rows: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows ``rows`` of the batch keeping only the real positions where ``keep``."""
+        """Rows ``rows`` of the batch keeping only the real positions (steps, or cells
+        when ``keep`` is 3-D) where ``keep``."""
         batch = self.batch
         x, real = batch.x[rows], batch.mask[rows]
+        fill = self.fill[rows][:, None, :] if self.per_row else self.fill
+        if keep.dim() == 3:  # cells of continuous input, replaced in place
+            keep = keep | ~real[..., None]
+            return torch.where(keep, x, fill), batch.lengths[rows]
         keep = keep & real
         if self.removal == "replace":
             cond = keep | ~real
             if batch.is_token:
-                x = torch.where(cond, x, torch.full_like(x, self.fill))
+                x = torch.where(cond, x, torch.full_like(x, fill))
             else:
-                x = torch.where(cond[..., None], x, self.fill)
+                x = torch.where(cond[..., None], x, fill)
             return x, batch.lengths[rows]
         new_lengths = keep.sum(dim=1)
         order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
@@ -133,11 +166,19 @@ class _Perturber:
         empty = new_lengths == 0
         if batch.is_token:
             x = x.masked_fill(pad, batch.padding_idx)
-            x[:, 0] = torch.where(empty, torch.full_like(x[:, 0], self.fill), x[:, 0])
+            x[:, 0] = torch.where(empty, torch.full_like(x[:, 0], fill), x[:, 0])
         else:
             x = x.masked_fill(pad[..., None], 0.0)
-            x[:, 0] = torch.where(empty[:, None], self.fill, x[:, 0])
+            first = fill[:, 0] if self.per_row else fill
+            x[:, 0] = torch.where(empty[:, None], first, x[:, 0])
         return x, new_lengths.clamp_min(1)
+
+
+def _time_average(batch: _Batch) -> Tensor:
+    """Each sequence's per-feature average over its real steps ``(batch, features)``:
+    the "average" baseline of Crabbé & van der Schaar 2021 and tint's experiments."""
+    real = batch.mask[..., None].to(batch.x.dtype)
+    return (batch.x * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
 
 
 def _evaluate(
@@ -174,13 +215,58 @@ def _counts(fractions: Sequence[float], lengths: Tensor) -> Tensor:
     return torch.minimum(k.clamp_min(1), lengths[:, None])
 
 
+def _cell_scores(attributions: Any, batch: _Batch, cells: bool | None) -> Tensor | None:
+    """Per-cell scores ``(batch, time, features)`` (float64, 0 at padding) when the
+    attributions are ranked per cell, else ``None`` (per step, as before).
+
+    ``cells=None`` ranks cells when the input is continuous with several features and
+    the attributions are a tensor ``(batch, time, features)``; ``True`` requires that;
+    ``False`` sums the features of each step.
+    """
+    if cells is not None and not isinstance(cells, bool):
+        raise TypeError(f"cells must be None, True or False, got {cells!r}")
+    if cells is False or attributions is None:
+        return None
+    features = None if batch.is_token else int(batch.x.shape[2])
+    per_cell = (
+        isinstance(attributions, Tensor)
+        and features is not None
+        and attributions.dim() == 3
+        and attributions.shape[0] == batch.size
+        and attributions.shape[2] == features
+    )
+    if cells is None and not (per_cell and features > 1):
+        return None
+    if not per_cell:
+        raise ValueError(
+            "cells=True needs continuous input (batch, time, features) and attributions of "
+            f"the same shape; got {'token ids' if batch.is_token else 'continuous input'} and "
+            f"attributions of type {type(attributions).__name__}"
+            + (f" {tuple(attributions.shape)}" if isinstance(attributions, Tensor) else "")
+        )
+    # The width checks and padding of the per-step scores apply to the cells too.
+    _as_scores(attributions.abs().sum(dim=-1), batch)
+    scores = attributions.detach().to(device=batch.x.device, dtype=torch.float64)
+    width = min(int(scores.shape[1]), batch.time)
+    out = torch.zeros(batch.size, batch.time, features, dtype=torch.float64, device=scores.device)
+    out[:, :width] = scores[:, :width]
+    if not bool(torch.isfinite(out[batch.mask]).all()):
+        raise ValueError("attributions contain NaN or infinite values at real cells")
+    return out.masked_fill(~batch.mask[..., None], 0.0)
+
+
 class _Setup:
     """What all perturbation metrics compute first.
 
     ``options`` are the metric's keyword arguments (its ``locals()`` or checked
     ``**kwargs``): ``lengths``, ``removal``, ``baseline``, ``output``, ``absolute``,
-    ``batch_size`` and ``hints`` (for :func:`captum_rnn.adapt`); missing ones take the
-    metrics' defaults.
+    ``batch_size``, ``cells`` and ``hints`` (for :func:`captum_rnn.adapt`); missing ones
+    take the metrics' defaults.
+
+    Per-cell attributions of continuous input are ranked over every real (step,
+    feature) cell of a sequence: ``units`` counts the ranked positions per sequence
+    (steps, or steps x features) and ``ranks`` is ``(batch, time)`` or
+    ``(batch, time, features)``.
     """
 
     def __init__(
@@ -196,14 +282,27 @@ class _Setup:
         self.model, self.kind = _adapt(model, options.get("output"), **hints)
         model = self.model
         self.batch = _prepare(model, inputs, options.get("lengths"))
-        self.scores = None if attributions is None else _as_scores(attributions, self.batch)
-        removal, baseline = options.get("removal", "delete"), options.get("baseline")
-        self.perturber = _Perturber(model, self.batch, removal, baseline)
+        cells = _cell_scores(attributions, self.batch, options.get("cells"))
+        self.cells = cells is not None
+        if cells is not None:
+            self.scores = cells
+        else:
+            self.scores = None if attributions is None else _as_scores(attributions, self.batch)
+        removal, baseline = options.get("removal"), options.get("baseline")
+        self.perturber = _Perturber(model, self.batch, removal, baseline, self.cells)
         # One forward pass of the unperturbed batch gives both the target and m(x).
         outputs = _model_outputs(model, self.batch, self.batch_size)
         self.target = _resolve_target(model, self.batch, target, self.batch_size, outputs)
         absolute = options.get("absolute", False)
-        self.ranks = None if self.scores is None else _ranks(self.scores, self.batch.mask, absolute)
+        self.units = self.batch.lengths
+        self.ranks = None
+        if cells is not None:
+            features = int(self.batch.x.shape[2])
+            self.units = self.batch.lengths * features
+            real = self.batch.mask[..., None].expand(cells.shape)
+            self.ranks = _ranks(cells.flatten(1), real.flatten(1), absolute).view(cells.shape)
+        elif self.scores is not None:
+            self.ranks = _ranks(self.scores, self.batch.mask, absolute)
         self.full = _select(model, outputs, self.target, self.kind)
 
     @classmethod
@@ -235,7 +334,7 @@ class _Setup:
 
         def spec(part: slice) -> tuple[Tensor, Tensor]:
             r, k = rows[part], ks[part]
-            top = ranks[r] < k[:, None]
+            top = ranks[r] < k.view(-1, *([1] * (ranks.dim() - 1)))
             return r, top if keep_top else ~top
 
         return spec
@@ -250,11 +349,12 @@ def comprehensiveness_sufficiency(
     *,
     lengths: Any = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    removal: str = "delete",
+    removal: str | None = None,
     baseline: Any = None,
     output: str | None = None,
     absolute: bool = False,
     batch_size: int = 256,
+    cells: bool | None = None,
     **hints: Any,
 ) -> tuple[Tensor, Tensor]:
     """Comprehensiveness and sufficiency (ERASER) in one batched pass.
@@ -271,18 +371,29 @@ def comprehensiveness_sufficiency(
         model: a module with ``forward(x, lengths)`` (e.g. ``RNNClassifier``).
         inputs: token ids ``(batch, time)`` or continuous input ``(batch, time, features)``.
         attributions: scores ``(batch, time)`` or ``(batch, time, dim)`` (summed over
-            ``dim``), or ``Explanations``.
+            ``dim``), or ``Explanations``; for continuous input with several features,
+            ``(batch, time, features)`` attributions are ranked per cell (see ``cells``).
         target: output explained: an int, one per sequence, or ``None`` (predicted class).
         lengths: true lengths; from the padding (the model's ``pad_id``) for token ids.
-        fractions: fractions of each sequence's tokens, each in ``(0, 1]``.
-        removal: ``"delete"`` (shorten the sequence) or ``"replace"`` (with ``baseline``).
+        fractions: fractions of each sequence's tokens (or real cells), each in ``(0, 1]``.
+        removal: ``"delete"`` (shorten the sequence) or ``"replace"`` (with ``baseline``);
+            ``None``: delete tokens and steps, replace cells (a cell cannot be deleted).
         baseline: token id (default the model's ``pad_id``) or, for continuous input, a
-            value or per-feature vector (default 0) used by ``"replace"``.
+            value or per-feature vector (default 0) used by ``"replace"``, or ``"mean"``:
+            each sequence's per-feature average over its real steps (the "average"
+            baseline of Crabbé & van der Schaar 2021).
         output: what the model returns: ``"logits"``, ``"probs"``, ``"log_probs"``
             or ``"regression"`` (``None``: inferred by :func:`captum_rnn.adapt`). The
             former ``"auto"``/``"probability"``/``"raw"`` are deprecated.
         absolute: rank by ``|attribution|`` instead of signed attribution.
         batch_size: perturbed sequences per forward pass.
+        cells: rank single (step, feature) cells instead of steps: ``k = round(f * n *
+            features)`` real cells are replaced by the baseline (removed) or are the
+            only ones not replaced (kept), ERASER's AOPC on masked cells as tint
+            (Enguehard 2023) computes it. ``None`` (default): per cell when the input is
+            continuous with several features and the attributions are a
+            ``(batch, time, features)`` tensor; ``False``: sum each step's features and
+            remove steps, as for token input.
         hints: ``pad_id``, ``batch_first``, ``embedding``, ``num_classes``,
             ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
@@ -306,17 +417,16 @@ def comprehensiveness_sufficiency(
 def _aopc(
     model: nn.Module, setup: _Setup, fractions: Sequence[float], comprehensive: bool
 ) -> Tensor:
-    batch = setup.batch
-    ks = _counts(fractions, batch.lengths)  # (B, F)
+    batch, units = setup.batch, setup.units
+    ks = _counts(fractions, units)  # (B, F)
     rows = torch.arange(batch.size, device=ks.device)[:, None].expand_as(ks)
-    key = rows * (batch.time + 1) + ks
+    width = int(units.max()) + 1 if units.numel() else 1
+    key = rows * width + ks
     unique, inverse = torch.unique(key.reshape(-1), return_inverse=True)
-    u_rows, u_ks = unique // (batch.time + 1), unique % (batch.time + 1)
+    u_rows, u_ks = unique // width, unique % width
     values = setup.full[u_rows].clone()
     # Keeping every token (sufficiency at k = n) is the original input: no forward needed.
-    todo = (
-        torch.ones_like(u_ks, dtype=torch.bool) if comprehensive else u_ks < batch.lengths[u_rows]
-    )
+    todo = torch.ones_like(u_ks, dtype=torch.bool) if comprehensive else u_ks < units[u_rows]
     t_rows, t_ks = u_rows[todo], u_ks[todo]
     spec = setup.top_k_spec(t_rows, t_ks, keep_top=not comprehensive)
     values[todo] = setup.evaluate(int(t_rows.numel()), spec)
@@ -350,7 +460,7 @@ def sufficiency(
     return _aopc(model, setup, kwargs.get("fractions", DEFAULT_FRACTIONS), comprehensive=False)
 
 
-_SETUP_KEYS = ("lengths", "removal", "baseline", "output", "absolute", "batch_size")
+_SETUP_KEYS = ("lengths", "removal", "baseline", "output", "absolute", "batch_size", "cells")
 
 
 # ---------------------------------------------------------------------- curves
@@ -399,9 +509,9 @@ class PerturbationCurve:
 
 
 def _curve(kind: str, steps: int | None, setup: _Setup) -> PerturbationCurve:
-    batch = setup.batch
+    batch, units = setup.batch, setup.units
     per_row: list[Tensor] = []
-    for n in batch.lengths.tolist():
+    for n in units.tolist():
         if steps is None:
             ks = torch.arange(n + 1)
         else:
@@ -413,7 +523,7 @@ def _curve(kind: str, steps: int | None, setup: _Setup) -> PerturbationCurve:
         per_row.append(ks)
     rows = torch.cat([torch.full((len(k),), i) for i, k in enumerate(per_row)]).to(batch.x.device)
     ks = torch.cat(per_row).to(batch.x.device)
-    n_of = batch.lengths[rows]
+    n_of = units[rows]
     # Deletion at k = 0 and insertion at k = n are the original input.
     unchanged = ks == 0 if kind == "deletion" else ks == n_of
     values = setup.full[rows].clone()
@@ -423,7 +533,7 @@ def _curve(kind: str, steps: int | None, setup: _Setup) -> PerturbationCurve:
     fractions, curves, areas = [], [], []
     start = 0
     for i, k in enumerate(per_row):
-        f = k.double() / int(batch.lengths[i])
+        f = k.double() / int(units[i])
         v = values[start : start + len(k)].cpu()
         start += len(k)
         fractions.append(f)
@@ -440,11 +550,12 @@ def deletion_curve(
     *,
     lengths: Any = None,
     steps: int | None = 10,
-    removal: str = "delete",
+    removal: str | None = None,
     baseline: Any = None,
     output: str | None = None,
     absolute: bool = False,
     batch_size: int = 256,
+    cells: bool | None = None,
     **hints: Any,
 ) -> PerturbationCurve:
     """Deletion curves: remove the most important tokens first and follow the output.
@@ -515,7 +626,7 @@ def leave_one_out(
     target: Any = None,
     *,
     lengths: Any = None,
-    removal: str = "delete",
+    removal: str | None = "delete",
     baseline: Any = None,
     output: str | None = None,
     batch_size: int = 256,
@@ -606,7 +717,7 @@ def loo_kendall(
     *,
     lengths: Any = None,
     drops: Tensor | None = None,
-    removal: str = "delete",
+    removal: str | None = "delete",
     baseline: Any = None,
     output: str | None = None,
     batch_size: int = 256,

@@ -60,13 +60,15 @@ class MetricContext:
     randomized: nn.Module | None = None
     shuffled: nn.Module | None = None
     rationale: Tensor | None = None
-    #: the method's attributions per cell ``(batch, time, features)`` when the rationale
-    #: marks cells of continuous input (``rationale`` is then 3-D too).
+    #: the method's attributions per cell ``(batch, time, features)`` of multivariate
+    #: continuous input: the perturbation metrics then remove cells, and a 3-D
+    #: ``rationale`` is scored per cell.
     cells: Tensor | None = None
     lexicon: Mapping[str, float] | None = None
     vocab: Any = None
     positive_class: int = 1
-    removal: str = "delete"
+    #: ``"delete"``, ``"replace"`` or ``None`` (delete steps, replace cells).
+    removal: str | None = None
     seed: int = 0
     #: results a metric shares with another (comprehensiveness and sufficiency).
     cache: dict[str, Any] = field(default_factory=dict)
@@ -80,10 +82,21 @@ class MetricContext:
 
 
 # ---------------------------------------------------------------------- compute functions
+def _perturbed(ctx: MetricContext) -> tuple[Tensor, dict[str, Any]]:
+    """The attributions the perturbation metrics rank and their options: per cell
+    (cells replaced by the baseline) when the method's cell attributions of
+    multivariate input are known, per step otherwise."""
+    common: dict[str, Any] = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
+    if ctx.cells is None:
+        return ctx.scores, common
+    return ctx.cells, {**common, "cells": True}
+
+
 def _aopc_pair(ctx: MetricContext) -> tuple[Tensor, Tensor]:
     if "aopc" not in ctx.cache:
+        attributions, common = _perturbed(ctx)
         ctx.cache["aopc"] = comprehensiveness_sufficiency(
-            ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, removal=ctx.removal
+            ctx.model, ctx.x, attributions, ctx.target, **common
         )
     return ctx.cache["aopc"]
 
@@ -94,13 +107,13 @@ def _faithfulness(ctx: MetricContext) -> Tensor:
 
 
 def _deletion(ctx: MetricContext) -> Tensor:
-    common = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
-    return deletion_auc(ctx.model, ctx.x, ctx.scores, ctx.target, **common)
+    attributions, common = _perturbed(ctx)
+    return deletion_auc(ctx.model, ctx.x, attributions, ctx.target, **common)
 
 
 def _insertion(ctx: MetricContext) -> Tensor:
-    common = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
-    return insertion_auc(ctx.model, ctx.x, ctx.scores, ctx.target, **common)
+    attributions, common = _perturbed(ctx)
+    return insertion_auc(ctx.model, ctx.x, attributions, ctx.target, **common)
 
 
 def _loo(ctx: MetricContext) -> Tensor:
