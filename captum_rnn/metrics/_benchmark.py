@@ -4,8 +4,10 @@ Runs every applicable attribution method on the same sequences, times it, scores
 with faithfulness, plausibility and sanity metrics, and recommends the fastest method
 whose faithfulness is within a tolerance of the best. A random attribution is scored
 alongside as the chance reference. Multivariate continuous input is explained per cell
-(time step x feature): a ground truth of salient cells ``(batch, time, features)`` is
-scored per cell (AUPRC, AUROC) and the recommendation must agree with it too.
+(time step x feature): the perturbation metrics replace each method's top cells by 0
+(not whole steps, which cannot tell a step's features apart), a ground truth of salient
+cells ``(batch, time, features)`` is scored per cell (AUPRC, AUROC) and the
+recommendation must agree with it too.
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ class BenchmarkResult(list):
         tolerance: share of the best method's gain over random a method may lose.
         skipped: method -> why it was not benchmarked.
         attributions: method -> per-token scores ``(batch, time)`` on CPU.
-        cells: method -> per-cell attributions ``(batch, time, features)`` on CPU, when
-            the rationale marks cells of continuous input (empty otherwise).
+        cells: method -> per-cell attributions ``(batch, time, features)`` on CPU, for
+            multivariate continuous input or a rationale of cells (empty otherwise):
+            what the faithfulness metrics and the ground truth rank there.
         n_sequences: how many sequences were scored.
         lexicon: method -> ``LexiconAgreement`` (words, counts) when a lexicon was given.
         details: settings used (sanity threshold, removal).
@@ -520,7 +523,10 @@ def benchmark(
     by more than two random draws of the weights differ from each other (recurrent
     models share recency whatever their weights). With a ground truth of salient cells
     the recommended method must also be within ``truth_tolerance`` of the best
-    method's ``auprc`` against it.
+    method's ``auprc`` against it. On multivariate continuous input every metric ranks
+    each method's per-cell attributions (``result.cells``): comprehensiveness,
+    sufficiency and the deletion/insertion curves replace the top (step, feature) cells
+    by 0, so a method that only scores steps is compared on how it ranks cells.
 
     Args:
         model: the user's model (any ``nn.Module`` or ``LightningModule`` over

@@ -474,12 +474,14 @@ class PerturbationCurve:
             inserted (insertion), from 0 to 1.
         values: per sequence, the model's target output at those fractions.
         area: float64 ``(batch,)``, the trapezoidal area under each curve over ``[0, 1]``.
+        unit: what was removed or inserted: ``"tokens"`` (steps) or ``"cells"``.
     """
 
     kind: str
     fractions: list[Tensor]
     values: list[Tensor]
     area: Tensor
+    unit: str = "tokens"
 
     def mean_curve(self, points: int = 101) -> tuple[np.ndarray, np.ndarray]:
         """The curves interpolated on a common grid of ``points`` fractions and averaged."""
@@ -501,7 +503,7 @@ class PerturbationCurve:
         name = label or self.kind
         ax.plot(grid, mean, label=f"{name} (AUC {float(self.area.mean()):.3f})")
         verb = "removed" if self.kind == "deletion" else "inserted"
-        ax.set_xlabel(f"fraction of tokens {verb}, most important first")
+        ax.set_xlabel(f"fraction of {self.unit} {verb}, most important first")
         ax.set_ylabel("target output")
         ax.set_title(f"{self.kind} curve")
         ax.legend(loc="best", fontsize="small")
@@ -539,7 +541,8 @@ def _curve(kind: str, steps: int | None, setup: _Setup) -> PerturbationCurve:
         fractions.append(f)
         curves.append(v)
         areas.append(torch.trapezoid(v, f))
-    return PerturbationCurve(kind, fractions, curves, torch.stack(areas).to(torch.float64))
+    area = torch.stack(areas).to(torch.float64)
+    return PerturbationCurve(kind, fractions, curves, area, "cells" if setup.cells else "tokens")
 
 
 def deletion_curve(
@@ -561,6 +564,9 @@ def deletion_curve(
     """Deletion curves: remove the most important tokens first and follow the output.
 
     A faithful ranking makes the target output fall fast: a small area is better.
+    Per-cell attributions of multivariate continuous input replace cells by the
+    baseline instead, over every real cell (see ``cells`` in
+    :func:`comprehensiveness_sufficiency`).
 
     Args:
         steps: points per curve beyond the first: the tokens removed at fraction

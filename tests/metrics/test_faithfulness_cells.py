@@ -101,6 +101,7 @@ def test_cell_curves_run_over_every_real_cell():
     deletion = deletion_curve(model, X, CELLS, steps=None)
     insertion = insertion_curve(model, X, CELLS, steps=None)
     assert deletion.fractions[0].tolist() == [k / 8 for k in range(9)]
+    assert deletion.unit == "cells" and "cells removed" in deletion.plot().axes[0].get_xlabel()
     assert float(deletion.values[0][0]) == pytest.approx(_z(X))
     everything = _z(torch.zeros_like(X))
     assert float(deletion.values[0][-1]) == pytest.approx(everything)
