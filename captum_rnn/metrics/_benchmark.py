@@ -564,7 +564,8 @@ def benchmark(
         removal: ``"delete"`` or ``"replace"`` for the perturbation metrics; ``None``
             deletes tokens and steps and, on multivariate continuous input (scored per
             cell), replaces each method's top cells by 0 (the reference the gradient
-            methods integrate from).
+            methods integrate from). ``"delete"`` on such input deletes whole steps
+            ranked by each method's summed cells (the former behaviour).
         batch_size: sequences explained per call (bounds memory for IG, LIME ...).
         seed: seeds sampling methods, noise and the random reference.
         progress: show a progress bar (tqdm) while it runs.

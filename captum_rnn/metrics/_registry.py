@@ -85,9 +85,10 @@ class MetricContext:
 def _perturbed(ctx: MetricContext) -> tuple[Tensor, dict[str, Any]]:
     """The attributions the perturbation metrics rank and their options: per cell
     (cells replaced by the baseline) when the method's cell attributions of
-    multivariate input are known, per step otherwise."""
+    multivariate input are known, per step otherwise or when ``removal="delete"`` was
+    asked for (a cell cannot be deleted: whole steps are)."""
     common: dict[str, Any] = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
-    if ctx.cells is None:
+    if ctx.cells is None or ctx.removal == "delete":
         return ctx.scores, common
     return ctx.cells, {**common, "cells": True}
 
