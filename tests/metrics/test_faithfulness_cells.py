@@ -217,3 +217,30 @@ def test_recommendation_without_ground_truth_is_within_01_auprc_of_the_best(case
         top = max(blind.methods, key=lambda m: blind.row(m)["faithfulness"])
         assert known.row(top)["auprc"] >= known.row(best)["auprc"] - 0.1
         assert blind.row("decomposition")["faithfulness"] < blind.row(top)["faithfulness"]
+
+
+def test_a_users_lightning_model_on_mfcc_like_cells():
+    """The zoo's Lightning GRU over (batch, time, 13) features, whose class is the sign of
+    coefficient 3 in frames 4-7: ranking those cells first removes the evidence (its
+    comprehensiveness beats a random ranking, sufficiency too), and the values are the
+    user's own forward on the cells replaced by hand."""
+    import zoo
+    from zoo.mfcc_lightning import CUE_COEF, CUE_FRAMES
+
+    case = zoo.build("mfcc_lightning")
+    x = case.inputs[:8]
+    cue = torch.zeros_like(x)
+    cue[:, CUE_FRAMES, CUE_COEF] = 1.0
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    kw = dict(fractions=[4 / 156])  # the four cue cells of 12 x 13
+    comp, suff = comprehensiveness_sufficiency(case.model, x, cue + 1e-3 * noise, **kw)
+    r_comp, r_suff = comprehensiveness_sufficiency(case.model, x, noise, **kw)
+    assert float(comp.mean()) > float(r_comp.mean()) + 0.2
+    assert float(suff.mean()) < float(r_suff.mean())
+    with torch.no_grad():
+        probs = torch.softmax(case.call(x, None), dim=-1)
+        target = probs.argmax(-1)
+        removed = torch.softmax(case.call(x * (1 - cue), None), dim=-1)
+    rows = torch.arange(len(x))
+    expected = (probs[rows, target] - removed[rows, target]).double()
+    torch.testing.assert_close(comp, expected, atol=1e-6, rtol=1e-6)
