@@ -13,6 +13,13 @@ replacement with a baseline token (the padding id by default, whose embedding is
 zeros for continuous input). A sequence with every token deleted is represented by one
 baseline token, since an RNN cannot read an empty sequence.
 
+On multivariate continuous input, per-cell attributions ``(batch, time, features)``
+are ranked per cell: the top-k (step, feature) cells are replaced by the baseline (0, a
+per-feature vector, or each sequence's time average with ``baseline="mean"``), as tint's
+comprehensiveness and sufficiency mask cells (Enguehard 2023; Crabbé & van der Schaar
+2021 use both baselines). Removing whole steps cannot tell a step's features apart;
+``cells=False`` still does it.
+
 Padding is never ranked, removed or counted; perturbed sequences are evaluated in
 batches of ``batch_size`` on the model's device. All functions return one value per
 sequence, a float64 tensor ``(batch,)``; average it (``nanmean`` for Kendall tau, which
@@ -594,8 +601,8 @@ def insertion_curve(
     """Insertion curves: start from the empty (or all-baseline) sequence and insert the
     most important tokens first. A faithful ranking makes the output rise fast: a large
     area is better. Keyword arguments as :func:`deletion_curve` (``steps``, ``lengths``,
-    ``removal``, ``baseline``, ``output``, ``absolute``, ``batch_size`` and the model
-    contract's hints).
+    ``removal``, ``baseline``, ``output``, ``absolute``, ``batch_size``, ``cells`` and the
+    model contract's hints).
 
     Returns:
         A :class:`PerturbationCurve`; ``.area`` is float64 ``(batch,)``.
