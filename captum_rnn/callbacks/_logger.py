@@ -182,13 +182,6 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
             )
         self._setup_probe(samples, max_samples, vocab, batch_to_inputs, model_hints, hints)
         methods = self._setup_methods(methods, explainer)
-        if method_kwargs is not None and not isinstance(method_kwargs, Mapping):
-            raise TypeError("method_kwargs must be a dict {method name: {option: value}}")
-        unknown = set(method_kwargs or {}) - set(methods)
-        if unknown:
-            raise ValueError(
-                f"method_kwargs names methods that are not in methods: {sorted(unknown)}"
-            )
         if isinstance(target, str) and target != "label":
             raise ValueError(
                 f"target must be None, an int, ints per sample or 'label', got {target!r}"
@@ -196,7 +189,7 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
         self.methods = methods
         self.target = target
         self.class_names = list(class_names) if class_names is not None else None
-        self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
+        self.method_kwargs = self._method_options(method_kwargs, methods)
         if "integrated_gradients" in self.methods:
             ig = self.method_kwargs.setdefault("integrated_gradients", {})
             ig.setdefault("n_steps", _IG_STEPS[0])

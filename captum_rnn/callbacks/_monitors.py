@@ -95,7 +95,7 @@ class FaithfulnessMonitor(ProbedCallback, PeriodicCallback):
         self.methods = self._setup_methods(methods, explainer)
         self.metrics = metrics
         self.target = target
-        self.method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
+        self.method_kwargs = self._method_options(method_kwargs, self.methods)
         self.metric_kwargs = {k: dict(v) for k, v in (metric_kwargs or {}).items()}
         self.prefix = prefix
         self._resolved: list[tuple[str, Callable[..., Any]]] = []

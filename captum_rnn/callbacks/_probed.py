@@ -70,6 +70,20 @@ class ProbedCallback:
             return (*methods, self._explainer_name)
         return tuple(methods)
 
+    @staticmethod
+    def _method_options(
+        method_kwargs: Mapping[str, Mapping[str, Any]] | None, methods: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """``method_kwargs`` checked against ``methods`` and copied per method."""
+        if method_kwargs is not None and not isinstance(method_kwargs, Mapping):
+            raise TypeError("method_kwargs must be a dict {method name: {option: value}}")
+        unknown = set(method_kwargs or {}) - set(methods)
+        if unknown:
+            raise ValueError(
+                f"method_kwargs names methods that are not in methods: {sorted(unknown)}"
+            )
+        return {k: dict(v) for k, v in (method_kwargs or {}).items()}
+
     def _probe(self, trainer: pl.Trainer, model: Any, stage: str) -> Probe:
         if stage not in self._probes:
             seq = sequence_model(model, self.hints)

@@ -87,6 +87,16 @@ def test_faithfulness_monitor_refuses_unknown_metrics(tmp_path):
         )
 
 
+@pytest.mark.parametrize("cls", [FaithfulnessMonitor, ExplanationLogger])
+def test_method_options_for_a_method_not_run_are_refused_at_construction(cls):
+    # a typo in a method name used to be ignored silently by the monitor
+    with pytest.raises(ValueError, match="not in methods.*integrated_gradiets"):
+        cls(range(2), methods=("integrated_gradients",),
+            method_kwargs={"integrated_gradiets": {"n_steps": 8}})  # fmt: skip
+    with pytest.raises(TypeError, match="method_kwargs must be a dict"):
+        cls(range(2), methods=("saliency",), method_kwargs=[("saliency", {})])
+
+
 @dataclass
 class _Report:
     fidelity: float
