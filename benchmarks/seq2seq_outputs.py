@@ -12,7 +12,7 @@ T_out tokens), for T_out = 10, 50, 200, times in one process (medians over repea
             (``explain`` batches the backward passes, so it can beat this "floor");
        recurrent work: sequence-steps through the encoder GRU and decoder cell, counted
             by hooks (forward and backward), all/loop;
-  feature_ablation: one call explaining one output (source and prefix tokens ablated one
+  feature_ablation and kernel_shap: one call explaining one output (source and prefix tokens ablated one
   at a time) against the all-outputs call reading every output from the same passes.
 
 For T_out = 200 the IG loop is timed on 10 evenly spaced outputs and its time scaled by
@@ -28,10 +28,11 @@ import argparse
 import torch
 from _timing import interleaved
 from _work import WorkCounter
-from captum.attr import FeatureAblation, IntegratedGradients
+from captum.attr import FeatureAblation, IntegratedGradients, KernelShap
 
 from captum_rnn import explain
 from captum_rnn.attr import _seq2seq as seq2seq_ig
+from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._seq2seq import _Decoder
 from captum_rnn.models import adapt
 from captum_rnn.models.seq2seq import Seq2SeqAttention
@@ -101,6 +102,23 @@ def floor_pass(seq, src, lengths, tgt, n_steps):
             torch.autograd.grad(logits[:, j, token].sum(), (s, p), retain_graph=j < n_out - 1)
 
 
+def one_output_kernel_shap(seq, src, lengths, tgt, n_samples):
+    """Captum KernelShap of the last output: source and prefix tokens as players."""
+    src_emb, pre, forward = last_output(seq, src, lengths, tgt)
+    n_src, n_pre = src.shape[1], pre.shape[1]
+    masks = (
+        torch.arange(n_src)[None, :, None].expand_as(src_emb),
+        (n_src + torch.arange(n_pre))[None, :, None].expand_as(pre),
+    )
+    zeros = (torch.zeros_like(src_emb), torch.zeros_like(pre))
+    shap = KernelShap(forward)
+    shap.interpretable_model = WeightedRidge(alpha=0.0)  # least squares, no scikit-learn
+    return shap.attribute(
+        (src_emb, pre), baselines=zeros, feature_mask=masks, n_samples=n_samples,
+        perturbations_per_eval=64,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -151,9 +169,15 @@ def main() -> None:
                 seq2seq_ig._BATCHED_GRAD_ELEMENTS = batched
             work[name] = counter.total * (scale if name == "loop" else 1)
 
+        def shap_all(tgt=tgt):
+            explain(model, src, target=tgt, method="kernel_shap", n_samples=200)
+
+        def shap_one(tgt=tgt):  # Captum's KernelShap of the last output alone
+            one_output_kernel_shap(seq, src, lengths, tgt, 200)
+
         fns = {"loop": loop, "all": everything, "floor": floor}
         if t_out <= 50:  # ablating each of 200 prefix tokens: minutes on a shared CPU
-            fns.update(fa_all=ablate_all, fa_one=ablate_one)
+            fns.update(fa_all=ablate_all, fa_one=ablate_one, ks_all=shap_all, ks_one=shap_one)
         times = interleaved(fns, device, args.repeats)
         loop_s = times["loop"] * scale
         note = "" if scale == 1 else f" (loop timed on {len(sample)} outputs, scaled x{scale:.1f})"
@@ -168,6 +192,11 @@ def main() -> None:
                 f"            feature_ablation all {times['fa_all']:.3f} s, one output "
                 f"{times['fa_one']:.3f} s, all/one {times['fa_all'] / times['fa_one']:.2f} "
                 "(target <= 1.5)"
+            )
+            print(
+                f"            kernel_shap (200 coalitions) all {times['ks_all']:.3f} s, one "
+                f"output (Captum) {times['ks_one']:.3f} s, all/one "
+                f"{times['ks_all'] / times['ks_one']:.2f} (target <= 1.5)"
             )
 
 

@@ -24,6 +24,8 @@ SEQ2SEQ_OPTIONS = (
     "eos_id",
     "max_length",
     "target_vocab",
+    "n_samples",
+    "perturbations_per_eval",
 )
 
 

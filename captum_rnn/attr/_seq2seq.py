@@ -25,12 +25,13 @@ import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2seq_attention"]
 
 #: The methods :func:`attribute_seq2seq` runs.
-SEQ2SEQ_METHODS = ("integrated_gradients", "feature_ablation", "attention")
+SEQ2SEQ_METHODS = ("integrated_gradients", "feature_ablation", "kernel_shap", "attention")
 
 
 @dataclass
@@ -364,6 +365,77 @@ def _ablation(
     return src_attr, pre_attr
 
 
+def _shapley_coalitions(players: int, n_samples: int, device: Any) -> tuple[Tensor, Tensor]:
+    """Coalitions ``(S, players)`` (1 = the player keeps its input) and their regression
+    weights ``(S,)``. When every coalition fits in ``n_samples``, all of them with the
+    exact Shapley kernel weights (the regression then returns the exact Shapley values);
+    otherwise coalition sizes drawn from the kernel's size distribution, uniform subsets
+    of each size, unit weights (KernelSHAP's sampling). The empty and the full coalition
+    always come first, with a weight that makes them hold almost exactly."""
+    anchor = torch.stack([torch.zeros(players), torch.ones(players)])
+    heavy = torch.full((2,), 1e6)
+    if players < 31 and 2**players - 2 <= n_samples:
+        codes = torch.arange(1, 2**players - 1)
+        z = ((codes[:, None] >> torch.arange(players)) & 1).float()
+        k = z.sum(1)
+        combinations = torch.exp(
+            torch.lgamma(torch.tensor(players + 1.0)) - torch.lgamma(k + 1)
+            - torch.lgamma(players - k + 1)
+        )  # fmt: skip
+        weights = (players - 1) / (combinations * k * (players - k))
+    else:
+        sizes = torch.arange(1, players, dtype=torch.float64)
+        probabilities = (players - 1) / (sizes * (players - sizes))
+        k = torch.multinomial(probabilities, n_samples, replacement=True) + 1
+        order = torch.rand(n_samples, players).argsort(dim=1)
+        z = (order < k[:, None]).float()
+        weights = torch.ones(n_samples)
+    return torch.cat([anchor, z]).to(device), torch.cat([heavy, weights.float()]).to(device)
+
+
+def _kernel_shap(
+    dec: _Decoder,
+    src: Tensor,
+    lengths: Tensor,
+    target: Tensor,
+    select: Any,
+    src_base: Tensor,
+    n_samples: int,
+    perturbations_per_eval: int,
+) -> tuple[Tensor, Tensor, int]:
+    """KernelSHAP over the source tokens and the prefix tokens ``1 .. n-1``: every output
+    read from the same coalition forwards, and one weighted least-squares solve for all
+    outputs of all sequences (their design matrix is shared). Returns source ``(B, n, T)``,
+    prefix ``(B, n, n + 1)`` and the number of coalitions run."""
+    src_x, pre_x, pre_pad = dec.embedded(src, target)
+    batch, time, n_out = src.shape[0], src.shape[1], target.shape[1] - 1
+    read_back = max(n_out - 1, 0)  # prefix tokens 1 .. n-1 (the last is never read back)
+    z, weights = _shapley_coalitions(time + read_back, n_samples, src.device)
+    values = []
+    with torch.no_grad():
+        for chunk in z.split(perturbations_per_eval):
+            keep_src = chunk[:, None, :time, None].bool()  # (c, 1, T, 1)
+            keep_pre = torch.ones((len(chunk), 1, pre_x.shape[1], 1), dtype=torch.bool,
+                                  device=src.device)  # fmt: skip
+            keep_pre[:, 0, 1 : 1 + read_back, 0] = chunk[:, time:].bool()
+            s = torch.where(keep_src, src_x[None], src_base[None]).flatten(0, 1)
+            p = torch.where(keep_pre, pre_x[None], pre_pad[None]).flatten(0, 1)
+            c = len(chunk)
+            out = select(dec.step_logits(src.repeat(c, 1), lengths.repeat(c),
+                                         target.repeat(c, 1), src_emb=s, prefix_emb=p))  # fmt: skip
+            values.append(out.reshape(c, batch * n_out).double())
+    y = torch.cat(values)  # (S, B * n)
+    design = torch.cat([torch.ones_like(z[:, :1]), z], dim=1).double()
+    root = weights.double().sqrt()[:, None]
+    coefficients = torch.linalg.lstsq(design * root, y * root).solution[1:]  # (M, B * n)
+    coefficients = coefficients.reshape(-1, batch, n_out).permute(1, 2, 0)  # (B, n, M)
+    src_attr = coefficients[..., :time].clone()
+    src_attr.masked_fill_(~(torch.arange(time, device=src.device) < lengths[:, None])[:, None], 0.0)
+    pre_attr = coefficients.new_zeros(batch, n_out, n_out + 1)
+    pre_attr[..., 1 : 1 + read_back] = coefficients[..., time:]
+    return src_attr, pre_attr, len(z)
+
+
 def seq2seq_attention(model: Any, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
     """Cross-attention ``(batch, T_out, T_src)`` of a model recording ``attention_maps``
     (``captum_rnn.models.Seq2SeqAttention``), teacher-forced on ``tgt_in``, averaged over
@@ -403,6 +475,8 @@ def attribute_seq2seq(
     bos_id: int | None = None,
     eos_id: int | None = None,
     max_length: int | None = None,
+    n_samples: int = 200,
+    perturbations_per_eval: int = 64,
 ) -> Seq2SeqAttribution:
     """Attribute every target token of an encoder-decoder to the source and the prefix.
 
@@ -422,6 +496,10 @@ def attribute_seq2seq(
         bos_id / eos_id: start and end ids for ``target=None`` (default the model's
             ``bos_idx`` / ``eos_idx``).
         max_length: most generated tokens for ``target=None``.
+        n_samples: coalitions KernelSHAP draws (when every coalition of the source and
+            prefix tokens fits, all of them are run and the values are exact Shapley
+            values).
+        perturbations_per_eval: coalitions per forward pass (KernelSHAP).
 
     Returns:
         A :class:`Seq2SeqAttribution`.
@@ -491,6 +569,15 @@ def attribute_seq2seq(
     with _no_grad_params(seq):
         if method == "feature_ablation":
             src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline)
+            return Seq2SeqAttribution(
+                source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
+            )
+        if method == "kernel_shap":
+            src_attr, pre_attr, _ = _kernel_shap(
+                dec, src, lengths, target, select, src_baseline,
+                check_int("n_samples", n_samples, 1),
+                check_int("perturbations_per_eval", perturbations_per_eval, 1),
+            )  # fmt: skip
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )

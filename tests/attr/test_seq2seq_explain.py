@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 
 import pytest
@@ -332,3 +334,85 @@ def test_ground_truth_on_dates_ig_finds_the_month_span():
     )
     assert ig_share >= 0.45
     assert ig_share > 1.4 * sum(chance) / len(chance)
+
+
+# ------------------------------------------------------------------ KernelSHAP
+def _brute_force_shapley(m, src, tgt):
+    """Exact Shapley values of every output of one sequence over its source tokens and the
+    prefix tokens read back, by the model's own forward on ids (an absent source token
+    becomes the padding id, an absent prefix token the target padding id)."""
+    n_src, n_out = src.shape[1], tgt.shape[1] - 1
+    players = n_src + n_out - 1
+    tokens = tgt[0, 1:]
+
+    def value(coalition):
+        s, fed = src.clone(), tgt[:, :-1].clone()
+        for i in range(players):
+            if i not in coalition:
+                if i < n_src:
+                    s[0, i] = 0
+                else:
+                    fed[0, i - n_src + 1] = 0
+        with torch.no_grad():
+            logits = m(s, fed, torch.tensor([n_src]))[0]
+        return logits[torch.arange(n_out), tokens].double()
+
+    values = {c: value(set(c)) for k in range(players + 1) for c in _subsets(players, k)}
+    phi = torch.zeros(players, n_out, dtype=torch.double)
+    total = math.factorial(players)
+    for i in range(players):
+        for c, v in values.items():
+            if i in c:
+                continue
+            weight = math.factorial(len(c)) * math.factorial(players - len(c) - 1) / total
+            phi[i] += weight * (values[tuple(sorted((*c, i)))] - v)
+    return phi[:n_src].T, phi[n_src:].T  # (n_out, n_src), (n_out, n_out - 1)
+
+
+def _subsets(n, k):
+    return list(itertools.combinations(range(n), k))
+
+
+def test_kernel_shap_with_every_coalition_is_the_exact_shapley_value(model):
+    src, tgt = SRC[:1], TGT[:1]  # 4 source tokens + 3 prefix tokens: 126 coalitions
+    [e] = explain(model, src, target=tgt, method="kernel_shap", n_samples=200)
+    source, prefix = _brute_force_shapley(model, src, tgt)
+    torch.testing.assert_close(torch.tensor(e.scores, dtype=torch.double), source, atol=1e-4,
+                               rtol=1e-4)  # fmt: skip
+    ours = torch.tensor(e.prefix_scores, dtype=torch.double)[:, :3]
+    torch.testing.assert_close(ours, prefix, atol=1e-4, rtol=1e-4)
+    assert torch.tensor(e.prefix_scores).triu().abs().max() < 1e-4  # a causal decoder
+
+
+def test_sampled_kernel_shap_is_efficient_seeded_and_cuts_padding(model):
+    runs = [
+        explain(
+            model, SRC, target=TGT, method="kernel_shap", n_samples=40, perturbations_per_eval=7
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    for a, b in zip(*runs, strict=True):
+        assert a.scores == b.scores  # the caller's seed, not the global RNG, decides
+    e0, e1 = runs[0]
+    assert [len(e0.scores[0]), len(e1.scores[0])] == [4, 3]  # padding cut
+    with torch.no_grad():
+        full = model(SRC, TGT[:, :-1], torch.tensor([4, 3]))
+        base = model(torch.zeros_like(SRC), torch.where(torch.arange(4) == 0, TGT[:, :-1], 0),
+                     torch.tensor([4, 3]))  # fmt: skip
+    for b, e in enumerate((e0, e1)):
+        for j in range(e.n_outputs):
+            token = int(TGT[b, j + 1])
+            gap = float(full[b, j, token] - base[b, j, token])
+            total = sum(e.scores[j]) + sum(e.prefix_scores[j])
+            assert total == pytest.approx(gap, abs=1e-3)  # the empty/full coalitions hold
+
+
+def test_kernel_shap_on_a_users_time_major_seq2seq():
+    m = user_model().eval()
+    src, _, trg = make_pairs(2, torch.Generator().manual_seed(0))
+    exps = explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
+                   n_samples=64)  # fmt: skip
+    assert len(exps) == 2 and all(e.n_outputs > 0 for e in exps)
+    with pytest.raises(ValueError, match="n_samples"):
+        explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
+                n_samples=0)  # fmt: skip
