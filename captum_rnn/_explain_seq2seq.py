@@ -16,17 +16,12 @@ from captum_rnn.models.protocol import SequenceModel
 __all__ = ["SEQ2SEQ_OPTIONS", "explain_seq2seq"]
 
 #: The options ``explain`` takes for an encoder-decoder, besides ``target`` and ``method``.
-SEQ2SEQ_OPTIONS = (
-    "contrast",
-    "n_steps",
-    "integration",
-    "bos_id",
-    "eos_id",
-    "max_length",
-    "target_vocab",
-    "n_samples",
-    "perturbations_per_eval",
-)
+SEQ2SEQ_OPTIONS = ("contrast", "bos_id", "eos_id", "max_length", "target_vocab")
+#: Options of one method only.
+_METHOD_OPTIONS = {
+    "integrated_gradients": ("n_steps", "integration"),
+    "kernel_shap": ("n_samples", "perturbations_per_eval"),
+}
 
 
 def _target_batch(seq: SequenceModel, target: Any, batch: int, pad: int) -> Tensor | None:
@@ -96,11 +91,12 @@ def explain_seq2seq(
         >>> len(e.output_labels), len(e.scores[0]), len(e.prefix_scores[0])
         (3, 3, 3)
     """
-    unknown = sorted(set(options) - set(SEQ2SEQ_OPTIONS))
+    accepted = (*SEQ2SEQ_OPTIONS, *_METHOD_OPTIONS.get(method, ()))
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(
-            f"explain() on an encoder-decoder got unknown options {unknown}; it takes "
-            f"{list(SEQ2SEQ_OPTIONS)} (and the model contract's hints)"
+            f"explain() on an encoder-decoder with method={method!r} got unknown options "
+            f"{unknown}; it takes {list(accepted)} (and the model contract's hints)"
         )
     if not isinstance(method, str) or method not in SEQ2SEQ_METHODS:
         raise ValueError(
