@@ -21,6 +21,7 @@ SEQ2SEQ_OPTIONS = ("contrast", "bos_id", "eos_id", "max_length", "target_vocab")
 _METHOD_OPTIONS = {
     "integrated_gradients": ("n_steps", "integration"),
     "kernel_shap": ("n_samples", "perturbations_per_eval"),
+    "occlusion": ("window",),
 }
 
 

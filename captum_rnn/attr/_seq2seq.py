@@ -31,7 +31,13 @@ from captum_rnn.models.protocol import SequenceModel, adapt
 __all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2seq_attention"]
 
 #: The methods :func:`attribute_seq2seq` runs.
-SEQ2SEQ_METHODS = ("integrated_gradients", "feature_ablation", "kernel_shap", "attention")
+SEQ2SEQ_METHODS = (
+    "integrated_gradients",
+    "feature_ablation",
+    "occlusion",
+    "kernel_shap",
+    "attention",
+)
 
 
 @dataclass
@@ -344,24 +350,52 @@ def _ablation(
     target: Tensor,
     select: Any,
     src_base: Tensor,
+    window: int = 1,
 ) -> tuple[Tensor, Tensor]:
-    """Feature ablation of each source token and each prefix token: every output read from
-    the same perturbed forward (one per position, the whole batch at once)."""
+    """Occlusion of ``window`` consecutive source tokens, and of ``window`` consecutive
+    prefix tokens, at every position (stride 1; ``window=1`` is feature ablation): every
+    output read from the same perturbed forward, the whole batch at once. A token's
+    score is the mean output drop over the windows that cover it, as Captum's
+    ``Occlusion`` gives."""
     src_x, pre_x, pre_pad = dec.embedded(src, target)
     with torch.no_grad():
         full = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
-        src_attr = src_x.new_zeros(*full.shape, src.shape[1])
-        for i in range(src.shape[1]):
+
+        def occlude(positions: range, width: int, feed: Any, ends: Tensor) -> Tensor:
+            """Windows over ``positions``; sequence ``b`` counts only the windows that
+            lie inside its own ``ends[b]`` (as Captum run on it alone would)."""
+            total = src_x.new_zeros(*full.shape, positions.stop)
+            count = src_x.new_zeros(full.shape[0], positions.stop)
+            for first in range(positions.start, max(positions.stop - width, positions.start) + 1):
+                cut = slice(first, min(first + width, positions.stop))
+                inside = (first + width <= torch.clamp(ends, min=positions.start + width)).to(
+                    full.dtype
+                )  # (B,)
+                drop = (full - select(feed(cut))) * inside[:, None]
+                total[..., cut] += drop[..., None]
+                count[:, cut] += inside[:, None]
+            return total / count.clamp_min(1)[:, None, :]
+
+        def without_source(cut: slice) -> Tensor:
             s = src_x.clone()
-            s[:, i] = src_base[:, i]
-            out = select(dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=pre_x))
-            src_attr[..., i] = full - out
-        pre_attr = src_x.new_zeros(*full.shape, full.shape[1] + 1)
-        for i in range(1, full.shape[1]):  # the last output token is never read back
+            s[:, cut] = src_base[:, cut]
+            return dec.step_logits(src, lengths, target, src_emb=s, prefix_emb=pre_x)
+
+        def without_prefix(cut: slice) -> Tensor:
             p = pre_x.clone()
-            p[:, i] = pre_pad[:, i].detach()
-            out = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=p))
-            pre_attr[..., i] = full - out
+            p[:, cut] = pre_pad[:, cut].detach()
+            return dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=p)
+
+        src_attr = occlude(
+            range(0, src.shape[1]), min(window, src.shape[1]), without_source, lengths
+        )
+        pre_attr = src_x.new_zeros(*full.shape, full.shape[1] + 1)
+        if full.shape[1] > 1:  # prefix tokens 1 .. n-1 (the last output is never read back)
+            read_back = full.shape[1] - 1
+            n_real = (target[:, 1:] != dec.target_pad).sum(1)  # prefix ends per sequence
+            pre_attr[..., : full.shape[1]] = occlude(
+                range(1, full.shape[1]), min(window, read_back), without_prefix, n_real
+            )
     return src_attr, pre_attr
 
 
@@ -477,6 +511,7 @@ def attribute_seq2seq(
     max_length: int | None = None,
     n_samples: int = 200,
     perturbations_per_eval: int = 64,
+    window: int = 3,
 ) -> Seq2SeqAttribution:
     """Attribute every target token of an encoder-decoder to the source and the prefix.
 
@@ -500,6 +535,7 @@ def attribute_seq2seq(
             prefix tokens fits, all of them are run and the values are exact Shapley
             values).
         perturbations_per_eval: coalitions per forward pass (KernelSHAP).
+        window: consecutive tokens occluded together (occlusion; default 3).
 
     Returns:
         A :class:`Seq2SeqAttribution`.
@@ -567,8 +603,9 @@ def attribute_seq2seq(
         maps = seq.recorded_attention(lambda: dec.step_logits(src, lengths, target))
         return Seq2SeqAttribution(source=maps.double(), prefix=None, **fields)
     with _no_grad_params(seq):
-        if method == "feature_ablation":
-            src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline)
+        if method in ("feature_ablation", "occlusion"):
+            window = 1 if method == "feature_ablation" else check_int("window", window, 1)
+            src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline, window)
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )

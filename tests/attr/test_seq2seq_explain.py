@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from captum.attr import FeatureAblation, IntegratedGradients
+from captum.attr import FeatureAblation, IntegratedGradients, Occlusion
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -419,3 +419,30 @@ def test_kernel_shap_on_a_users_time_major_seq2seq():
     with pytest.raises(ValueError, match="n_samples"):
         explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
                 n_samples=0)  # fmt: skip
+
+
+def test_occlusion_equals_captum_occlusion_per_output_and_batch_equals_single(model):
+    [e] = explain(model, SRC[:1], target=TGT[:1], method="occlusion", window=2)
+    src_emb = model.embedding(SRC[:1]).detach()
+    tgt_emb = model.target_embedding(TGT[:1, :-1]).detach()
+    for j in range(4):
+        f = plain_forward(model, j, [int(TGT[0, j + 1])])
+        occlusion = Occlusion(lambda s, f=f: f(s, tgt_emb, torch.tensor([4])))
+        row = occlusion.attribute(
+            src_emb, sliding_window_shapes=(2, src_emb.shape[-1]),
+            strides=(1, src_emb.shape[-1]), baselines=0.0,
+        )[0, :, 0].double()  # fmt: skip
+        torch.testing.assert_close(torch.tensor(e.scores[j], dtype=torch.double), row,
+                                   atol=1e-6, rtol=1e-5)  # fmt: skip
+    batch = explain(model, SRC, target=TGT, method="occlusion", window=3)
+    for b in range(2):  # the second source is one token shorter than the batch
+        n_src = int((SRC[b] != 0).sum())
+        [single] = explain(model, SRC[b : b + 1, :n_src], target=TGT[b : b + 1],
+                           method="occlusion", window=3)  # fmt: skip
+        torch.testing.assert_close(torch.tensor(batch[b].scores), torch.tensor(single.scores),
+                                   atol=1e-6, rtol=1e-5)  # fmt: skip
+        torch.testing.assert_close(torch.tensor(batch[b].prefix_scores),
+                                   torch.tensor(single.prefix_scores), atol=1e-6, rtol=1e-5)  # fmt: skip
+    [fa] = explain(model, SRC[:1], target=TGT[:1], method="feature_ablation")
+    [one] = explain(model, SRC[:1], target=TGT[:1], method="occlusion", window=1)
+    assert fa.scores == one.scores and fa.prefix_scores == one.prefix_scores
