@@ -238,6 +238,10 @@ def explain(
             (see ``captum_rnn.attr.available_methods()``).
         target: output index to explain: an int, one per sequence, or ``None`` for the
             predicted class (regression: output 0; a one-logit binary model: its logit).
+            For an encoder-decoder, the target sentences ``<s> y_1 .. y_n`` as ids (every
+            token explained on the source and the prefix; ``None`` decodes greedily);
+            its methods are ``"integrated_gradients"``, ``"feature_ablation"``,
+            ``"occlusion"``, ``"kernel_shap"`` and ``"attention"``, with ``contrast=``.
         vocab: turns strings into ids and ids back into tokens.
         lengths: true lengths; from the padding for token ids.
         baselines: reference input: ``None`` (padding embedding / zeros), a token id put
