@@ -376,3 +376,22 @@ def test_surrogates_share_samples_and_match_one_output_calls(method, bidirection
         if not bidirectional:
             reference[t + 1 :] = 0.0
         _close(e.scores[t], reference)
+
+
+# ------------------------------------------------------------------ CUDA (run where lent)
+@pytest.mark.gpu
+def test_every_output_step_on_cuda_in_eval_mode_equals_cpu(tagger, forecaster):
+    """cuDNN refuses the RNN backward in eval mode, and the outputs' backward passes are
+    batched (vmapped) through it: the rows must still equal the CPU ones."""
+    import copy
+
+    for case, options in ((tagger, {}), (forecaster, {"outputs": "all", "output": "regression"})):
+        x = case.inputs[:, :2] if case is tagger else case.inputs[:2]
+        cpu = captum_rnn.explain(case.model, x, **IG, **options)
+        model = copy.deepcopy(case.model).cuda().eval()
+        gpu = captum_rnn.explain(model, x.cuda(), **IG, **options)
+        for a, b in zip(cpu, gpu, strict=True):
+            torch.testing.assert_close(
+                torch.tensor(b.scores), torch.tensor(a.scores), atol=1e-4, rtol=1e-3
+            )
+        assert all(not m.training for m in model.modules())

@@ -446,3 +446,17 @@ def test_occlusion_equals_captum_occlusion_per_output_and_batch_equals_single(mo
     [fa] = explain(model, SRC[:1], target=TGT[:1], method="feature_ablation")
     [one] = explain(model, SRC[:1], target=TGT[:1], method="occlusion", window=1)
     assert fa.scores == one.scores and fa.prefix_scores == one.prefix_scores
+
+
+@pytest.mark.gpu
+def test_seq2seq_methods_on_cuda_in_eval_mode_equal_cpu(model):
+    import copy
+
+    gpu_model = copy.deepcopy(model).cuda().eval()
+    for method, options in (("integrated_gradients", {"n_steps": 8}),
+                            ("kernel_shap", {"n_samples": 200}), ("occlusion", {})):  # fmt: skip
+        cpu = explain(model, SRC, target=TGT, method=method, **options)
+        gpu = explain(gpu_model, SRC.cuda(), target=TGT.cuda(), method=method, **options)
+        for a, b in zip(cpu, gpu, strict=True):
+            torch.testing.assert_close(torch.tensor(b.scores), torch.tensor(a.scores),
+                                       atol=1e-4, rtol=1e-3)  # fmt: skip
