@@ -21,9 +21,11 @@ with "last" pooling that is the head on step t's state). On ``--test`` held-out 
       a range of sample budgets, and the passes each needs to reach the same error;
   (d) streaming: ``StreamingExplainer.update`` per step against one model step.
 
-TimeSHAP 1.0.4 itself does not import in the bench environment (it needs pandas, shap,
-altair and numba, which ``--no-deps`` left out): its algorithm is run as ours, and it
-publishes no figure on this data.
+TimeSHAP 1.0.4 itself cannot run beside torch 2.13 here: it imports
+``shap.explainers._kernel.Kernel``, which shap removed after 0.41 (no wheel for Python
+3.11), and shap 0.42.1, the oldest that installs, fails on NumPy 2 (``np.obj2sctype``);
+its altair theme and plotting imports need stubs besides. Its algorithm is run as ours,
+and it publishes no figure on this data.
 
     python benchmarks/temporal.py [--train 600] [--test 20] [--length 50] [--repeats 3]
 """
