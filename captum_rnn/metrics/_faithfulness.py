@@ -235,6 +235,8 @@ def _cell_scores(attributions: Any, batch: _Batch, cells: bool | None) -> Tensor
     if cells is False or attributions is None:
         return None
     features = None if batch.is_token else int(batch.x.shape[2])
+    if features is not None and not isinstance(attributions, Tensor):
+        attributions = _explanation_cells(attributions, batch, features)
     per_cell = (
         isinstance(attributions, Tensor)
         and features is not None
@@ -260,6 +262,29 @@ def _cell_scores(attributions: Any, batch: _Batch, cells: bool | None) -> Tensor
     if not bool(torch.isfinite(out[batch.mask]).all()):
         raise ValueError("attributions contain NaN or infinite values at real cells")
     return out.masked_fill(~batch.mask[..., None], 0.0)
+
+
+def _explanation_cells(attributions: Any, batch: _Batch, features: int) -> Any:
+    """``Explanations`` of continuous input that carry ``feature_scores`` (one
+    ``(length, features)`` block each) as a padded ``(batch, time, features)`` tensor;
+    anything else is returned as it is (scored per step)."""
+    rows = list(attributions)
+    blocks = [getattr(e, "feature_scores", None) for e in rows]
+    if not rows or any(b is None for b in blocks):
+        return attributions
+    out = torch.zeros(batch.size, batch.time, features, dtype=torch.float64)
+    if len(rows) != batch.size:
+        raise ValueError(f"attributions must have {batch.size} entries, got {len(rows)}")
+    for i, block in enumerate(blocks):
+        cells = torch.as_tensor(block, dtype=torch.float64)
+        real = batch.mask[i].cpu()
+        if cells.shape != (int(real.sum()), features):
+            raise ValueError(
+                f"attributions[{i}].feature_scores has shape {tuple(cells.shape)} but sequence "
+                f"{i} has {int(real.sum())} real steps of {features} features"
+            )
+        out[i, real] = cells
+    return out
 
 
 class _Setup:

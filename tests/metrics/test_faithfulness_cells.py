@@ -244,3 +244,31 @@ def test_a_users_lightning_model_on_mfcc_like_cells():
     rows = torch.arange(len(x))
     expected = (probs[rows, target] - removed[rows, target]).double()
     torch.testing.assert_close(comp, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_explanations_with_feature_scores_are_ranked_per_cell_like_their_tensor():
+    """``explain``'s result on multivariate input carries per-cell ``feature_scores``:
+    the metrics read them, with padding, exactly as the padded cell tensor."""
+    import captum_rnn
+
+    model = LinearSeries(w=(1.0, -2.0), length_weight=0.0)
+    x = torch.rand(3, 5, 2, generator=torch.Generator().manual_seed(1))
+    lengths = torch.tensor([5, 3, 4])
+    x[1, 3:] = 0.0
+    x[2, 4:] = 0.0
+    explanations = captum_rnn.explain(model, x, method="feature_ablation", lengths=lengths,
+                                      output="regression")  # fmt: skip
+    cells = torch.zeros(3, 5, 2, dtype=torch.float64)
+    for i, e in enumerate(explanations):
+        cells[i, : len(e.feature_scores)] = torch.tensor(e.feature_scores)
+    kw = dict(lengths=lengths, fractions=[0.2, 0.5], output="regression")
+    from_explanations = comprehensiveness_sufficiency(model, x, explanations, **kw)
+    from_tensor = comprehensiveness_sufficiency(model, x, cells, **kw)
+    per_step = comprehensiveness_sufficiency(model, x, explanations, cells=False, **kw)
+    for a, b in zip(from_explanations, from_tensor, strict=True):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(from_explanations[0], per_step[0])  # cells, not steps
+    bad = [captum_rnn.Explanation(tokens=["a"] * 5, scores=[0.0] * 5, method="m",
+                                  feature_scores=[[0.0, 0.0]] * 4)] * 3  # fmt: skip
+    with pytest.raises(ValueError, match="feature_scores has shape"):
+        comprehensiveness(model, x, bad, **kw)
