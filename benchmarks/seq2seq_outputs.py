@@ -70,8 +70,9 @@ def one_output_ig(seq, src, lengths, tgt, j, n_steps):
     )
 
 
-def one_output_ablation(seq, src, lengths, tgt):
-    """Captum FeatureAblation of the last output: each source and prefix token ablated."""
+def last_output_players(seq, src, lengths, tgt):
+    """The last output's forward, its inputs (source, prefix embeddings), one feature per
+    source and prefix token, and zero baselines: what Captum's perturbation methods get."""
     src_emb, pre, forward = last_output(seq, src, lengths, tgt)
     n_src, n_pre = src.shape[1], pre.shape[1]
     masks = (
@@ -79,7 +80,13 @@ def one_output_ablation(seq, src, lengths, tgt):
         (n_src + torch.arange(n_pre))[None, :, None].expand_as(pre),
     )
     zeros = (torch.zeros_like(src_emb), torch.zeros_like(pre))
-    return FeatureAblation(forward).attribute((src_emb, pre), baselines=zeros, feature_mask=masks)
+    return forward, (src_emb, pre), masks, zeros
+
+
+def one_output_ablation(seq, src, lengths, tgt):
+    """Captum FeatureAblation of the last output: each source and prefix token ablated."""
+    forward, inputs, masks, zeros = last_output_players(seq, src, lengths, tgt)
+    return FeatureAblation(forward).attribute(inputs, baselines=zeros, feature_mask=masks)
 
 
 def floor_pass(seq, src, lengths, tgt, n_steps):
@@ -104,17 +111,11 @@ def floor_pass(seq, src, lengths, tgt, n_steps):
 
 def one_output_kernel_shap(seq, src, lengths, tgt, n_samples):
     """Captum KernelShap of the last output: source and prefix tokens as players."""
-    src_emb, pre, forward = last_output(seq, src, lengths, tgt)
-    n_src, n_pre = src.shape[1], pre.shape[1]
-    masks = (
-        torch.arange(n_src)[None, :, None].expand_as(src_emb),
-        (n_src + torch.arange(n_pre))[None, :, None].expand_as(pre),
-    )
-    zeros = (torch.zeros_like(src_emb), torch.zeros_like(pre))
+    forward, inputs, masks, zeros = last_output_players(seq, src, lengths, tgt)
     shap = KernelShap(forward)
     shap.interpretable_model = WeightedRidge(alpha=0.0)  # least squares, no scikit-learn
     return shap.attribute(
-        (src_emb, pre), baselines=zeros, feature_mask=masks, n_samples=n_samples,
+        inputs, baselines=zeros, feature_mask=masks, n_samples=n_samples,
         perturbations_per_eval=64,
     )  # fmt: skip
 
