@@ -355,6 +355,11 @@ def explain(
                 feature_names=list(feature_names) if feature_names is not None else None,
                 label=_plain(labels[i]) if labels is not None else None,
                 class_names=list(class_names) if class_names is not None else None,
+                extra=(
+                    {"forward_passes": int(result.forward_passes[i])}
+                    if result.forward_passes is not None
+                    else {}
+                ),
             )
         )
     return explanations

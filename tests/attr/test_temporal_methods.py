@@ -335,3 +335,16 @@ def test_timeshap_levels_sum_to_the_output_difference():
     for level in ("event", "feature", "cell"):
         result = _raw(model, "timeshap", x, n, target, level=level, tolerance=0.0)
         assert float(result.attributions.sum()) == pytest.approx(difference, abs=1e-3), level
+
+
+def test_explain_reports_timeshaps_forward_passes_per_sequence():
+    import captum_rnn
+    from captum_rnn.models import RNNClassifier
+
+    torch.manual_seed(0)
+    model = RNNClassifier(2, input_size=3, cell="gru", hidden_size=4).eval()
+    x = torch.randn(2, 6, 3)
+    explanations = captum_rnn.explain(model, x, method="timeshap", lengths=torch.tensor([6, 4]))
+    passes = [e.extra["forward_passes"] for e in explanations]
+    assert all(isinstance(p, int) and p > 0 for p in passes)
+    assert "forward_passes" not in captum_rnn.explain(model, x, method="saliency")[0].extra
