@@ -31,7 +31,7 @@ from _work import WorkCounter
 from captum.attr import FeatureAblation, IntegratedGradients, KernelShap
 
 from captum_rnn import explain
-from captum_rnn.attr import _seq2seq as seq2seq_ig
+from captum_rnn._utils import grad as grad_utils
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._seq2seq import _Decoder
 from captum_rnn.models import adapt
@@ -160,14 +160,14 @@ def main() -> None:
         # explain batches the backward passes of several outputs into one (vmap), which
         # a hook sees once: count with one output per backward pass
         work = {}
-        batched = seq2seq_ig._BATCHED_GRAD_ELEMENTS
+        batched = grad_utils.BATCHED_GRAD_ELEMENTS
         for name, fn in (("loop", loop), ("all", everything)):
-            seq2seq_ig._BATCHED_GRAD_ELEMENTS = 1
+            grad_utils.BATCHED_GRAD_ELEMENTS = 1
             try:
                 with WorkCounter(model) as counter:
                     fn()
             finally:
-                seq2seq_ig._BATCHED_GRAD_ELEMENTS = batched
+                grad_utils.BATCHED_GRAD_ELEMENTS = batched
             work[name] = counter.total * (scale if name == "loop" else 1)
 
         def shap_all(tgt=tgt):

@@ -32,7 +32,7 @@ from _work import WorkCounter
 from torch import nn
 
 import captum_rnn
-from captum_rnn.attr import _outputs as outputs_ig
+from captum_rnn._utils import grad as grad_utils
 
 
 class Tagger(nn.Module):
@@ -104,14 +104,14 @@ def main() -> None:
         work = {}
         # explain batches the backward passes of several outputs into one (vmap), which
         # a hook sees once: count with one output per backward pass
-        batched = outputs_ig._BATCHED_GRAD_ELEMENTS
+        batched = grad_utils.BATCHED_GRAD_ELEMENTS
         for name, fn in (("loop", loop), ("all", all_outputs)):
-            outputs_ig._BATCHED_GRAD_ELEMENTS = 1
+            grad_utils.BATCHED_GRAD_ELEMENTS = 1
             try:
                 with WorkCounter(tagger) as counter:
                     fn()
             finally:
-                outputs_ig._BATCHED_GRAD_ELEMENTS = batched
+                grad_utils.BATCHED_GRAD_ELEMENTS = batched
             work[name] = counter.total * (scale if name == "loop" else 1)
         note = "" if scale == 1 else f" (loop timed on {len(looped)} outputs, scaled x{scale:g})"
         print(

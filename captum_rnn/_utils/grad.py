@@ -19,9 +19,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["GradientContext", "gradient_context", "rnn_backward_mode", "prepare_tensors"]
+__all__ = [
+    "BATCHED_GRAD_ELEMENTS",
+    "GradientContext",
+    "gradient_context",
+    "output_gradients",
+    "prepare_tensors",
+    "rnn_backward_mode",
+]
+
+#: Elements of the inputs' gradients computed at once by :func:`output_gradients`.
+BATCHED_GRAD_ELEMENTS = 1 << 22
 
 
 def prepare_tensors(value: Any) -> Any:
@@ -164,3 +174,52 @@ def gradient_context(model: nn.Module) -> GradientContext:
         torch.Size([1, 3])
     """
     return GradientContext(model)
+
+
+def output_gradients(
+    values: Tensor, inputs: tuple[Tensor, ...], count: int | None = None
+) -> Iterator[tuple[slice, tuple[Tensor, ...]]]:
+    """The gradients of each output column ``values[:, j]`` (summed over rows) with
+    respect to ``inputs``, several outputs per backward pass.
+
+    The backward passes of a chunk of outputs run as one batched (vmapped) pass
+    (``is_grads_batched``), one by one where an operation has no batching rule; a chunk
+    holds at most :data:`BATCHED_GRAD_ELEMENTS` gradient elements (read at each call).
+
+    Args:
+        values: ``(rows, outputs)``, computed from ``inputs`` with grad enabled.
+        inputs: the tensors to differentiate with respect to.
+        count: explain only the first ``count`` outputs (default all).
+
+    Yields:
+        ``(columns, grads)``: a slice of output columns and, per input, the stacked
+        gradients ``(k, *input.shape)``. The graph is freed after the last chunk.
+
+    Example:
+        >>> x = torch.ones(2, 3, requires_grad=True)
+        >>> [(cols, (g,))] = list(output_gradients(x * torch.tensor([1.0, 2.0, 3.0]), (x,)))
+        >>> cols, g.shape
+        (slice(0, 3, None), torch.Size([3, 2, 3]))
+    """
+    last = values.shape[1] if count is None else count
+    chunk = max(1, BATCHED_GRAD_ELEMENTS // max(1, sum(x.numel() for x in inputs)))
+    for first in range(0, last, chunk):
+        columns = slice(first, min(last, first + chunk))
+        yield columns, _batched_grads(values, inputs, columns, retain=columns.stop < last)
+
+
+def _batched_grads(
+    values: Tensor, inputs: tuple[Tensor, ...], columns: slice, retain: bool
+) -> tuple[Tensor, ...]:
+    eye = torch.eye(values.shape[1], dtype=values.dtype, device=values.device)[columns]
+    seeds = eye[:, None, :].expand(eye.shape[0], *values.shape).contiguous()
+    try:
+        return torch.autograd.grad(
+            values, inputs, grad_outputs=seeds, is_grads_batched=True, retain_graph=retain
+        )
+    except (RuntimeError, NotImplementedError):
+        grads = [
+            torch.autograd.grad(values, inputs, grad_outputs=seed, retain_graph=True)
+            for seed in seeds
+        ]
+        return tuple(torch.stack(g) for g in zip(*grads, strict=True))

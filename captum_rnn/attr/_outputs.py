@@ -32,6 +32,7 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from captum_rnn._utils.grad import output_gradients
 from captum_rnn._utils.options import check_float, check_int
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._methods import (
@@ -43,7 +44,6 @@ from captum_rnn.attr._methods import (
     _PerStepPerturbation,
     resolve_features,
 )
-from captum_rnn.attr._seq2seq import _BATCHED_GRAD_ELEMENTS, _output_grads
 from captum_rnn.models.protocol import SequenceModel
 
 __all__ = ["OutputsResult", "attribute_outputs", "is_unidirectional"]
@@ -353,10 +353,7 @@ def _ig_fixed(seq, ids, x, baseline, length, steps, columns, width, causal, n_st
         out = seq(scaled, prefix_length.repeat(n_steps), _repeat(_cut(ids, end), n_steps))
         chosen = out[:, block_columns]
         # several outputs' backward passes at once (vmapped), in chunks bounding memory
-        chunk = max(1, _BATCHED_GRAD_ELEMENTS // scaled.numel())
-        for first in range(0, len(block), chunk):
-            rows = slice(first, min(len(block), first + chunk))
-            (grads,) = _output_grads(chosen, (scaled,), rows, retain=rows.stop < len(block))
+        for rows, (grads,) in output_gradients(chosen, (scaled,)):
             total = (grads * sizes.view(1, -1, 1, 1)).sum(dim=1)  # (k, end, dim)
             attributions[block[rows], :end] = total * (x[0, :end] - baseline[0, :end])
         del out, chosen, scaled

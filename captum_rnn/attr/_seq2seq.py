@@ -25,6 +25,7 @@ import torch
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor
 
+from captum_rnn._utils.grad import output_gradients
 from captum_rnn._utils.options import check_int
 from captum_rnn.models.protocol import SequenceModel, adapt
 
@@ -307,40 +308,12 @@ def _ig(
     values = select(logits)
     src_attr = src_x.new_zeros(batch, n_out, src.shape[1])
     pre_attr = src_x.new_zeros(batch, n_out, pre_x.shape[1])
-    last = int(n_outputs.max())
-    chunk = max(1, _BATCHED_GRAD_ELEMENTS // (src_s.numel() + pre_s.numel()))
-    for first in range(0, last, chunk):
-        rows = slice(first, min(last, first + chunk))
-        g_src, g_pre = _output_grads(values, (src_s, pre_s), rows, retain=rows.stop < last)
+    for rows, (g_src, g_pre) in output_gradients(values, (src_s, pre_s), int(n_outputs.max())):
         g_src = (g_src.unflatten(1, (reps, batch)) * w).sum(1)  # (k, B, T, D)
         g_pre = (g_pre.unflatten(1, (reps, batch)) * w).sum(1)
         src_attr[:, rows] = (g_src * (src_x - src_base)).sum(-1).transpose(0, 1)
         pre_attr[:, rows] = (g_pre * (pre_x - pre_b)).sum(-1).transpose(0, 1)
     return src_attr, pre_attr[:, :, : n_out + 1], ends
-
-
-#: Elements of the inputs' gradients computed at once by the batched backward passes.
-_BATCHED_GRAD_ELEMENTS = 1 << 22
-
-
-def _output_grads(
-    values: Tensor, inputs: tuple[Tensor, Tensor], rows: slice, retain: bool
-) -> tuple[Tensor, ...]:
-    """The gradients of the outputs ``values[:, rows]`` (each summed over the batch) with
-    respect to ``inputs``, stacked ``(k, *input.shape)``: the backward passes batched
-    (``is_grads_batched``), or one by one where an operation has no batching rule."""
-    eye = torch.eye(values.shape[1], dtype=values.dtype, device=values.device)[rows]
-    seeds = eye[:, None, :].expand(eye.shape[0], *values.shape).contiguous()
-    try:
-        return torch.autograd.grad(
-            values, inputs, grad_outputs=seeds, is_grads_batched=True, retain_graph=retain
-        )
-    except (RuntimeError, NotImplementedError):
-        grads = [
-            torch.autograd.grad(values, inputs, grad_outputs=seed, retain_graph=True)
-            for seed in seeds
-        ]
-        return tuple(torch.stack(g) for g in zip(*grads, strict=True))
 
 
 def _ablation(

@@ -87,10 +87,10 @@ def test_all_outputs_equal_a_loop_of_one_output_captum_ig_calls(model):
 
 
 def test_batched_backward_passes_equal_one_by_one_and_chunked(model, monkeypatch):
-    from captum_rnn.attr import _seq2seq
+    from captum_rnn._utils import grad as grad_utils
 
     default = explain(model, SRC, target=TGT, n_steps=8)
-    monkeypatch.setattr(_seq2seq, "_BATCHED_GRAD_ELEMENTS", 1)  # one output per chunk
+    monkeypatch.setattr(grad_utils, "BATCHED_GRAD_ELEMENTS", 1)  # one output per chunk
     chunked = explain(model, SRC, target=TGT, n_steps=8)
     grad = torch.autograd.grad
 
