@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.grad import gradient_context
 from captum_rnn._utils.options import check_int
+from captum_rnn._utils.ranking import average_precision
 from captum_rnn._utils.state import preserve_state
 from captum_rnn.attr._methods import (
     AttributionMethod,
@@ -314,30 +315,6 @@ def _predicted_per_step(seq: Any, inputs: Tensor, lengths: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- ground truth
-def average_precision(scores: Tensor, labels: Tensor) -> float:
-    """Average precision (area under the precision-recall curve, step-wise as
-    scikit-learn computes it) of ``scores`` against 0/1 ``labels``; ties are one step.
-
-    Example:
-        >>> average_precision(torch.tensor([0.9, 0.8, 0.1]), torch.tensor([1, 0, 1]))
-        0.8333333333333333
-    """
-    scores, labels = scores.double().flatten(), labels.bool().flatten()
-    positives = int(labels.sum())
-    if positives == 0:
-        return float("nan")
-    order = torch.argsort(scores, descending=True, stable=True)
-    s, y = scores[order], labels[order].double()
-    # thresholds at distinct scores: the last index of each run of ties
-    last = torch.ones_like(s, dtype=torch.bool)
-    last[:-1] = s[1:] != s[:-1]
-    tp = torch.cumsum(y, 0)[last]
-    seen = (torch.nonzero(last)[:, 0] + 1).double()
-    precision, recall = tp / seen, tp / positives
-    previous = torch.cat([recall.new_zeros(1), recall[:-1]])
-    return float(((recall - previous) * precision).sum())
-
-
 def ground_truth_auprc(attributions: Tensor, truth: Tensor, lengths: Tensor) -> float:
     """tint's score: ``|attributions|`` min-max normalised per sequence over its real
     cells, then average precision against ``truth`` pooled over every real cell.

@@ -22,10 +22,10 @@ import torch
 from torch import Tensor
 
 from captum_rnn._explain import explain
+from captum_rnn._utils.ranking import average_precision
 from captum_rnn._utils.state import seeded
 from captum_rnn.explanation import Explanation
 from captum_rnn.metrics._per_output import comprehensiveness_sufficiency_per_output
-from captum_rnn.metrics._plausibility import _average_precision
 
 __all__ = ["OUTPUT_STEP_METRICS", "output_step_rows"]
 
@@ -55,7 +55,7 @@ def _output_auprc(explanations: Sequence[Explanation], truth: Tensor, real: Tens
         columns = real[i].nonzero()[:, 0]
         for row, step in zip(np.abs(np.asarray(e.scores, dtype=float)), steps, strict=True):
             relevant = truth[i, int(step)][columns].bool()
-            value = _average_precision(torch.as_tensor(row), relevant)
+            value = average_precision(torch.as_tensor(row), relevant)
             if not math.isnan(value):
                 values.append(value)
     return float(np.mean(values)) if values else math.nan

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_rnn._utils.ranking import average_precision
+
 __all__ = [
     "LexiconAgreement",
     "auprc",
@@ -89,26 +91,6 @@ def _aligned(attributions: Any, rationale: Any, lengths: Any) -> list[tuple[Tens
     return pairs
 
 
-def _average_precision(scores: Tensor, relevant: Tensor) -> float:
-    """Step-wise average precision over distinct thresholds (tied scores form one step,
-    as scikit-learn's ``average_precision_score`` does)."""
-    positives = int(relevant.sum())
-    if positives == 0:
-        return math.nan
-    order = torch.argsort(scores, descending=True, stable=True)
-    s, r = scores[order], relevant[order].double()
-    tp = r.cumsum(0)
-    # Evaluate only at the last index of each group of tied scores.
-    last = torch.ones_like(s, dtype=torch.bool)
-    last[:-1] = s[1:] != s[:-1]
-    idx = torch.nonzero(last).flatten()
-    tp_at = tp[idx]
-    precision = tp_at / (idx + 1).double()
-    recall = tp_at / positives
-    previous = torch.cat([torch.zeros(1, dtype=torch.float64), recall[:-1]])
-    return float(((recall - previous) * precision).sum())
-
-
 def auprc(
     attributions: Any, rationale: Any, *, lengths: Any = None, absolute: bool = False
 ) -> Tensor:
@@ -137,7 +119,7 @@ def auprc(
     """
     pairs = _aligned(attributions, rationale, lengths)
     return torch.tensor(
-        [_average_precision(s.abs() if absolute else s, r) for s, r in pairs], dtype=torch.float64
+        [average_precision(s.abs() if absolute else s, r) for s, r in pairs], dtype=torch.float64
     )
 
 
