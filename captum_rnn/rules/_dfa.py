@@ -354,6 +354,63 @@ class DFA:
             DFA(self._alphabet, self._rows, self._accepting, q)
         )
 
+    def _access_words(self) -> dict[int, tuple[int, ...]]:
+        """A shortest word (symbol indices) reaching each reachable state, the first in
+        breadth-first order."""
+        access: dict[int, tuple[int, ...]] = {self._start: ()}
+        queue = deque([self._start])
+        while queue:
+            q = queue.popleft()
+            for a, nxt in enumerate(self._rows[q]):
+                if nxt not in access:
+                    access[nxt] = access[q] + (a,)
+                    queue.append(nxt)
+        return access
+
+    def _separating_suffixes(self) -> list[tuple[int, ...]]:
+        """A characterization set: for every pair of inequivalent states, a shortest
+        word (symbol indices) accepted from exactly one of them; the empty word first.
+
+        All pairs are solved together, shortest suffixes first (pairs told apart by
+        acceptance, then by one symbol into a pair already told apart, ...), so the
+        cost is about ``num_states ** 2 * len(alphabet)`` per suffix length.
+        """
+        n, k = self.num_states, len(self._alphabet)
+        table, accept = self._table, self._accept_mask
+        p, q = np.triu_indices(n, 1)
+        # first[i], follow[i]: the suffix of pair i is symbol first[i] then the suffix
+        # of pair follow[i]; -1 while the pair is not told apart (-2: told by acceptance)
+        first = np.where(accept[p] != accept[q], -2, -1)
+        follow = np.full(p.size, -1)
+        index = np.full((n, n), -1)
+        index[p, q] = np.arange(p.size)
+        index[q, p] = np.arange(p.size)
+        while True:
+            told = first != -1  # pairs told apart by shorter suffixes
+            todo = np.nonzero(~told)[0]
+            found = False
+            for a in range(k):
+                if not todo.size:
+                    break
+                nxt = index[table[p[todo], a], table[q[todo], a]]
+                done = (nxt >= 0) & told[np.maximum(nxt, 0)]
+                if done.any():
+                    first[todo[done]], follow[todo[done]] = a, nxt[done]
+                    todo, found = todo[~done], True
+            if not found:
+                break
+        suffixes: dict[tuple[int, ...], None] = {(): None}
+        cache: dict[int, tuple[int, ...]] = {}
+
+        def suffix(i: int) -> tuple[int, ...]:
+            if i not in cache:
+                cache[i] = () if first[i] == -2 else (int(first[i]), *suffix(int(follow[i])))
+            return cache[i]
+
+        for i in np.nonzero(first != -1)[0].tolist():
+            suffixes.setdefault(suffix(i))
+        return list(suffixes)
+
     # ------------------------------------------------------------------ sampling
     def count_words(self, max_length: int, accepted: bool = True) -> list[list[int]]:
         """``counts[L][q]``: words of length ``L`` leading from ``q`` to an accepting

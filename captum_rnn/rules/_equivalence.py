@@ -14,11 +14,18 @@ misclassified word, the abstraction of the network is the hypothesis.
 
 :class:`SamplingEquivalence` is the black-box oracle: batches of words, half drawn
 class-balanced from the hypothesis (uniform among its accepted, or rejected, words of
-a length) and half uniform, each classified by the network in one call. The words
-answered in earlier queries are checked again, free, against every new hypothesis; then
-fresh words are tested in growing stages (64 uniform words answered with the learner's
+a length) and half uniform, each classified by the network in one call. Every word
+the network has answered so far is checked again, free, against every new hypothesis;
+then fresh words are tested in growing stages (64 uniform words answered with the learner's
 table fill, then the rest up to the size) until a counterexample is found or the size
 is reached.
+
+:class:`WMethodEquivalence` is the randomised W-method (Chow 1978; as LearnLib and
+AALpy randomise it): from each hypothesis state's access word, random walks ended by a
+word of the hypothesis' characterization set, a fixed number of walks per access word
+over the whole run, all sent in one batch. Both black-box oracles first check every
+word the network has answered so far (membership queries, the learner's look-ahead
+and earlier tests, every prefix in prefix mode) against the new hypothesis, free.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from captum_rnn.rules._dfa import DFA
 from captum_rnn.rules._lstar import Budget
 from captum_rnn.rules._oracle import MembershipOracle, RecurrentOracle
 
-__all__ = ["AbstractionEquivalence", "Partition", "SamplingEquivalence"]
+__all__ = ["AbstractionEquivalence", "Partition", "SamplingEquivalence", "WMethodEquivalence"]
 
 Indices = tuple[int, ...]
 
@@ -212,7 +219,7 @@ class AbstractionEquivalence:
 class SamplingEquivalence:
     """Black-box equivalence by growing batches of hypothesis-balanced and uniform words.
 
-    Every word the network has answered in an earlier query (``extra`` included) is
+    Every word the network has answered so far (membership queries included) is
     checked against each new hypothesis first, at no network cost; the distinct words
     drawn in earlier queries count as tested. Then fresh words are drawn in stages: 64
     uniform words (which need no hypothesis: :meth:`prefetch` hands them to the learner
@@ -248,8 +255,6 @@ class SamplingEquivalence:
         self.n = n
         self.rng = rng
         self.extra = list(extra)
-        self._seen: list[Indices] = []
-        self._seen_labels = np.zeros(0, dtype=bool)
         self._pending: list[Indices] = []
         self._known: set[Indices] = set()
         self._extra = set(self.extra)
@@ -272,7 +277,7 @@ class SamplingEquivalence:
         return self._pending
 
     def __call__(self, hypothesis: DFA) -> Indices | None:
-        wrong = _shortest_wrong(hypothesis, self._seen, self._seen_labels)
+        wrong = _shortest_wrong(hypothesis, *self.oracle.answered())
         if wrong is not None:
             return wrong
         if self.oracle.prefix_free:
@@ -284,7 +289,9 @@ class SamplingEquivalence:
         size = min(self.first_stage, self.n)  # words drawn (duplicates are tested once)
         while True:
             network = self.oracle.labels(words)
-            self._remember(words, network)
+            fresh = [w for w in words if w not in self._known]
+            self._known.update(fresh)
+            self._credit += sum(w not in self._extra for w in fresh)
             wrong = _shortest_wrong(hypothesis, words, network)
             if wrong is not None:
                 return wrong
@@ -294,15 +301,6 @@ class SamplingEquivalence:
             size += count
             words = list(dict.fromkeys(_sample(hypothesis, count, self.max_length, self.rng)))
 
-    def _remember(self, words: list[Indices], network: np.ndarray) -> None:
-        """Keep each answered word once, for free rechecks; count the drawn ones."""
-        fresh = [i for i, w in enumerate(words) if w not in self._known]
-        if fresh:
-            self._known.update(words[i] for i in fresh)
-            self._seen.extend(words[i] for i in fresh)
-            self._seen_labels = np.concatenate([self._seen_labels, network[fresh]])
-            self._credit += sum(words[i] not in self._extra for i in fresh)
-
     def _prefix_query(self, hypothesis: DFA) -> Indices | None:
         # When the oracle labels every prefix of a word for free (a recurrent network
         # read left to right), every prefix is a test: far fewer words are sent, the
@@ -311,6 +309,72 @@ class SamplingEquivalence:
         sampled = _sample(hypothesis, count, self.max_length, self.rng)
         words = list(dict.fromkeys(sampled + self.extra))
         return _first_wrong_prefix(hypothesis, words, self.oracle.prefix_labels(words))
+
+
+class WMethodEquivalence:
+    """Black-box equivalence by the randomised W-method.
+
+    For a hypothesis, each state's access word (a shortest word reaching it) is
+    followed by a random walk of ``1 ..`` symbols and then by a word of the
+    hypothesis' characterization set (a shortest word telling each pair of its states
+    apart, and the empty word); the walk is as long as keeps the word within
+    ``max_length`` (at least one symbol). Each access word gets ``walks_per_state``
+    walks over the whole run, as in AALpy's ``RandomWMethodEqOracle``: a state kept
+    from an earlier hypothesis gets no new walks, but every word the network has
+    answered (membership queries included) is checked again, free, against every new
+    hypothesis. All of a query's words go to
+    the network in one batch; the shortest word (or, when the network labels every
+    prefix, the shortest prefix) the hypothesis gets wrong is the counterexample.
+
+    Args:
+        oracle: any membership oracle.
+        max_length: the longest word, where the access and separating words allow.
+        walks_per_state: random walks from each access word.
+        rng: the random source.
+        extra: words always tested as well (e.g. the training strings).
+    """
+
+    def __init__(
+        self,
+        oracle: MembershipOracle,
+        max_length: int,
+        walks_per_state: int,
+        rng: random.Random,
+        extra: Sequence[Indices] = (),
+    ) -> None:
+        self.oracle = oracle
+        self.max_length = max_length
+        self.walks_per_state = walks_per_state
+        self.rng = rng
+        self.extra = list(extra)
+        self._walks: dict[Indices, int] = {}  # walks drawn so far per access word
+
+    def __call__(self, hypothesis: DFA) -> Indices | None:
+        wrong = _shortest_wrong(hypothesis, *self.oracle.answered())
+        if wrong is not None:
+            return wrong
+        suffixes = hypothesis._separating_suffixes()
+        gen = np.random.default_rng(self.rng.getrandbits(63))
+        words = list(self.extra)
+        for access in hypothesis._access_words().values():
+            count = self.walks_per_state - self._walks.get(access, 0)
+            if count <= 0:
+                continue
+            self._walks[access] = self.walks_per_state
+            picks = gen.integers(0, len(suffixes), size=count).tolist()
+            room = [max(1, self.max_length - len(access) - len(suffixes[i])) for i in picks]
+            walk_lengths = gen.integers(1, np.array(room) + 1).tolist()
+            symbols = gen.integers(0, self.oracle.k, size=(count, max(room))).tolist()
+            words.extend(
+                access + tuple(row[:n]) + suffixes[i]
+                for row, n, i in zip(symbols, walk_lengths, picks, strict=True)
+            )
+        words = list(dict.fromkeys(words))
+        if not words:
+            return None
+        if self.oracle.prefix_free:
+            return _first_wrong_prefix(hypothesis, words, self.oracle.prefix_labels(words))
+        return _shortest_wrong(hypothesis, words, self.oracle.labels(words))
 
 
 def _sample(hypothesis: DFA, count: int, max_length: int, rng: random.Random) -> list[Indices]:

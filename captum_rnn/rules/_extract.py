@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from captum_rnn.rules._dfa import DFA
-from captum_rnn.rules._equivalence import AbstractionEquivalence, SamplingEquivalence
+from captum_rnn.rules._equivalence import (
+    AbstractionEquivalence,
+    SamplingEquivalence,
+    WMethodEquivalence,
+)
 from captum_rnn.rules._lstar import Budget, lstar
 from captum_rnn.rules._oracle import MembershipOracle, evaluation_mode, make_oracle
 from captum_rnn.rules._quantize import quantize
@@ -24,7 +28,7 @@ __all__ = ["ExtractionReport", "extract_dfa"]
 
 Indices = tuple[int, ...]
 _METHODS = ("lstar", "quantize")
-_EQUIVALENCES = ("auto", "abstraction", "sampling")
+_EQUIVALENCES = ("auto", "abstraction", "sampling", "wmethod")
 
 
 @dataclass
@@ -142,6 +146,7 @@ def extract_dfa(
     equivalence: str = "auto",
     samples: Sequence[Any] | None = None,
     samples_per_round: int = 1000,
+    walks_per_state: int = 25,
     n_clusters: int | Sequence[int] | None = None,
     clustering: str = "kmeans",
     empty: bool | str = "auto",
@@ -191,7 +196,11 @@ def extract_dfa(
         max_states: cap on hypothesis size.
         max_rounds: cap on L* equivalence queries.
         equivalence: ``"auto"`` (state-space exploration then sampling when the state
-            is available, else sampling), ``"abstraction"`` or ``"sampling"``.
+            is available, else sampling), ``"abstraction"``, ``"sampling"`` (a test of
+            ``samples_per_round`` words from the range of interest), or ``"wmethod"``
+            (the randomised W-method: ``walks_per_state`` random walks from each state
+            of the hypothesis, each ended by a word that tells its states apart; far
+            fewer words than sampling, with no guarantee over the range of interest).
         samples: optional words from the task (e.g. the training strings): tested at
             every sampling equivalence query, and the words quantisation clusters
             over (default: 1000 uniform random words).
@@ -199,6 +208,8 @@ def extract_dfa(
             network answers every prefix of a word with it (a package recurrent model
             read left to right, or ``prefix_scores=True``), every prefix counts as a
             test, so about ``2 * samples_per_round / (max_length + 1)`` words are sent.
+        walks_per_state: ``equivalence="wmethod"``: random walks from each state's
+            access word over the whole run (AALpy's default is 25).
         n_clusters: quantize: a number of clusters or candidates to choose from.
         clustering: quantize: ``"kmeans"`` or ``"interval"``.
         empty: the label of the empty word, which package models cannot read:
@@ -255,6 +266,7 @@ def extract_dfa(
     _check_int("max_states", max_states, 1)
     _check_int("max_rounds", max_rounds, 0)
     _check_int("samples_per_round", samples_per_round, 1)
+    _check_int("walks_per_state", walks_per_state, 1)
     _check_int("falsify", falsify, 0)
     if (
         isinstance(time_limit, bool)
@@ -301,6 +313,11 @@ def extract_dfa(
                 )
                 equivalences.append(abstraction)
                 used.append("abstraction")
+            if equivalence == "wmethod":
+                equivalences.append(
+                    WMethodEquivalence(oracle, max_length, walks_per_state, rng, sample_words or ())
+                )
+                used.append("wmethod")
             if equivalence in ("auto", "sampling"):
                 equivalences.append(
                     SamplingEquivalence(

@@ -57,7 +57,7 @@ class ObservationTable:
         self.T: dict[Indices, bool] = {}
 
     #: most words a fill asks ahead for the rows one symbol further (see :meth:`fill`)
-    lookahead = 256
+    lookahead = 64
 
     def fill(self, extra: Sequence[Indices] = ()) -> None:
         """Ask the oracle, in one batch, for every missing cell (and, while the batch is

@@ -82,6 +82,12 @@ class MembershipOracle:
                 cache[w] = bool(y)
         return np.fromiter((cache[w] for w in words), dtype=bool, count=len(words))
 
+    def answered(self) -> tuple[list[Indices], np.ndarray]:
+        """Every word answered so far (the empty word and, in prefix mode, every prefix
+        included) and its label: a free test of any hypothesis."""
+        cache = self._cache
+        return list(cache), np.fromiter(cache.values(), dtype=bool, count=len(cache))
+
     def _score(self, words: list[Indices]) -> np.ndarray:
         raise NotImplementedError
 

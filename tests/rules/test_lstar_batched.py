@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from captum_rnn.data import tomita_accepts
-from captum_rnn.rules import extract_dfa, tomita_dfa
-from captum_rnn.rules._equivalence import SamplingEquivalence
+from captum_rnn.rules import DFA, extract_dfa, tomita_dfa
+from captum_rnn.rules._equivalence import SamplingEquivalence, WMethodEquivalence
 from captum_rnn.rules._lstar import ObservationTable
 from captum_rnn.rules._oracle import make_oracle
 
@@ -93,7 +93,23 @@ def test_the_callers_words_are_rechecked_but_do_not_replace_fresh_tests():
     assert eq(tomita_dfa(4)) is None
     # 1500 known words did not stand in for the 1000 drawn ones: a second stage was drawn
     assert len(calls) == 2 and len(calls[1]) > 100
-    assert eq._credit == len(eq._seen) - len(extra)
+    assert eq._credit == len(eq._known) - len(extra)
     # the caller's words and the drawn ones are rechecked free against a new hypothesis
     del calls[:]
     assert eq(tomita_dfa(3)) is not None and not calls
+
+
+def test_every_answered_word_is_a_free_test_of_the_next_hypothesis():
+    calls = []
+    oracle = make_oracle(truth(2, calls), "01", empty=True)
+    oracle.labels([(0,), (1,), (1, 0), (1, 1)])  # membership queries: "10" is accepted
+    words, labels = oracle.answered()
+    assert words[0] == () and labels.tolist() == [True, False, False, True, False]
+    calls.clear()
+    reject_all = DFA("01", [[0, 0]], accepting=set())
+    for eq in (
+        SamplingEquivalence(oracle, 10, 1000, random.Random(0)),
+        WMethodEquivalence(oracle, 10, 25, random.Random(0)),
+    ):
+        # the empty word (accepted) is the shortest answered word the hypothesis gets wrong
+        assert eq(reject_all) == () and not calls
