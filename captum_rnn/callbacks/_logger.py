@@ -24,7 +24,7 @@ from captum_rnn.callbacks._probe import Probe
 from captum_rnn.callbacks._probed import ProbedCallback
 from captum_rnn.callbacks._schedule import PeriodicCallback, explained_model, iterate
 from captum_rnn.explanation import Explanations
-from captum_rnn.metrics import comprehensiveness_sufficiency_per_output
+from captum_rnn.metrics import OutputStepContext, available_metrics, get_metric
 
 __all__ = ["ExplanationLogger", "rank_correlation"]
 
@@ -361,26 +361,30 @@ class ExplanationLogger(ProbedCallback, PeriodicCallback):
         explanations: Explanations,
         device: torch.device,
     ) -> None:
-        """Comprehensiveness and sufficiency of each output step's explanation, measured
-        on that output step, averaged over the steps and the probe."""
-        names = [name for name, _ in self._metrics]
-        if not set(names) <= set(_AUTO_METRICS):
+        """Each metric's ``per_output`` declaration on the explanations of every output
+        step: each output's explanation measured on that output, averaged over the
+        steps and the probe."""
+        usable = [n for n in available_metrics(per_output=True) if not get_metric(n).needs]
+        unsupported = [
+            name
+            for name, fn in self._metrics
+            if name not in usable or get_metric(name).function is not fn
+        ]
+        if unsupported:
             raise ValueError(
-                "explanations of every output step take the faithfulness metrics "
-                f"{list(_AUTO_METRICS)} (measured per output step), got {names}: pass "
-                "faithfulness='auto' or a subset of those names"
+                f"explanations of every output step take the faithfulness metrics {usable} "
+                f"(measured per output step), got {unsupported}: pass faithfulness='auto' or "
+                "a subset of those names"
             )
-        comp, suff = comprehensiveness_sufficiency_per_output(
+        context = OutputStepContext(
             seq.module,
             own_layout(seq, probe.inputs.to(device)),
             explanations,
             lengths=None if seq.is_token_model else probe.lengths,
-            **self.hints,
+            hints=self.hints,
         )
-        values = {"comprehensiveness": comp, "sufficiency": suff}
-        for name in names:
-            per_step = torch.cat([v.reshape(-1) for v in values[name]])
-            payload.scalars[f"{base}/{name}"] = float(per_step.mean())
+        for name, _ in self._metrics:
+            payload.scalars[f"{base}/{name}"] = get_metric(name).per_output(context)  # type: ignore[misc]
 
 
 def _row(index: int, e: Any) -> list[Any]:

@@ -65,7 +65,10 @@ from captum_rnn.metrics._faithfulness import (
     sensitivity_max,
     sufficiency,
 )
-from captum_rnn.metrics._per_output import comprehensiveness_sufficiency_per_output
+from captum_rnn.metrics._per_output import (
+    OutputStepContext,
+    comprehensiveness_sufficiency_per_output,
+)
 from captum_rnn.metrics._plausibility import (
     LexiconAgreement,
     auprc,
@@ -106,6 +109,7 @@ __all__ = [
     "automaton_auprc",
     "automaton_truth",
     "automaton_truth_set",
+    "OutputStepContext",
     "available_metrics",
     "benchmark",
     "checkpoint_loss_scores",

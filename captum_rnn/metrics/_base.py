@@ -46,6 +46,11 @@ class Metric:
             one number, for ``benchmark``; see ``captum_rnn.metrics._registry``.
         function: the public function callbacks call as
             ``function(model, inputs, attributions, target=..., lengths=...)``.
+        per_output: ``per_output(context) -> float``: the metric on explanations of
+            every output step of a tagger, forecaster or seq2seq model (an
+            :class:`~captum_rnn.metrics._per_output.OutputStepContext`), each output's
+            explanation measured on that output; ``None`` when it is not defined there.
+            ``benchmark(outputs=...)`` and the training callbacks read it.
 
     Example:
         >>> from captum_rnn.metrics import get_metric
@@ -67,6 +72,7 @@ class Metric:
     default: bool = False
     compute: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    per_output: Callable[[Any], float] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in ("higher", "lower"):

@@ -602,7 +602,8 @@ def benchmark(
     method_kwargs = dict(method_kwargs or {})
     if outputs is not None:
         return _benchmark_outputs(
-            model, data, methods, outputs, rationale=rationale, method_kwargs=method_kwargs,
+            model, data, methods, outputs, rationale=rationale, metrics=metrics,
+            method_kwargs=method_kwargs,
             tolerance=tolerance, sanity_threshold=sanity_threshold,
             removal=removal, seed=seed,
             hints={**hints, **({} if output is None else {"output": output})},
@@ -772,6 +773,7 @@ def _benchmark_outputs(
     outputs: Any,
     *,
     rationale: Any,
+    metrics: Any,
     method_kwargs: Mapping[str, dict[str, Any]],
     tolerance: float,
     sanity_threshold: float,
@@ -802,9 +804,25 @@ def _benchmark_outputs(
     names = list(methods) if methods is not None else applicable_methods(model)
     if not all(isinstance(name, str) for name in names):
         raise TypeError("benchmark(outputs=...) takes method names, not callables")
-    rows, skipped, chosen = output_step_rows(
+    per_output = available_metrics(per_output=True)
+    chosen = [
+        name
+        for name in _resolve_metrics(metrics, truth is not None, False, False)
+        if metrics is not None or name in per_output
+    ]
+    unsupported = [name for name in chosen if name not in per_output]
+    if unsupported:
+        raise ValueError(
+            f"benchmark(outputs=...) measures the metrics {per_output} on every output "
+            f"step; {unsupported} are not defined per output step"
+        )
+    # the recommendation reads faithfulness, then comprehensiveness and sufficiency
+    needed = {"faithfulness", "comprehensiveness", "sufficiency", *chosen}
+    chosen = [name for name in METRICS if name in needed]
+    rows, skipped = output_step_rows(
         model, x, names, outputs=outputs, lengths=lengths, real=real, rationale=truth,
-        method_kwargs=method_kwargs, removal=removal, seed=seed, hints=hints,
+        metrics=[METRICS[name] for name in chosen], method_kwargs=method_kwargs,
+        removal=removal, seed=seed, hints=hints,
     )  # fmt: skip
     recommendation, reason = _recommend(
         rows, "faithfulness", tolerance, sanity_threshold, ["comprehensiveness", "sufficiency"]

@@ -7,13 +7,21 @@ sequence is repeated once per explained output, each copy with its row's scores 
 its column as target, and the model is read through the contract with its per-step
 outputs turned into per-step probabilities (softmax over each step's classes, not over
 all steps) before flattening.
+
+:class:`OutputStepContext` is what a metric's ``per_output`` declaration gets (see
+:class:`~captum_rnn.metrics.Metric`): the explanations of every output step and what
+scoring them needs. ``benchmark(outputs=...)`` and the training callbacks score a
+sequence-output explanation with every registered metric that declares it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +29,12 @@ from captum_rnn.explanation import Explanation
 from captum_rnn.metrics._faithfulness import DEFAULT_FRACTIONS, comprehensiveness_sufficiency
 from captum_rnn.models.protocol import SequenceModel, adapt
 
-__all__ = ["comprehensiveness_sufficiency_per_output"]
+__all__ = [
+    "OutputStepContext",
+    "comprehensiveness_sufficiency_per_output",
+    "output_aopc",
+    "output_rationale_metric",
+]
 
 
 class _StepProbabilities(SequenceModel):
@@ -139,3 +152,75 @@ def comprehensiveness_sufficiency_per_output(
         batch_size=batch_size,
     )
     return list(comp.split(counts)), list(suff.split(counts))
+
+
+@dataclass
+class OutputStepContext:
+    """What a metric's ``per_output`` function gets: explanations of every output step.
+
+    Attributes:
+        model: the user's tagger, forecaster or seq2seq model (its own module).
+        inputs: the explained sequences in the model's own layout.
+        explanations: one :class:`Explanation` per sequence, one row per output step.
+        lengths: true lengths of continuous input, or ``None``.
+        removal: ``"replace"``, ``"delete"`` or ``None``, as the faithfulness metrics.
+        hints: the model contract's hints.
+        rationale: ``(batch, output steps, time)`` 0/1 ground truth, batch first, or
+            ``None``.
+        real: ``(batch, time)`` True at real input steps (with ``rationale``).
+        cache: results shared by metrics (comprehensiveness and sufficiency).
+    """
+
+    model: nn.Module
+    inputs: Tensor
+    explanations: Sequence[Explanation]
+    lengths: Any = None
+    removal: str | None = None
+    hints: Mapping[str, Any] = field(default_factory=dict)
+    rationale: Tensor | None = None
+    real: Tensor | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def output_aopc(part: str) -> Callable[[OutputStepContext], float]:
+    """The per-output form of ``"comprehensiveness"``, ``"sufficiency"`` or their
+    difference ``"faithfulness"``: mean over sequences and output steps, each output
+    step's explanation measured on that output."""
+
+    def compute(ctx: OutputStepContext) -> float:
+        if "aopc" not in ctx.cache:
+            comp, suff = comprehensiveness_sufficiency_per_output(
+                ctx.model, ctx.inputs, ctx.explanations, lengths=ctx.lengths,
+                removal=ctx.removal, **ctx.hints,
+            )  # fmt: skip
+            ctx.cache["aopc"] = float(torch.cat(comp).mean()), float(torch.cat(suff).mean())
+        comp, suff = ctx.cache["aopc"]
+        return {"comprehensiveness": comp, "sufficiency": suff, "faithfulness": comp - suff}[part]
+
+    return compute
+
+
+def output_rationale_metric(
+    function: Callable[..., Tensor],
+) -> Callable[[OutputStepContext], float]:
+    """The per-output form of a plausibility metric ``function(scores, rationale)``:
+    each output row's ``|scores|`` against ``rationale[i, output step, real steps]``,
+    averaged over the rows that have a true cell."""
+
+    def compute(ctx: OutputStepContext) -> float:
+        if ctx.rationale is None or ctx.real is None:
+            raise ValueError("a plausibility metric per output step needs a rationale")
+        values = []
+        for i, e in enumerate(ctx.explanations):
+            steps = e.extra.get("output_steps") or list(range(e.n_outputs))
+            columns = ctx.real[i].nonzero()[:, 0]
+            scores = torch.as_tensor(np.abs(np.asarray(e.scores, dtype=float)))
+            truth = ctx.rationale[i][torch.as_tensor(steps, dtype=torch.long)][:, columns]
+            keep = truth.any(dim=1)
+            if keep.any():
+                values.append(function(scores[keep], truth[keep].long()))
+        if not values:
+            return math.nan
+        return float(torch.cat(values).double().nanmean())
+
+    return compute

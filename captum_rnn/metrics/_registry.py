@@ -39,6 +39,7 @@ from captum_rnn.metrics._faithfulness import (
     sensitivity_max,
     sufficiency,
 )
+from captum_rnn.metrics._per_output import output_aopc, output_rationale_metric
 from captum_rnn.metrics._plausibility import auprc, auroc, lexicon_agreement, token_f1, token_iou
 from captum_rnn.metrics._sanity import explanation_similarity, model_randomization_test
 from captum_rnn.models.protocol import SequenceModel
@@ -168,6 +169,7 @@ def _rationale_metric(function: Callable[..., Any], description: str) -> Metric:
         needs=("rationale",),
         compute=_plausibility(function),
         function=function,
+        per_output=output_rationale_metric(function),
     )
 
 
@@ -254,6 +256,7 @@ _DECLARED = (
         cost=f"{1 + 2 * _FR} forward passes per sequence (with the two below)",
         compute=_faithfulness,
         function=_faithfulness_function,
+        per_output=output_aopc("faithfulness"),
     ),
     Metric(
         "comprehensiveness",
@@ -265,6 +268,7 @@ _DECLARED = (
         default=True,
         compute=lambda ctx: _aopc_pair(ctx)[0],
         function=comprehensiveness,
+        per_output=output_aopc("comprehensiveness"),
     ),
     Metric(
         "sufficiency",
@@ -276,6 +280,7 @@ _DECLARED = (
         default=True,
         compute=lambda ctx: _aopc_pair(ctx)[1],
         function=sufficiency,
+        per_output=output_aopc("sufficiency"),
     ),
     Metric(
         "deletion_auc",
@@ -384,14 +389,21 @@ _DECLARED = (
 METRICS: dict[str, Metric] = {m.name: m for m in _DECLARED}
 
 
-def available_metrics() -> list[str]:
+def available_metrics(per_output: bool = False) -> list[str]:
     """The names of the registered metrics, in the order of benchmark tables.
+
+    Args:
+        per_output: only the metrics defined on explanations of every output step
+            (what ``benchmark(outputs=...)`` and the callbacks take for taggers,
+            forecasters and seq2seq models).
 
     Example:
         >>> "comprehensiveness" in available_metrics()
         True
+        >>> available_metrics(per_output=True)[:3]
+        ['faithfulness', 'comprehensiveness', 'sufficiency']
     """
-    return list(METRICS)
+    return [name for name, m in METRICS.items() if not per_output or m.per_output is not None]
 
 
 def get_metric(name: str) -> Metric:

@@ -29,6 +29,7 @@ from captum_rnn.callbacks import (
     read_explanations,
 )
 from captum_rnn.callbacks._figure import probe_figure
+from captum_rnn.metrics import available_metrics, get_metric
 
 PAD = 0
 
@@ -132,6 +133,21 @@ def test_logger_refuses_single_output_metrics_on_sequence_outputs_by_name(tmp_pa
     )
     with pytest.raises(ValueError, match="faithfulness='auto'"):
         _fit_tagger(tmp_path, [cb])
+
+
+def test_logger_takes_every_metric_the_registry_declares_per_output_step(tmp_path):
+    names = [
+        n for n in available_metrics(per_output=True) if not get_metric(n).needs
+    ]  # what a callback can give: no rationale
+    assert {"faithfulness", "comprehensiveness", "sufficiency"} <= set(names)
+    cb = ExplanationLogger(range(2), methods=("saliency",), faithfulness=names, pad_id=PAD)
+    _fit_tagger(tmp_path, [cb])
+    last = cb.history[-1]
+    for name in names:
+        assert np.isfinite(last[f"explanations/saliency/{name}"])
+    assert last["explanations/saliency/faithfulness"] == pytest.approx(
+        last["explanations/saliency/comprehensiveness"] - last["explanations/saliency/sufficiency"]
+    )
 
 
 def test_probe_figure_draws_one_output_by_input_heatmap_per_sequence():

@@ -11,8 +11,8 @@ import zoo
 from zoo.pos_tagger import WINDOW
 
 import captum_rnn
-from captum_rnn.metrics import benchmark
-from captum_rnn.metrics._benchmark_outputs import _output_auprc
+from captum_rnn.metrics import OutputStepContext, auprc, available_metrics, benchmark, get_metric
+from captum_rnn.metrics._per_output import output_rationale_metric
 
 METHODS = ["integrated_gradients", "feature_ablation", "occlusion"]
 
@@ -90,7 +90,37 @@ def test_output_auprc_skips_rows_without_a_true_cell_and_scores_a_perfect_rankin
     )
     truth = torch.zeros(1, 3, 3, dtype=torch.bool)
     truth[0, 0, 0] = truth[0, 2, 2] = True  # row 1 has no true cell
-    assert _output_auprc([e], truth, torch.ones(1, 3, dtype=torch.bool)) == pytest.approx(1.0)
+    context = OutputStepContext(
+        None, None, [e], rationale=truth, real=torch.ones(1, 3, dtype=torch.bool)
+    )
+    assert output_rationale_metric(auprc)(context) == pytest.approx(1.0)
+    assert get_metric("auprc").per_output(context) == pytest.approx(1.0)
+    truth[0, 2] = torch.tensor([True, False, False])  # row 2 now ranked worst: AP 1/3
+    assert get_metric("auprc").per_output(context) == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_benchmark_outputs_scores_every_metric_declared_per_output_and_only_those(tagger):
+    ids = tagger.inputs[:, :2]
+    truth = _window_truth(ids)
+    result = benchmark(
+        tagger.model, ids, ["occlusion"], outputs="all", rationale=truth,
+        progress=False, **tagger.hints,
+    )  # fmt: skip
+    assert set(result.metrics) == set(available_metrics(per_output=True))
+    for row in result:
+        assert set(result.metrics) <= set(row)
+        assert 0.0 <= row["auroc"] <= 1.0 and 0.0 <= row["token_iou"] <= 1.0
+    chosen = benchmark(
+        tagger.model, ids, ["occlusion"], outputs="all", metrics=["auprc"], rationale=truth,
+        progress=False, **tagger.hints,
+    )  # fmt: skip
+    # what the recommendation reads comes along with what was asked for
+    assert list(chosen.metrics) == ["faithfulness", "comprehensiveness", "sufficiency", "auprc"]
+    with pytest.raises(ValueError, match="not defined per output step"):
+        benchmark(
+            tagger.model, ids, ["occlusion"], outputs="all", metrics=["loo_kendall"],
+            **tagger.hints,
+        )  # fmt: skip
 
 
 def test_benchmark_outputs_rejects_a_rationale_of_the_wrong_shape(tagger):
