@@ -35,8 +35,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from captum_rnn.counterfactuals import counterfactuals
-from captum_rnn.counterfactuals._tokens import automaton_candidates
+from captum_rnn import counterfactuals
+from captum_rnn._counterfactuals._tokens import automaton_candidates
 from captum_rnn.data import tomita_vocabulary
 from captum_rnn.demo._tomita_task import train_tomita
 from captum_rnn.rules import extract_dfa, tomita_dfa

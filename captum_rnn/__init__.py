@@ -10,9 +10,9 @@ Example:
     >>> explanations = captum_rnn.explain(model, torch.tensor([[4, 5, 6]]))
 """
 
+from captum_rnn._counterfactuals import Counterfactual, counterfactuals, token_counterfactual
 from captum_rnn._explain import explain
 from captum_rnn._utils.grad import GradientContext, gradient_context
-from captum_rnn.counterfactuals import Counterfactual, counterfactuals, token_counterfactual
 from captum_rnn.explanation import Explanation, Explanations
 from captum_rnn.metrics._benchmark import BenchmarkResult, benchmark
 from captum_rnn.models.protocol import SequenceModel, adapt

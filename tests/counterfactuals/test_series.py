@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from captum_rnn.counterfactuals import Counterfactual, counterfactuals
-from captum_rnn.counterfactuals._series import dtw_alignment, dtw_distances
+from captum_rnn import Counterfactual, counterfactuals
+from captum_rnn._counterfactuals._series import dtw_alignment, dtw_distances
 from tests.counterfactuals._vowels_net import train_vowels_gru
 from tests.rules._cue_net import one_thread  # noqa: F401 (fixture)
 

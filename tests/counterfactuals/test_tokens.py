@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import statistics
 
@@ -8,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import captum_rnn
-from captum_rnn.counterfactuals import Counterfactual, counterfactuals, token_counterfactual
-from captum_rnn.counterfactuals._tokens import apply_edits, automaton_candidates
+from captum_rnn import Counterfactual, counterfactuals, token_counterfactual
+from captum_rnn._counterfactuals._tokens import apply_edits, automaton_candidates
 from tests.counterfactuals._tomita_nets import (
     sample_words,
     tomita_net,
@@ -207,6 +208,8 @@ def test_model_state_and_exports_are_kept():
     finally:
         model.eval()
     assert captum_rnn.counterfactuals is counterfactuals
+    # one public name, no module behind it to shadow or be shadowed
+    assert importlib.util.find_spec("captum_rnn.counterfactuals") is None
     assert captum_rnn.Counterfactual is Counterfactual
 
 

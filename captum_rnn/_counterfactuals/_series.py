@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_rnn._counterfactuals._result import Counterfactual
 from captum_rnn.attr import get_method
-from captum_rnn.counterfactuals._result import Counterfactual
 from captum_rnn.models.protocol import SequenceModel
 
 __all__ = ["SERIES_METHODS", "SeriesSearch", "dtw_distances", "dtw_alignment"]

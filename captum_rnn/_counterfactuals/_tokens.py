@@ -24,7 +24,7 @@ import torch
 from captum.attr import Saliency
 from torch import Tensor
 
-from captum_rnn.counterfactuals._result import Counterfactual
+from captum_rnn._counterfactuals._result import Counterfactual
 from captum_rnn.models.protocol import SequenceModel
 
 __all__ = ["TokenSearch", "automaton_candidates"]

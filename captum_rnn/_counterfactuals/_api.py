@@ -9,18 +9,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_rnn._explain import prepare_inputs
-from captum_rnn._utils.grad import gradient_context
-from captum_rnn._utils.options import check_int
-from captum_rnn._utils.state import preserve_state
-from captum_rnn.counterfactuals._result import Counterfactual
-from captum_rnn.counterfactuals._series import SERIES_METHODS, SeriesSearch
-from captum_rnn.counterfactuals._tokens import (
+from captum_rnn._counterfactuals._result import Counterfactual
+from captum_rnn._counterfactuals._series import SERIES_METHODS, SeriesSearch
+from captum_rnn._counterfactuals._tokens import (
     TokenSearch,
     apply_edits,
     automaton_candidates,
     build,
 )
+from captum_rnn._explain import prepare_inputs
+from captum_rnn._utils.grad import gradient_context
+from captum_rnn._utils.options import check_int
+from captum_rnn._utils.state import preserve_state
 from captum_rnn.models.protocol import SequenceModel, adapt, pop_hints
 from captum_rnn.rules import DFA, extract_dfa
 
