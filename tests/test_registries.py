@@ -74,3 +74,23 @@ def test_callback_metric_functions_run_on_a_probe_batch():
             fn, model=model, inputs=ids, attributions=attributions, target=target, lengths=lengths
         )
         assert set(values) == {""}
+
+
+def test_a_method_options_are_read_off_its_signature():
+    import inspect
+
+    from captum_rnn.attr._methods import AttributionMethod, MethodResult, check_options
+
+    for name, cls in AttributionMethod._registry.items():
+        params = list(inspect.signature(cls.attribute).parameters.values())[5:]
+        if cls.options is not None and not any(p.kind is p.VAR_KEYWORD for p in params):
+            assert cls.options == tuple(p.name for p in params), name
+
+    class Scaled(AttributionMethod):  # not registered: no name
+        def attribute(self, inputs, baselines, target, lengths, scale: float = 1.0):
+            return MethodResult(scale * inputs.sum(-1))
+
+    assert Scaled.options == ("scale",)
+    check_options(Scaled, {"scale": 2.0})
+    with pytest.raises(TypeError, match="n_steps.*scale"):
+        check_options(Scaled, {"n_steps": 5})

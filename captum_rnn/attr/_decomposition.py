@@ -494,7 +494,6 @@ class DecompositionMethod(AttributionMethod):
     name = "decomposition"
     aliases = ("cell_decomposition",)
     uses_gradients = False
-    options = ("layer", "head")
 
     def attribute(self, inputs, baselines, target, lengths, layer=None, head=None):
         found = RecurrentDecomposition(self.model, layer=layer, head=head)

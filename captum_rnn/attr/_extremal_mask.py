@@ -60,16 +60,6 @@ class ExtremalMaskMethod(AttributionMethod):
 
     name = "extremal_mask"
     aliases = ("dynamask",)
-    options = (
-        "area",
-        "n_iter",
-        "lr",
-        "area_weight",
-        "smoothness",
-        "game",
-        "features",
-        "window",
-    )
 
     def attribute(
         self,

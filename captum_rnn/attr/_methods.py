@@ -16,6 +16,7 @@ finds it by that name.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -89,12 +90,18 @@ class AttributionMethod:
     aliases: ClassVar[tuple[str, ...]] = ()
     #: True when the method needs gradients (it then runs inside ``gradient_context``).
     uses_gradients: ClassVar[bool] = True
-    #: The options ``attribute`` takes; ``None`` leaves them unchecked.
+    #: The options ``attribute`` takes; ``None`` leaves them unchecked. Read off the
+    #: signature of ``attribute`` when it names them all (no ``**kwargs``); declare them
+    #: when ``attribute`` passes ``**kwargs`` on.
     options: ClassVar[tuple[str, ...] | None] = None
     _registry: ClassVar[dict[str, type[AttributionMethod]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "options" not in cls.__dict__ and "attribute" in cls.__dict__:
+            params = list(inspect.signature(cls.attribute).parameters.values())[5:]
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                cls.options = tuple(p.name for p in params)
         if cls.name:
             for key in (cls.name, *cls.aliases):
                 AttributionMethod._registry[key] = cls
@@ -264,15 +271,6 @@ class IntegratedGradientsMethod(AttributionMethod):
     """
 
     name = "integrated_gradients"
-    options = (
-        "n_steps",
-        "max_steps",
-        "rtol",
-        "atol",
-        "method",
-        "internal_batch_size",
-        "memory_budget",
-    )
     aliases = ("ig",)
 
     def attribute(

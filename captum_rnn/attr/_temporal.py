@@ -122,7 +122,6 @@ class TimeForwardMethod(_TimeForward):
     """
 
     name = "time_forward"
-    options = ("base", "base_options", "normalize")
 
     def attribute(
         self,
@@ -179,7 +178,6 @@ class TemporalIntegratedGradientsMethod(_TimeForward):
 
     name = "temporal_integrated_gradients"
     aliases = ("temporal_ig",)
-    options = ("n_steps", "method", "internal_batch_size", "normalize")
 
     def attribute(
         self,

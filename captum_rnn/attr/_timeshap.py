@@ -128,7 +128,6 @@ class PrunedShapleyMethod(AttributionMethod):
 
     name = "timeshap"
     aliases = ("pruned_shapley",)
-    options = ("level", "tolerance", "n_samples", "samples_per_group", "perturbations_per_eval")
     uses_gradients = False
 
     def attribute(
