@@ -63,7 +63,8 @@ def explain_seq2seq(
         seq: the adapted encoder-decoder.
         src: batch-first source ids ``(batch, T_src)`` (``explain`` prepares them).
         lengths: true source lengths ``(batch,)``.
-        method: ``"integrated_gradients"``, ``"feature_ablation"`` or ``"attention"``
+        method: ``"integrated_gradients"``, ``"saliency"``, ``"input_x_gradient"``,
+            ``"feature_ablation"``, ``"occlusion"``, ``"kernel_shap"`` or ``"attention"``
             (the model's own cross-attention, in the same shape, for comparison).
         target: full targets ``<s> y_1 .. y_n </s>`` in the model's layout (time-major
             ``(L, batch)`` for a time-major model), a list of id lists, or ``None`` to

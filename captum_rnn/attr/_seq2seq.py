@@ -34,6 +34,8 @@ __all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2se
 #: The methods :func:`attribute_seq2seq` runs.
 SEQ2SEQ_METHODS = (
     "integrated_gradients",
+    "saliency",
+    "input_x_gradient",
     "feature_ablation",
     "occlusion",
     "kernel_shap",
@@ -316,6 +318,35 @@ def _ig(
     return src_attr, pre_attr[:, :, : n_out + 1], ends
 
 
+def _one_pass_gradients(
+    dec: _Decoder,
+    src: Tensor,
+    lengths: Tensor,
+    target: Tensor,
+    n_outputs: Tensor,
+    select: Callable[[Tensor], Tensor],
+    method: str,
+) -> tuple[Tensor, Tensor]:
+    """Saliency (``|gradient|`` summed over the embedding, as Captum's ``Saliency`` with
+    ``abs=True`` summed) or input x gradient of every output: one forward shared by the
+    outputs, their backward passes batched. Returns source ``(B, n, T)`` and prefix
+    ``(B, n, n + 1)`` (column 0: ``<s>``)."""
+    src_x, pre_x, _ = dec.embedded(src, target)
+    src_x, pre_x = src_x.requires_grad_(True), pre_x.requires_grad_(True)
+    values = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
+    batch, n_out = target.shape[0], target.shape[1] - 1
+    src_attr = src_x.new_zeros(batch, n_out, src.shape[1])
+    pre_attr = src_x.new_zeros(batch, n_out, pre_x.shape[1])
+    for rows, (g_src, g_pre) in output_gradients(values, (src_x, pre_x), int(n_outputs.max())):
+        if method == "saliency":
+            a_src, a_pre = g_src.abs().sum(-1), g_pre.abs().sum(-1)
+        else:
+            a_src, a_pre = (g_src * src_x).sum(-1), (g_pre * pre_x).sum(-1)
+        src_attr[:, rows] = a_src.detach().transpose(0, 1)
+        pre_attr[:, rows] = a_pre.detach().transpose(0, 1)
+    return src_attr, pre_attr[:, :, : n_out + 1]
+
+
 def _ablation(
     dec: _Decoder,
     src: Tensor,
@@ -579,6 +610,13 @@ def attribute_seq2seq(
         if method in ("feature_ablation", "occlusion"):
             window = 1 if method == "feature_ablation" else check_int("window", window, 1)
             src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline, window)
+            return Seq2SeqAttribution(
+                source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
+            )
+        if method in ("saliency", "input_x_gradient"):
+            src_attr, pre_attr = _one_pass_gradients(
+                dec, src, lengths, target, n_outputs, select, method
+            )
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )

@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from captum.attr import FeatureAblation, IntegratedGradients, Occlusion
+from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, Occlusion, Saliency
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -198,6 +198,42 @@ def test_feature_ablation_equals_a_loop_of_one_output_captum_calls(model):
         row = fa.attribute(src_emb, baselines=0.0, feature_mask=mask)[0, :, 0].double()
         torch.testing.assert_close(
             torch.tensor(e.scores[j], dtype=torch.double), row, atol=1e-6, rtol=1e-5
+        )
+
+
+@pytest.mark.parametrize("method", ["saliency", "input_x_gradient"])
+def test_one_pass_gradients_equal_a_loop_of_one_output_captum_calls(model, method):
+    exps = explain(model, SRC, target=TGT, method=method)
+    for b, e in enumerate(exps):
+        n_src, n_out = int((SRC[b] != 0).sum()), int((TGT[b, 1:] != 0).sum())
+        src_emb = model.embedding(SRC[b : b + 1, :n_src]).detach()
+        tgt_emb = model.target_embedding(TGT[b : b + 1, :n_out]).detach()
+        assert e.delta is None and len(e.scores) == n_out
+        for j in range(n_out):
+            f = plain_forward(model, j, [int(TGT[b, j + 1])])
+            if method == "saliency":
+                grads = Saliency(f).attribute(
+                    (src_emb, tgt_emb), additional_forward_args=(torch.tensor([n_src]),),
+                    abs=True,
+                )  # fmt: skip
+            else:
+                grads = InputXGradient(f).attribute(
+                    (src_emb, tgt_emb), additional_forward_args=(torch.tensor([n_src]),)
+                )
+            row = grads[0].sum(-1)[0].double()
+            cols = torch.zeros(n_out, dtype=torch.double)
+            cols[: n_out - 1] = grads[1].sum(-1)[0, 1:].double()  # <s> is not explained
+            torch.testing.assert_close(
+                torch.tensor(e.scores[j], dtype=torch.double), row, rtol=1e-5, atol=1e-7
+            )
+            torch.testing.assert_close(
+                torch.tensor(e.prefix_scores[j], dtype=torch.double), cols, rtol=1e-5, atol=1e-7
+            )
+    # a batch equals its sequences explained alone
+    for b in range(2):
+        [alone] = explain(model, SRC[b : b + 1], target=TGT[b : b + 1], method=method)
+        torch.testing.assert_close(
+            torch.tensor(alone.scores), torch.tensor(exps[b].scores), rtol=1e-5, atol=1e-7
         )
 
 
@@ -416,6 +452,12 @@ def test_kernel_shap_on_a_users_time_major_seq2seq():
     exps = explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
                    n_samples=64)  # fmt: skip
     assert len(exps) == 2 and all(e.n_outputs > 0 for e in exps)
+    # the user's model in training mode by default: the gradient methods leave it so
+    m.train()
+    grads = explain(m, src, target=trg, embedding="encoder.embedding", method="saliency")
+    assert m.training and [g.n_outputs for g in grads] == [e.n_outputs for e in exps]
+    assert all(float(torch.tensor(g.scores).abs().sum()) > 0 for g in grads)
+    m.eval()
     with pytest.raises(ValueError, match="n_samples"):
         explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
                 n_samples=0)  # fmt: skip
@@ -453,8 +495,9 @@ def test_seq2seq_methods_on_cuda_in_eval_mode_equal_cpu(model):
     import copy
 
     gpu_model = copy.deepcopy(model).cuda().eval()
-    for method, options in (("integrated_gradients", {"n_steps": 8}),
-                            ("kernel_shap", {"n_samples": 200}), ("occlusion", {})):  # fmt: skip
+    for method, options in (("integrated_gradients", {"n_steps": 8}), ("saliency", {}),
+                            ("input_x_gradient", {}), ("kernel_shap", {"n_samples": 200}),
+                            ("occlusion", {})):  # fmt: skip
         cpu = explain(model, SRC, target=TGT, method=method, **options)
         gpu = explain(gpu_model, SRC.cuda(), target=TGT.cuda(), method=method, **options)
         for a, b in zip(cpu, gpu, strict=True):
