@@ -555,7 +555,12 @@ def attention_sanity(
             ).abs()
         tau_gradient = kendall_tau(scores, gradient, batch.mask)
         drops = leave_one_out(
-            seq, _native(seq, batch.x), target, lengths=batch.lengths, batch_size=batch_size
+            seq,
+            _native(seq, batch.x),
+            target,
+            lengths=batch.lengths,
+            batch_size=batch_size,
+            cells=False,  # attention weighs steps
         )
         tau_loo = kendall_tau(scores, drops, batch.mask)
 

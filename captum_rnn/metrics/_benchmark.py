@@ -642,9 +642,15 @@ def benchmark(
     try:
         # Shared work: leave-one-out drops and randomised copies serve every method.
         bar.set_postfix_str("leave-one-out")
+        # per cell when the metrics rank cells (see the registry's ``_perturbed``)
         drops = (
             leave_one_out(
-                model, _native(model, batch.x), target, lengths=batch.lengths, removal=removal
+                model,
+                _native(model, batch.x),
+                target,
+                lengths=batch.lengths,
+                removal=removal,
+                cells=cells and removal != "delete",
             )
             if "loo_kendall" in chosen
             else None

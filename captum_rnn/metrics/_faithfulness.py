@@ -264,6 +264,19 @@ def _cell_scores(attributions: Any, batch: _Batch, cells: bool | None) -> Tensor
     return out.masked_fill(~batch.mask[..., None], 0.0)
 
 
+def _cells_of_input(batch: _Batch, cells: bool | None) -> bool:
+    """Whether single cells are perturbed when no attributions decide it (leave one
+    out): ``None`` means per cell on continuous input with several features."""
+    if batch.is_token:
+        if cells:
+            raise ValueError(
+                "cells=True needs continuous input (batch, time, features); token ids are "
+                "removed per token: pass cells=None or cells=False"
+            )
+        return False
+    return int(batch.x.shape[2]) > 1 if cells is None else bool(cells)
+
+
 def _explanation_cells(attributions: Any, batch: _Batch, features: int) -> Any:
     """``Explanations`` of continuous input that carry ``feature_scores`` (one
     ``(length, features)`` block each) as a padded ``(batch, time, features)`` tensor;
@@ -316,6 +329,8 @@ class _Setup:
         self.batch = _prepare(model, inputs, options.get("lengths"))
         cells = _cell_scores(attributions, self.batch, options.get("cells"))
         self.cells = cells is not None
+        if attributions is None:  # leave-one-out: no ranking, cells by the input alone
+            self.cells = _cells_of_input(self.batch, options.get("cells"))
         if cells is not None:
             self.scores = cells
         else:
@@ -328,9 +343,9 @@ class _Setup:
         absolute = options.get("absolute", False)
         self.units = self.batch.lengths
         self.ranks = None
+        if self.cells:
+            self.units = self.batch.lengths * int(self.batch.x.shape[2])
         if cells is not None:
-            features = int(self.batch.x.shape[2])
-            self.units = self.batch.lengths * features
             real = self.batch.mask[..., None].expand(cells.shape)
             self.ranks = _ranks(cells.flatten(1), real.flatten(1), absolute).view(cells.shape)
         elif self.scores is not None:
@@ -664,19 +679,32 @@ def leave_one_out(
     target: Any = None,
     *,
     lengths: Any = None,
-    removal: str | None = "delete",
+    removal: str | None = None,
     baseline: Any = None,
     output: str | None = None,
     batch_size: int = 256,
+    cells: bool | None = None,
     **hints: Any,
 ) -> Tensor:
-    """The output drop ``m(x) - m(x without token t)`` for every real position ``t``.
+    """The output drop ``m(x) - m(x without token t)`` for every real position ``t``,
+    or for every real (step, feature) cell of multivariate continuous input.
 
-    Costs one forward pass per token, batched. It does not depend on any explanation,
-    so compute it once and pass it as ``drops=`` to :func:`loo_kendall` for every method.
+    Costs one forward pass per token (per real cell), batched. It does not depend on
+    any explanation, so compute it once and pass it as ``drops=`` to
+    :func:`loo_kendall` for every method.
+
+    Args:
+        removal: ``"delete"`` (shorten the sequence) or ``"replace"`` (with
+            ``baseline``); ``None``: delete tokens and steps, replace cells.
+        cells: replace each real cell alone by the baseline (``(batch, time,
+            features)`` drops). ``None`` (default): per cell for continuous input with
+            several features, per token otherwise; ``False``: remove whole steps;
+            ``True`` on token ids is a ``ValueError``.
+        Other arguments: as :func:`comprehensiveness_sufficiency`.
 
     Returns:
-        float64 ``(batch, time)``, exactly 0 at padded positions.
+        float64 ``(batch, time)``, or ``(batch, time, features)`` per cell, exactly 0
+        at padded positions.
 
     Example:
         >>> from captum_rnn.models import RNNClassifier
@@ -686,18 +714,19 @@ def leave_one_out(
     """
     setup = _Setup(model, inputs, None, target, locals())
     batch = setup.batch
-    rows = torch.repeat_interleave(torch.arange(batch.size, device=batch.x.device), batch.lengths)
-    positions = torch.arange(batch.time, device=batch.x.device)[None, :].expand(batch.size, -1)[
-        batch.mask
-    ]
-    steps = torch.arange(batch.time, device=batch.x.device)
+    real = batch.mask[..., None].expand(batch.x.shape) if setup.cells else batch.mask
+    flat = real.flatten(1)
+    units = torch.arange(flat.shape[1], device=batch.x.device)
+    rows = torch.repeat_interleave(torch.arange(batch.size, device=units.device), flat.sum(1))
+    positions = units[None, :].expand(batch.size, -1)[flat]
 
     def spec(part: slice) -> tuple[Tensor, Tensor]:
-        return rows[part], steps[None, :] != positions[part][:, None]
+        keep = units[None, :] != positions[part][:, None]
+        return rows[part], keep.view(-1, *real.shape[1:])
 
     values = setup.evaluate(int(rows.numel()), spec)
-    drops = torch.zeros(batch.size, batch.time, dtype=torch.float64, device=batch.x.device)
-    drops[batch.mask] = setup.full[rows] - values
+    drops = torch.zeros(real.shape, dtype=torch.float64, device=batch.x.device)
+    drops[real] = setup.full[rows] - values
     return drops
 
 
@@ -755,27 +784,47 @@ def loo_kendall(
     *,
     lengths: Any = None,
     drops: Tensor | None = None,
-    removal: str | None = "delete",
+    removal: str | None = None,
     baseline: Any = None,
     output: str | None = None,
     batch_size: int = 256,
+    cells: bool | None = None,
     **hints: Any,
 ) -> Tensor:
     """Kendall tau-b between the attributions and the leave-one-out output drops.
 
     1 means the explanation orders the tokens exactly as removing each alone does;
-    a random attribution scores about 0.
+    a random attribution scores about 0. Per-cell attributions of multivariate
+    continuous input are compared with the drops of single cells, over every real cell
+    of a sequence, so a method that finds the feature the model reads scores higher
+    than one that spreads a step's score over its features.
 
     Args:
-        drops: precomputed :func:`leave_one_out` drops ``(batch, time)``; computed when
-            ``None``. Other arguments: as :func:`comprehensiveness_sufficiency`.
+        drops: precomputed :func:`leave_one_out` drops, ``(batch, time)`` or per cell
+            ``(batch, time, features)``; computed when ``None``.
+        cells: compare single cells (see :func:`comprehensiveness_sufficiency`):
+            ``None`` (default) per cell when the input is continuous with several
+            features and the attributions are per cell (a tensor ``(batch, time,
+            features)`` or ``Explanations`` with ``feature_scores``); ``False`` sums each
+            step's attributions and compares steps.
+        Other arguments: as :func:`comprehensiveness_sufficiency`.
 
     Returns:
         float64 ``(batch,)``; NaN for one-token sequences or constant attributions.
+
+    Example:
+        >>> from captum_rnn.models import RNNClassifier
+        >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+        >>> loo_kendall(model, torch.tensor([[4, 5, 6]]), torch.rand(1, 3)).shape
+        torch.Size([1])
     """
     seq, _ = _adapt(model, output if output in OUTPUT_KINDS else None, **hints)
     batch = _prepare(seq, inputs, lengths)
-    scores = _as_scores(attributions, batch)
+    found = _cell_scores(attributions, batch, cells)
+    if found is None:
+        scores, real = _as_scores(attributions, batch), batch.mask
+    else:
+        scores, real = found, batch.mask[..., None].expand(found.shape)
     if drops is None:
         drops = leave_one_out(
             seq,
@@ -786,11 +835,17 @@ def loo_kendall(
             baseline=baseline,
             output=output,
             batch_size=batch_size,
+            cells=found is not None,
         )
     drops = torch.as_tensor(drops, device=scores.device, dtype=torch.float64)
     if drops.shape != scores.shape:
-        raise ValueError(f"drops must have shape {tuple(scores.shape)}, got {tuple(drops.shape)}")
-    return kendall_tau(scores, drops, batch.mask)
+        unit = "cell" if found is not None else "step"
+        raise ValueError(
+            f"drops must have shape {tuple(scores.shape)} (one per {unit}), got "
+            f"{tuple(drops.shape)}: compute them with leave_one_out(..., "
+            f"cells={found is not None}) or pass the matching cells="
+        )
+    return kendall_tau(scores.flatten(1), drops.flatten(1), real.flatten(1))
 
 
 # ---------------------------------------------------------------------- Captum metrics
@@ -823,6 +878,7 @@ def infidelity(
     output: str | None = None,
     seed: int = 0,
     max_examples_per_batch: int | None = None,
+    cells: bool | None = None,
     **hints: Any,
 ) -> Tensor:
     """Captum's ``infidelity`` for per-token attributions, perturbing in embedding space.
@@ -831,8 +887,10 @@ def infidelity(
     the model reads ``baseline + z * (embedding - baseline)``. A perturbation ``I``
     lowers presences at real positions and infidelity is
     ``E[(sum_t I_t * a_t - (f(x) - f(x with z = 1 - I)))^2]``: how well the attributions
-    predict the output change when tokens (partly) disappear. Padded positions are
-    never perturbed.
+    predict the output change when tokens (partly) disappear. Per-cell attributions of
+    multivariate continuous input give every real (step, feature) cell its own presence,
+    so single cells are perturbed and each cell's attribution must predict its share.
+    Padded positions are never perturbed.
 
     Args:
         baseline: token id whose embedding is the reference (default the padding id,
@@ -846,10 +904,20 @@ def infidelity(
         output: what the model returns (see :func:`comprehensiveness_sufficiency`);
             classifiers are scored by their probabilities.
         seed: seeds the perturbations (the caller's random state is untouched).
+        cells: one presence per cell instead of per step: ``None`` (default) per cell
+            when the input is continuous with several features and the attributions are
+            per cell (see :func:`comprehensiveness_sufficiency`); ``False`` sums each
+            step's attributions and perturbs whole steps.
         Other arguments: as :func:`comprehensiveness_sufficiency`.
 
     Returns:
         float64 ``(batch,)``, lower is better.
+
+    Example:
+        >>> from captum_rnn.models import RNNClassifier
+        >>> model = RNNClassifier(2, vocab_size=20, hidden_size=8, embedding_dim=4).eval()
+        >>> infidelity(model, torch.tensor([[4, 5, 6]]), torch.rand(1, 3)).shape
+        torch.Size([1])
     """
     if noise not in ("subset", "gaussian"):
         raise ValueError(f"noise must be 'subset' or 'gaussian', got {noise!r}")
@@ -863,13 +931,16 @@ def infidelity(
         raise ValueError(f"n_perturb_samples must be >= 1, got {n_perturb_samples}")
     model, kind = _adapt(model, output, **hints)
     batch = _prepare(model, inputs, lengths)
-    scores = _as_scores(attributions, batch)
+    found = _cell_scores(attributions, batch, cells)
+    scores = _as_scores(attributions, batch) if found is None else found
     target = _resolve_target(model, batch, target, 256)
     embedded, reference = _input_space(model, batch, baseline)
     presence = batch.mask.to(embedded.dtype)
+    if found is not None:  # one presence per (step, feature) cell
+        presence = presence[..., None].expand(found.shape).contiguous()
 
     def forward(z: Tensor, emb: Tensor, ref: Tensor, lens: Tensor, *ids: Tensor) -> Tensor:
-        x = ref + z[..., None] * (emb - ref)
+        x = ref + (z if z.dim() == emb.dim() else z[..., None]) * (emb - ref)
         out = model(x, lens, ids[0] if ids else None)
         return _matrix(model, out, kind)
 
@@ -877,7 +948,7 @@ def infidelity(
 
     def perturb(z: Tensor) -> tuple[Tensor, Tensor]:
         # Draw over the longest real length only, so extra padding changes no draw.
-        shape = (z.shape[0], longest)
+        shape = (z.shape[0], longest, *z.shape[2:])
         if noise == "subset":
             drawn = (torch.rand(shape, device=z.device) < scale).to(z.dtype)
         else:

@@ -85,12 +85,13 @@ class MetricContext:
 # ---------------------------------------------------------------------- compute functions
 def _perturbed(ctx: MetricContext) -> tuple[Tensor, dict[str, Any]]:
     """The attributions the perturbation metrics rank and their options: per cell
-    (cells replaced by the baseline) when the method's cell attributions of
-    multivariate input are known, per step otherwise or when ``removal="delete"`` was
-    asked for (a cell cannot be deleted: whole steps are)."""
+    (cells replaced by the baseline; leave-one-out and infidelity perturb single
+    cells) when the method's cell attributions of multivariate input are known, per
+    step otherwise or when ``removal="delete"`` was asked for (a cell cannot be
+    deleted: whole steps are)."""
     common: dict[str, Any] = dict(lengths=ctx.batch.lengths, removal=ctx.removal)
     if ctx.cells is None or ctx.removal == "delete":
-        return ctx.scores, common
+        return ctx.scores, {**common, "cells": False}
     return ctx.cells, {**common, "cells": True}
 
 
@@ -119,14 +120,21 @@ def _insertion(ctx: MetricContext) -> Tensor:
 
 
 def _loo(ctx: MetricContext) -> Tensor:
-    return loo_kendall(
-        ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, drops=ctx.drops
-    )
+    # per cell, ``ctx.drops`` are the single cells' drops (benchmark computes them so)
+    attributions, common = _perturbed(ctx)
+    return loo_kendall(ctx.model, ctx.x, attributions, ctx.target, drops=ctx.drops, **common)
 
 
 def _infidelity(ctx: MetricContext) -> Tensor:
+    attributions, common = _perturbed(ctx)
     return infidelity(
-        ctx.model, ctx.x, ctx.scores, ctx.target, lengths=ctx.batch.lengths, seed=ctx.seed
+        ctx.model,
+        ctx.x,
+        attributions,
+        ctx.target,
+        lengths=common["lengths"],
+        seed=ctx.seed,
+        cells=common["cells"],
     )
 
 
@@ -309,9 +317,11 @@ _DECLARED = (
         "higher",
         (-1.0, 1.0),
         "faithfulness",
-        "Kendall tau between attributions and the output drop of removing each token",
+        "Kendall tau between attributions and the output drop of removing each token "
+        "(each real cell alone on multivariate series)",
         chance=0.0,
-        cost="one forward pass per token (shared by every method)",
+        cost="one forward pass per token, or per real cell of multivariate series (shared "
+        "by every method)",
         default=True,
         compute=_loo,
         function=loo_kendall,
@@ -321,8 +331,9 @@ _DECLARED = (
         "lower",
         (0.0, math.inf),
         "faithfulness",
-        "Captum infidelity (normalised) under random removal of tokens in embedding space",
-        cost="10 forward passes per sequence",
+        "Captum infidelity (normalised) under random removal of tokens in embedding space "
+        "(of single cells on multivariate series)",
+        cost="10 forward passes per sequence (per cell or per step alike)",
         default=True,
         compute=_infidelity,
         function=infidelity,
