@@ -12,8 +12,9 @@ T_out tokens), for T_out = 10, 50, 200, times in one process (medians over repea
             (``explain`` batches the backward passes, so it can beat this "floor");
        recurrent work: sequence-steps through the encoder GRU and decoder cell, counted
             by hooks (forward and backward), all/loop;
-  feature_ablation and kernel_shap: one call explaining one output (source and prefix tokens ablated one
-  at a time) against the all-outputs call reading every output from the same passes.
+  feature_ablation, kernel_shap and lime: one call explaining one output (source and prefix
+  tokens ablated one at a time / as players) against the all-outputs call reading every
+  output from the same passes.
 
 For T_out = 200 the IG loop is timed on 10 evenly spaced outputs and its time scaled by
 the summed decoder steps of all 200 outputs (the line says so).
@@ -28,7 +29,7 @@ import argparse
 import torch
 from _timing import interleaved
 from _work import WorkCounter
-from captum.attr import FeatureAblation, IntegratedGradients, KernelShap
+from captum.attr import FeatureAblation, IntegratedGradients, KernelShap, Lime
 
 from captum_rnn import explain
 from captum_rnn._utils import grad as grad_utils
@@ -120,6 +121,16 @@ def one_output_kernel_shap(seq, src, lengths, tgt, n_samples):
     )  # fmt: skip
 
 
+def one_output_lime(seq, src, lengths, tgt, n_samples):
+    """Captum Lime of the last output: source and prefix tokens as interpretable features."""
+    forward, inputs, masks, zeros = last_output_players(seq, src, lengths, tgt)
+    lime = Lime(forward, interpretable_model=WeightedRidge(alpha=1e-3))
+    return lime.attribute(
+        inputs, baselines=zeros, feature_mask=masks, n_samples=n_samples,
+        perturbations_per_eval=64,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -176,9 +187,16 @@ def main() -> None:
         def shap_one(tgt=tgt):  # Captum's KernelShap of the last output alone
             one_output_kernel_shap(seq, src, lengths, tgt, 200)
 
+        def lime_all(tgt=tgt):
+            explain(model, src, target=tgt, method="lime", n_samples=200)
+
+        def lime_one(tgt=tgt):  # Captum's Lime of the last output alone
+            one_output_lime(seq, src, lengths, tgt, 200)
+
         fns = {"loop": loop, "all": everything, "floor": floor}
         if t_out <= 50:  # ablating each of 200 prefix tokens: minutes on a shared CPU
-            fns.update(fa_all=ablate_all, fa_one=ablate_one, ks_all=shap_all, ks_one=shap_one)
+            fns.update(fa_all=ablate_all, fa_one=ablate_one, ks_all=shap_all, ks_one=shap_one,
+                       lime_all=lime_all, lime_one=lime_one)  # fmt: skip
         times = interleaved(fns, device, args.repeats)
         loop_s = times["loop"] * scale
         note = "" if scale == 1 else f" (loop timed on {len(sample)} outputs, scaled x{scale:.1f})"
@@ -198,6 +216,11 @@ def main() -> None:
                 f"            kernel_shap (200 coalitions) all {times['ks_all']:.3f} s, one "
                 f"output (Captum) {times['ks_one']:.3f} s, all/one "
                 f"{times['ks_all'] / times['ks_one']:.2f} (target <= 1.5)"
+            )
+            print(
+                f"            lime (200 samples) all {times['lime_all']:.3f} s, one output "
+                f"(Captum) {times['lime_one']:.3f} s, all/one "
+                f"{times['lime_all'] / times['lime_one']:.2f} (target <= 1.5)"
             )
 
 

@@ -21,6 +21,7 @@ SEQ2SEQ_OPTIONS = ("contrast", "bos_id", "eos_id", "max_length", "target_vocab")
 _METHOD_OPTIONS = {
     "integrated_gradients": ("n_steps", "integration"),
     "kernel_shap": ("n_samples", "perturbations_per_eval"),
+    "lime": ("n_samples", "perturbations_per_eval", "alpha"),
     "occlusion": ("window",),
 }
 
@@ -64,7 +65,8 @@ def explain_seq2seq(
         src: batch-first source ids ``(batch, T_src)`` (``explain`` prepares them).
         lengths: true source lengths ``(batch,)``.
         method: ``"integrated_gradients"``, ``"saliency"``, ``"input_x_gradient"``,
-            ``"feature_ablation"``, ``"occlusion"``, ``"kernel_shap"`` or ``"attention"``
+            ``"feature_ablation"``, ``"occlusion"``, ``"kernel_shap"``, ``"lime"`` or
+            ``"attention"``
             (the model's own cross-attention, in the same shape, for comparison).
         target: full targets ``<s> y_1 .. y_n </s>`` in the model's layout (time-major
             ``(L, batch)`` for a time-major model), a list of id lists, or ``None`` to

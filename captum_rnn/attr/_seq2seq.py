@@ -26,7 +26,8 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor
 
 from captum_rnn._utils.grad import output_gradients
-from captum_rnn._utils.options import check_int
+from captum_rnn._utils.options import check_float, check_int
+from captum_rnn.attr._linear import weighted_ridge
 from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["SEQ2SEQ_METHODS", "Seq2SeqAttribution", "attribute_seq2seq", "seq2seq_attention"]
@@ -39,6 +40,7 @@ SEQ2SEQ_METHODS = (
     "feature_ablation",
     "occlusion",
     "kernel_shap",
+    "lime",
     "attention",
 )
 
@@ -474,6 +476,75 @@ def _kernel_shap(
     return src_attr, pre_attr, len(z)
 
 
+def _lime(
+    dec: _Decoder,
+    src: Tensor,
+    lengths: Tensor,
+    target: Tensor,
+    n_outputs: Tensor,
+    select: Any,
+    src_base: Tensor,
+    n_samples: int,
+    perturbations_per_eval: int,
+    alpha: float,
+) -> tuple[Tensor, Tensor]:
+    """LIME over each sequence's real source tokens and its prefix tokens ``1 .. n-1``, as
+    Captum's ``Lime`` defaults draw and weigh them: each token kept with probability
+    1/2, each draw weighted by ``exp(-d^2 / 2)`` with ``d`` the cosine distance between
+    the original and the perturbed embeddings of those tokens, a weighted ridge fit
+    (``alpha``). A sequence's draws depend on its own number of tokens only (a batch
+    equals its sequences alone); every output of a sequence is read from the same
+    perturbed forwards and fitted with one solve. Returns source ``(B, n, T)`` and prefix
+    ``(B, n, n + 1)``."""
+    src_x, pre_x, pre_pad = dec.embedded(src, target)
+    batch, time, n_out = src.shape[0], src.shape[1], target.shape[1] - 1
+    read = (n_outputs - 1).clamp_min(0).tolist()
+    width = max(read, default=0)
+    real_src = torch.arange(time, device=src.device) < lengths[:, None]  # (B, T)
+    real_pre = torch.zeros(pre_x.shape[:2], dtype=torch.bool, device=src.device)
+    draws = []
+    z = torch.ones(batch, n_samples, time + width, device=src.device)
+    for i in range(batch):
+        t_i, r_i = int(lengths[i]), read[i]
+        real_pre[i, 1 : 1 + r_i] = True
+        generator = torch.Generator().manual_seed(0)
+        z_i = torch.bernoulli(torch.full((n_samples, t_i + r_i), 0.5), generator=generator)
+        draws.append(z_i)
+        z[i, :, :t_i] = z_i[:, :t_i].to(src.device)
+        z[i, :, time : time + r_i] = z_i[:, t_i:].to(src.device)
+    original = (src_x * real_src[..., None]).flatten(1), (pre_x * real_pre[..., None]).flatten(1)
+    values, similarities = [], []
+    with torch.no_grad():
+        for chunk in z.split(perturbations_per_eval, dim=1):  # (B, c, players)
+            c = chunk.shape[1]
+            keep_src = chunk.transpose(0, 1)[..., :time, None].bool()  # (c, B, T, 1)
+            keep_pre = torch.ones((c, batch, pre_x.shape[1], 1), dtype=torch.bool,
+                                  device=src.device)  # fmt: skip
+            keep_pre[:, :, 1 : 1 + width, 0] = chunk.transpose(0, 1)[..., time:].bool()
+            s = torch.where(keep_src, src_x[None], src_base[None])
+            p = torch.where(keep_pre, pre_x[None], pre_pad[None])
+            out = select(dec.step_logits(src.repeat(c, 1), lengths.repeat(c),
+                                         target.repeat(c, 1), src_emb=s.flatten(0, 1),
+                                         prefix_emb=p.flatten(0, 1)))  # fmt: skip
+            values.append(out.reshape(c, batch, n_out).double())
+            perturbed = torch.cat(
+                [(s * real_src[None, ..., None]).flatten(2),
+                 (p * real_pre[None, ..., None]).flatten(2)], dim=2,
+            ).double()  # fmt: skip
+            kept = torch.cat(original, dim=1).double()[None]
+            cosine = torch.nn.functional.cosine_similarity(kept, perturbed, dim=2)
+            similarities.append(torch.exp(-((1 - cosine) ** 2) / 2))  # (c, B)
+    y, w = torch.cat(values), torch.cat(similarities)  # (S, B, n), (S, B)
+    src_attr = src_x.new_zeros(batch, n_out, time, dtype=torch.float64)
+    pre_attr = src_x.new_zeros(batch, n_out, n_out + 1, dtype=torch.float64)
+    for i, z_i in enumerate(draws):
+        t_i, r_i, n_i = int(lengths[i]), read[i], int(n_outputs[i])
+        weight, _ = weighted_ridge(z_i.to(src.device), y[:, i, :n_i], w[:, i], alpha)
+        src_attr[i, :n_i, :t_i] = weight[:, :t_i]
+        pre_attr[i, :n_i, 1 : 1 + r_i] = weight[:, t_i:]
+    return src_attr, pre_attr
+
+
 def seq2seq_attention(model: Any, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
     """Cross-attention ``(batch, T_out, T_src)`` of a model recording ``attention_maps``
     (``captum_rnn.models.Seq2SeqAttention``), teacher-forced on ``tgt_in``, averaged over
@@ -516,6 +587,7 @@ def attribute_seq2seq(
     n_samples: int = 200,
     perturbations_per_eval: int = 64,
     window: int = 3,
+    alpha: float = 1e-3,
 ) -> Seq2SeqAttribution:
     """Attribute every target token of an encoder-decoder to the source and the prefix.
 
@@ -535,10 +607,11 @@ def attribute_seq2seq(
         bos_id / eos_id: start and end ids for ``target=None`` (default the model's
             ``bos_idx`` / ``eos_idx``).
         max_length: most generated tokens for ``target=None``.
-        n_samples: coalitions KernelSHAP draws (when every coalition of the source and
-            prefix tokens fits, all of them are run and the values are exact Shapley
-            values).
-        perturbations_per_eval: coalitions per forward pass (KernelSHAP).
+        n_samples: coalitions KernelSHAP or LIME draws (for KernelSHAP, when every
+            coalition of the source and prefix tokens fits, all of them are run and the
+            values are exact Shapley values).
+        perturbations_per_eval: coalitions per forward pass (KernelSHAP, LIME).
+        alpha: ridge penalty of LIME's linear fit.
         window: consecutive tokens occluded together (occlusion; default 3).
 
     Returns:
@@ -620,6 +693,14 @@ def attribute_seq2seq(
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )
+        if method == "lime":
+            src_attr, pre_attr = _lime(
+                dec, src, lengths, target, n_outputs, select, src_baseline,
+                check_int("n_samples", n_samples, 1),
+                check_int("perturbations_per_eval", perturbations_per_eval, 1),
+                check_float("alpha", alpha, 0.0),
+            )  # fmt: skip
+            return Seq2SeqAttribution(source=src_attr, prefix=_below_diagonal(pre_attr), **fields)
         if method == "kernel_shap":
             src_attr, pre_attr, _ = _kernel_shap(
                 dec, src, lengths, target, select, src_baseline,

@@ -8,7 +8,14 @@ import random
 
 import pytest
 import torch
-from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, Occlusion, Saliency
+from captum.attr import (
+    FeatureAblation,
+    InputXGradient,
+    IntegratedGradients,
+    Lime,
+    Occlusion,
+    Saliency,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -237,6 +244,58 @@ def test_one_pass_gradients_equal_a_loop_of_one_output_captum_calls(model, metho
         )
 
 
+def test_lime_equals_captum_lime_per_output_on_the_same_draws(model):
+    from captum_rnn.attr._linear import WeightedRidge
+
+    n_samples = 40
+    exps = explain(model, SRC, target=TGT, method="lime", n_samples=n_samples)
+    for b, e in enumerate(exps):
+        n_src, n_out = int((SRC[b] != 0).sum()), int((TGT[b, 1:] != 0).sum())
+        src_emb = model.embedding(SRC[b : b + 1, :n_src]).detach()
+        tgt_emb = model.target_embedding(TGT[b : b + 1, :n_out]).detach()
+        start, rest = tgt_emb[:, :1], tgt_emb[:, 1:]  # <s> is not a player
+        players = n_src + n_out - 1
+        draws = torch.bernoulli(
+            torch.full((n_samples, players), 0.5), generator=torch.Generator().manual_seed(0)
+        )
+        mask = (
+            torch.arange(n_src)[None, :, None].expand_as(src_emb),
+            (n_src + torch.arange(n_out - 1))[None, :, None].expand_as(rest),
+        )
+        for j in range(n_out):
+            f = plain_forward(model, j, [int(TGT[b, j + 1])])
+            rows = iter(draws)
+            lime = Lime(
+                lambda s, r, n, f=f, start=start: f(
+                    s, torch.cat([start.expand(len(s), -1, -1), r], 1), n
+                ),
+                interpretable_model=WeightedRidge(alpha=1e-3),
+                perturb_func=lambda *_, rows=rows, **__: next(rows)[None].long(),
+            )
+            a_src, a_pre = lime.attribute(
+                (src_emb, rest), baselines=(torch.zeros_like(src_emb), torch.zeros_like(rest)),
+                feature_mask=mask, n_samples=n_samples, perturbations_per_eval=1,
+                additional_forward_args=(torch.tensor([n_src]),),
+            )  # fmt: skip
+            torch.testing.assert_close(
+                torch.tensor(e.scores[j], dtype=torch.double), a_src[0, :, 0].double(),
+                rtol=1e-3, atol=1e-4,
+            )  # fmt: skip
+            cols = torch.zeros(n_out, dtype=torch.double)
+            cols[: n_out - 1] = a_pre[0, :, 0].double()
+            torch.testing.assert_close(
+                torch.tensor(e.prefix_scores[j], dtype=torch.double), cols, rtol=1e-3, atol=1e-4
+            )
+        # a batch equals its sequences explained alone (draws depend on a sequence's own size)
+        [alone] = explain(model, SRC[b : b + 1], target=TGT[b : b + 1], method="lime",
+                          n_samples=n_samples)  # fmt: skip
+        torch.testing.assert_close(
+            torch.tensor(alone.scores), torch.tensor(e.scores), rtol=1e-6, atol=1e-8
+        )
+    with pytest.raises(ValueError, match="alpha"):
+        explain(model, SRC, target=TGT, method="lime", alpha=-1.0)
+
+
 def user_model(seed: int = 0) -> Seq2Seq:
     torch.manual_seed(seed)
     return Seq2Seq(Encoder(12, 8, 16, 16, 0.1), Decoder(12, 8, 16, 16, 0.1, Attention(16, 16)))
@@ -301,7 +360,7 @@ def test_errors_name_the_keyword_to_pass(model):
     with pytest.raises(TypeError, match="unknown options.*n_steps"):
         explain(model, SRC, target=TGT, method="kernel_shap", n_steps=3)
     with pytest.raises(ValueError, match="method must be one of"):
-        explain(model, SRC, target=TGT, method="lime")
+        explain(model, SRC, target=TGT, method="deeplift")
 
 
 def test_save_load_round_trip(model, tmp_path):
@@ -454,9 +513,11 @@ def test_kernel_shap_on_a_users_time_major_seq2seq():
     assert len(exps) == 2 and all(e.n_outputs > 0 for e in exps)
     # the user's model in training mode by default: the gradient methods leave it so
     m.train()
-    grads = explain(m, src, target=trg, embedding="encoder.embedding", method="saliency")
-    assert m.training and [g.n_outputs for g in grads] == [e.n_outputs for e in exps]
-    assert all(float(torch.tensor(g.scores).abs().sum()) > 0 for g in grads)
+    for method, options in (("saliency", {}), ("lime", {"n_samples": 32})):
+        other = explain(m, src, target=trg, embedding="encoder.embedding", method=method,
+                        **options)  # fmt: skip
+        assert m.training and [g.n_outputs for g in other] == [e.n_outputs for e in exps]
+        assert all(float(torch.tensor(g.scores).abs().sum()) > 0 for g in other)
     m.eval()
     with pytest.raises(ValueError, match="n_samples"):
         explain(m, src, target=trg, embedding="encoder.embedding", method="kernel_shap",
@@ -497,6 +558,7 @@ def test_seq2seq_methods_on_cuda_in_eval_mode_equal_cpu(model):
     gpu_model = copy.deepcopy(model).cuda().eval()
     for method, options in (("integrated_gradients", {"n_steps": 8}), ("saliency", {}),
                             ("input_x_gradient", {}), ("kernel_shap", {"n_samples": 200}),
+                            ("lime", {"n_samples": 64}),
                             ("occlusion", {})):  # fmt: skip
         cpu = explain(model, SRC, target=TGT, method=method, **options)
         gpu = explain(gpu_model, SRC.cuda(), target=TGT.cuda(), method=method, **options)
