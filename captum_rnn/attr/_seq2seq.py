@@ -267,20 +267,27 @@ def _selector(explained: Tensor, foil: Tensor | None) -> Callable[[Tensor], Tens
     return select
 
 
-def _ig(
-    dec: _Decoder,
-    src: Tensor,
-    lengths: Tensor,
-    target: Tensor,
-    n_outputs: Tensor,
-    select: Callable[[Tensor], Tensor],
-    src_base: Tensor,
-    n_steps: int,
-    method: str,
-) -> tuple[Tensor, Tensor, Tensor]:
+@dataclass
+class _Problem:
+    """What every method explains: the batch, its targets and the explained number."""
+
+    dec: _Decoder
+    src: Tensor
+    lengths: Tensor
+    target: Tensor
+    n_outputs: Tensor
+    #: ``logits -> (rows, n)``: the explained token's logit (minus the foil's)
+    select: Callable[[Tensor], Tensor]
+    #: the source reference, embedded ``(batch, T_src, dim)``
+    src_base: Tensor
+
+
+def _ig(p: _Problem, n_steps: int, method: str) -> tuple[Tensor, Tensor, Tensor]:
     """Integrated gradients of every output: one forward per integration step shared by the
     outputs, one backward per output. Returns source ``(B, n, T)``, prefix ``(B, n, n + 1)``
     (column 0: ``<s>``, held fixed) and the integrand's endpoint values ``(2, B, n)``."""
+    dec, src, lengths, target, select = p.dec, p.src, p.lengths, p.target, p.select
+    n_outputs, src_base = p.n_outputs, p.src_base
     src_x, pre_x, pre_b = dec.embedded(src, target)
     pre_b = pre_b.clone()
     pre_b[:, 0] = pre_x[:, 0]  # the start token is not explained
@@ -320,19 +327,13 @@ def _ig(
     return src_attr, pre_attr[:, :, : n_out + 1], ends
 
 
-def _one_pass_gradients(
-    dec: _Decoder,
-    src: Tensor,
-    lengths: Tensor,
-    target: Tensor,
-    n_outputs: Tensor,
-    select: Callable[[Tensor], Tensor],
-    method: str,
-) -> tuple[Tensor, Tensor]:
+def _one_pass_gradients(p: _Problem, method: str) -> tuple[Tensor, Tensor]:
     """Saliency (``|gradient|`` summed over the embedding, as Captum's ``Saliency`` with
     ``abs=True`` summed) or input x gradient of every output: one forward shared by the
     outputs, their backward passes batched. Returns source ``(B, n, T)`` and prefix
     ``(B, n, n + 1)`` (column 0: ``<s>``)."""
+    dec, src, lengths, target, select = p.dec, p.src, p.lengths, p.target, p.select
+    n_outputs = p.n_outputs
     src_x, pre_x, _ = dec.embedded(src, target)
     src_x, pre_x = src_x.requires_grad_(True), pre_x.requires_grad_(True)
     values = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
@@ -349,20 +350,14 @@ def _one_pass_gradients(
     return src_attr, pre_attr[:, :, : n_out + 1]
 
 
-def _ablation(
-    dec: _Decoder,
-    src: Tensor,
-    lengths: Tensor,
-    target: Tensor,
-    select: Any,
-    src_base: Tensor,
-    window: int = 1,
-) -> tuple[Tensor, Tensor]:
+def _ablation(p: _Problem, window: int = 1) -> tuple[Tensor, Tensor]:
     """Occlusion of ``window`` consecutive source tokens, and of ``window`` consecutive
     prefix tokens, at every position (stride 1; ``window=1`` is feature ablation): every
     output read from the same perturbed forward, the whole batch at once. A token's
     score is the mean output drop over the windows that cover it, as Captum's
     ``Occlusion`` gives."""
+    dec, src, lengths, target, select = p.dec, p.src, p.lengths, p.target, p.select
+    src_base = p.src_base
     src_x, pre_x, pre_pad = dec.embedded(src, target)
     with torch.no_grad():
         full = select(dec.step_logits(src, lengths, target, src_emb=src_x, prefix_emb=pre_x))
@@ -434,19 +429,14 @@ def _shapley_coalitions(players: int, n_samples: int, device: Any) -> tuple[Tens
 
 
 def _kernel_shap(
-    dec: _Decoder,
-    src: Tensor,
-    lengths: Tensor,
-    target: Tensor,
-    select: Any,
-    src_base: Tensor,
-    n_samples: int,
-    perturbations_per_eval: int,
+    p: _Problem, n_samples: int, perturbations_per_eval: int
 ) -> tuple[Tensor, Tensor, int]:
     """KernelSHAP over the source tokens and the prefix tokens ``1 .. n-1``: every output
     read from the same coalition forwards, and one weighted least-squares solve for all
     outputs of all sequences (their design matrix is shared). Returns source ``(B, n, T)``,
     prefix ``(B, n, n + 1)`` and the number of coalitions run."""
+    dec, src, lengths, target, select = p.dec, p.src, p.lengths, p.target, p.select
+    src_base = p.src_base
     src_x, pre_x, pre_pad = dec.embedded(src, target)
     batch, time, n_out = src.shape[0], src.shape[1], target.shape[1] - 1
     read_back = max(n_out - 1, 0)  # prefix tokens 1 .. n-1 (the last is never read back)
@@ -477,16 +467,7 @@ def _kernel_shap(
 
 
 def _lime(
-    dec: _Decoder,
-    src: Tensor,
-    lengths: Tensor,
-    target: Tensor,
-    n_outputs: Tensor,
-    select: Any,
-    src_base: Tensor,
-    n_samples: int,
-    perturbations_per_eval: int,
-    alpha: float,
+    p: _Problem, n_samples: int, perturbations_per_eval: int, alpha: float
 ) -> tuple[Tensor, Tensor]:
     """LIME over each sequence's real source tokens and its prefix tokens ``1 .. n-1``, as
     Captum's ``Lime`` defaults draw and weigh them: each token kept with probability
@@ -496,6 +477,8 @@ def _lime(
     equals its sequences alone); every output of a sequence is read from the same
     perturbed forwards and fitted with one solve. Returns source ``(B, n, T)`` and prefix
     ``(B, n, n + 1)``."""
+    dec, src, lengths, target, select = p.dec, p.src, p.lengths, p.target, p.select
+    n_outputs, src_base = p.n_outputs, p.src_base
     src_x, pre_x, pre_pad = dec.embedded(src, target)
     batch, time, n_out = src.shape[0], src.shape[1], target.shape[1] - 1
     read = (n_outputs - 1).clamp_min(0).tolist()
@@ -679,48 +662,37 @@ def attribute_seq2seq(
             )
         maps = seq.recorded_attention(lambda: dec.step_logits(src, lengths, target))
         return Seq2SeqAttribution(source=maps.double(), prefix=None, **fields)
+    problem = _Problem(dec, src, lengths, target, n_outputs, select, src_baseline)
     with _no_grad_params(seq):
         if method in ("feature_ablation", "occlusion"):
             window = 1 if method == "feature_ablation" else check_int("window", window, 1)
-            src_attr, pre_attr = _ablation(dec, src, lengths, target, select, src_baseline, window)
+            src_attr, pre_attr = _ablation(problem, window)
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )
         if method in ("saliency", "input_x_gradient"):
-            src_attr, pre_attr = _one_pass_gradients(
-                dec, src, lengths, target, n_outputs, select, method
-            )
+            src_attr, pre_attr = _one_pass_gradients(problem, method)
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )
         if method == "lime":
             src_attr, pre_attr = _lime(
-                dec, src, lengths, target, n_outputs, select, src_baseline,
+                problem,
                 check_int("n_samples", n_samples, 1),
                 check_int("perturbations_per_eval", perturbations_per_eval, 1),
                 check_float("alpha", alpha, 0.0),
-            )  # fmt: skip
+            )
             return Seq2SeqAttribution(source=src_attr, prefix=_below_diagonal(pre_attr), **fields)
         if method == "kernel_shap":
             src_attr, pre_attr, _ = _kernel_shap(
-                dec, src, lengths, target, select, src_baseline,
+                problem,
                 check_int("n_samples", n_samples, 1),
                 check_int("perturbations_per_eval", perturbations_per_eval, 1),
-            )  # fmt: skip
+            )
             return Seq2SeqAttribution(
                 source=src_attr.double(), prefix=_below_diagonal(pre_attr), **fields
             )
-        src_attr, pre_attr, ends = _ig(
-            dec,
-            src,
-            lengths,
-            target,
-            n_outputs,
-            select,
-            src_baseline,
-            n_steps,
-            integration,
-        )
+        src_attr, pre_attr, ends = _ig(problem, n_steps, integration)
     total = src_attr.double().sum(-1) + pre_attr.double().sum(-1)
     delta = total - (ends[1] - ends[0]).double()
     return Seq2SeqAttribution(
