@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_rnn._explain_seq2seq import explain_seq2seq
+from captum_rnn._utils.finite import fill_non_finite_padding
 from captum_rnn._utils.grad import gradient_context, prepare_tensors
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
@@ -132,12 +133,13 @@ def prepare_inputs(
             inputs = inputs.transpose(0, 1)
         if inputs.shape[0] == 0 or inputs.shape[1] == 0:
             raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)})")
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs contains NaN or infinite values")
         batch, time = inputs.shape[0], inputs.shape[1]
+        if lengths is not None:
+            lengths = _check_lengths(lengths, batch, time)
+        # NaN padding (as tslearn pads) becomes 0; NaN at a real step is an error
+        inputs = fill_non_finite_padding(inputs, lengths)
         if lengths is None:
             lengths = torch.full((batch,), time, dtype=torch.long)
-        lengths = _check_lengths(lengths, batch, time)
         if not model.takes_lengths and bool((lengths < time).any()):
             raise ValueError(
                 "lengths are shorter than the batch but the model's forward takes no "

@@ -35,6 +35,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import Tensor, nn
 
+from captum_rnn._utils.finite import fill_non_finite_padding
 from captum_rnn._utils.grad import gradient_context
 from captum_rnn._utils.options import check_int
 from captum_rnn._utils.ranking import average_precision
@@ -259,8 +260,6 @@ def time_forward_attributions(
         raise TypeError("inputs must be a float tensor (batch, time, features)")
     if inputs.dim() != 3 or 0 in inputs.shape:
         raise ValueError(f"inputs must be (batch, time, features), got {tuple(inputs.shape)}")
-    if not bool(torch.isfinite(inputs).all()):
-        raise ValueError("inputs contains NaN or infinite values")
     batch, time = inputs.shape[:2]
     device = inputs.device
     if lengths is None:
@@ -271,6 +270,7 @@ def time_forward_attributions(
     lengths = lengths.long()
     if lengths.shape != (batch,) or bool((lengths < 1).any() or (lengths > time).any()):
         raise ValueError(f"lengths must be (batch,) = ({batch},) values in [1, {time}]")
+    inputs = fill_non_finite_padding(inputs, lengths)
     baselines = torch.zeros_like(inputs) if baselines is None else baselines.to(inputs)
     if method in ("temporal_integrated_gradients", "temporal_ig"):
         cls, kwargs = get_method(method), {**options, "normalize": normalize}
