@@ -560,10 +560,13 @@ class SequenceModel(nn.Module):
             out = out[0]
         elif isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
             out = out["logits"]
+        elif not isinstance(out, Tensor) and isinstance(getattr(out, "logits", None), Tensor):
+            out = out.logits  # an output record (dataclass, namedtuple) with a logits field
         if not isinstance(out, Tensor):
             raise TypeError(
                 f"the model returned {type(out).__name__}; expected a tensor of outputs "
-                "(or a tuple / dict whose first item / 'logits' is one)"
+                "(or a tuple / dict whose first item / 'logits' is one, or an object with a "
+                "'logits' tensor)"
             )
         if out.dim() == 1:
             out = out[:, None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
@@ -289,3 +291,43 @@ def test_readable_module_unwraps_reads_or_passes_through():
     assert readable_module(plain) == (plain, None)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         readable_module(lambda x: x)
+
+
+class _RecordOut(nn.Module):
+    """A user's model returning an output record, as Hugging Face models do."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+        self.rnn = nn.GRU(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, input_ids):
+        states, _ = self.rnn(self.emb(input_ids))
+        logits = self.fc(states[:, -1])
+        if self.kind == "dict":
+            return {"hidden": states, "logits": logits}
+        if self.kind == "record":
+            return _Output(hidden=states, logits=logits)
+        return logits
+
+
+@dataclass
+class _Output:
+    hidden: torch.Tensor
+    logits: torch.Tensor
+
+
+@pytest.mark.parametrize("kind", ["dict", "record"])
+def test_output_records_are_read_through_their_logits(kind):
+    torch.manual_seed(0)
+    plain = _RecordOut("tensor").eval()
+    wrapped = _RecordOut(kind).eval()
+    wrapped.load_state_dict(plain.state_dict())
+    ids = torch.randint(1, 20, (3, 6))
+    ids[2, 4:] = 0
+    a = captum_rnn.explain(plain, ids, n_steps=8)
+    b = captum_rnn.explain(wrapped, ids, n_steps=8)
+    for e, f in zip(a, b, strict=True):
+        assert e.scores == f.scores and e.target == f.target
