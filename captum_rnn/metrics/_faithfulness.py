@@ -17,8 +17,10 @@ On multivariate continuous input, per-cell attributions ``(batch, time, features
 are ranked per cell: the top-k (step, feature) cells are replaced by the baseline (0, a
 per-feature vector, or each sequence's time average with ``baseline="mean"``), as tint's
 comprehensiveness and sufficiency mask cells (Enguehard 2023; Crabbé & van der Schaar
-2021 use both baselines). Removing whole steps cannot tell a step's features apart;
-``cells=False`` still does it.
+2021 use both baselines). Leave-one-out then replaces each real cell alone (its drop is
+compared with the cell's attribution by :func:`loo_kendall`) and :func:`infidelity`
+gives every cell its own presence. Removing whole steps cannot tell a step's features
+apart; ``cells=False`` still does it.
 
 Padding is never ranked, removed or counted; perturbed sequences are evaluated in
 batches of ``batch_size`` on the model's device. All functions return one value per
