@@ -526,7 +526,10 @@ def benchmark(
     method's ``auprc`` against it. On multivariate continuous input every metric ranks
     each method's per-cell attributions (``result.cells``): comprehensiveness,
     sufficiency and the deletion/insertion curves replace the top (step, feature) cells
-    by 0, so a method that only scores steps is compared on how it ranks cells.
+    by 0, ``loo_kendall`` compares each cell's attribution with the drop of replacing that
+    cell alone (drops computed once, one forward pass per real cell) and ``infidelity``
+    perturbs single cells, so a method that only scores steps is compared on how it
+    ranks cells.
 
     Args:
         model: the user's model (any ``nn.Module`` or ``LightningModule`` over
