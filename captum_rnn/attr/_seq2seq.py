@@ -113,6 +113,7 @@ class _Decoder:
         if seq.forcing_arg:
             kwargs[seq.forcing_arg] = 1.0
         kwargs.update(seq.length_kwargs(src, lengths))
+        kwargs.update(seq.extra_kwargs(src.shape[0], src.device))
         calls = [0]
 
         def feed_source(_m: Any, _a: Any, output: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ as the model's forward wants them, and returns ``(batch, outputs)``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -68,6 +68,7 @@ HINT_NAMES = (
     "target_arg",
     "target_embedding",
     "output_offset",
+    "forward_kwargs",
 )
 # An encoder-decoder's forward takes the target (teacher forcing) under one of these names.
 _TARGET_NAMES = (
@@ -159,6 +160,7 @@ class SequenceModel(nn.Module):
             raise ValueError(f"output_steps must be True, False or None, got {self.output_steps!r}")
         self.step_shape: tuple[int, int] | None = None
         self._find_target(merged, source)
+        self.forward_kwargs = self._find_forward_kwargs(merged, source)
         self._check_required()
 
     # ------------------------------------------------------------------ inference
@@ -355,14 +357,62 @@ class SequenceModel(nn.Module):
         """True for an encoder-decoder: the forward takes the target (``target_arg``)."""
         return self.target_arg is not None
 
+    def _find_forward_kwargs(self, hints: dict, source: Callable) -> dict[str, Any]:
+        extra = hints.get("forward_kwargs") or {}
+        if not isinstance(extra, Mapping):
+            raise TypeError(
+                "forward_kwargs must map forward parameters to values (or to callables of "
+                f"the batch size), got {type(extra).__name__}"
+            )
+        names = self._param_names()[1:]
+        try:
+            open_ended = any(
+                p.kind is p.VAR_KEYWORD
+                for p in inspect.signature(self.module.forward).parameters.values()
+            )
+        except (TypeError, ValueError):
+            open_ended = True
+        taken = {self.lengths_arg, self.mask_arg, self.target_arg} - {None}
+        for key in extra:
+            if key in taken:
+                raise ValueError(f"forward_kwargs sets {key!r}, which captum-rnn fills itself")
+            if key not in names and not open_ended:
+                raise ValueError(
+                    f"forward_kwargs names {key!r}, not a parameter of the model's forward"
+                    f"{tuple(names)}"
+                )
+        if extra:
+            self.provenance["forward_kwargs"] = source("forward_kwargs")
+        return dict(extra)
+
+    def extra_kwargs(self, batch: int, device: torch.device) -> dict[str, Any]:
+        """The ``forward_kwargs`` hint for a batch of ``batch`` sequences: a callable value
+        is called with the batch size (e.g. the model's ``init_hidden``); tensors are moved
+        to ``device``."""
+
+        def to_device(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return value.to(device)
+            if isinstance(value, (tuple, list)):
+                return type(value)(to_device(v) for v in value)
+            return value
+
+        return {
+            key: to_device(value(batch) if callable(value) else value)
+            for key, value in self.forward_kwargs.items()
+        }
+
     def _check_required(self) -> None:
         known = {self._input_name, self.lengths_arg, self.mask_arg, self.target_arg}
+        known |= set(self.forward_kwargs)
         for p in self._params[1:]:
             if p.default is p.empty and p.name not in known:
                 raise ValueError(
                     f"the model's forward needs argument {p.name!r}, which captum-rnn cannot "
                     f"fill: if it takes the lengths pass lengths_arg={p.name!r}; if it takes a "
-                    f"padding mask pass mask_arg={p.name!r}; otherwise give it a default"
+                    f"padding mask pass mask_arg={p.name!r}; for anything else (a hidden "
+                    f"state, a flag) pass forward_kwargs={{{p.name!r}: value}}, where a callable "
+                    "value gets the batch size (e.g. the model's init_hidden)"
                 )
 
     # ------------------------------------------------------------------ properties
@@ -402,6 +452,10 @@ class SequenceModel(nn.Module):
             ("lengths_arg", self.lengths_arg, self.provenance.get("lengths_arg")),
             ("mask_arg", self.mask_arg, self.provenance.get("mask_arg")),
         ]
+        if self.forward_kwargs:
+            rows.append(
+                ("forward_kwargs", self.forward_kwargs, self.provenance.get("forward_kwargs"))
+            )
         body = "".join(f"\n  {k}={v!r}  # {how}" for k, v, how in rows)
         return f"SequenceModel({body}\n)"
 
@@ -513,7 +567,7 @@ class SequenceModel(nn.Module):
         x = ids if self.is_token_model else inputs
         if not self.batch_first:
             x = x.transpose(0, 1)
-        kwargs = self.length_kwargs(ids, lengths, time)
+        kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
             return self._as_matrix(self.module(x, **kwargs))
         replacement = embedded if self.batch_first else embedded.transpose(0, 1)
@@ -652,6 +706,7 @@ def adapt(
     target_arg: str | None = None,
     target_embedding: str | nn.Module | None = None,
     output_offset: int | None = None,
+    forward_kwargs: Mapping[str, Any] | None = None,
 ) -> SequenceModel:
     """Turn a user's sequence model into a :class:`SequenceModel` (idempotent).
 
@@ -675,6 +730,9 @@ def adapt(
         target_embedding: name (or module) of the decoder's target ``nn.Embedding``.
         output_offset: the index of the first real output step (1 for tutorial models
             that emit a dummy step 0 before the first prediction).
+        forward_kwargs: other arguments the forward needs, passed on every call, e.g.
+            ``{"hidden": None}``; a callable value is called with the batch size, e.g.
+            ``{"hidden": model.init_hidden}`` (its tensors are moved to the input's device).
 
     Returns:
         A :class:`SequenceModel`; ``print`` it to see what was given and inferred.
@@ -709,6 +767,7 @@ def adapt(
         "target_arg": target_arg,
         "target_embedding": target_embedding,
         "output_offset": output_offset,
+        "forward_kwargs": forward_kwargs,
     }
     given = {k: v for k, v in hints.items() if v is not None}
     if isinstance(model, SequenceModel):

@@ -331,3 +331,45 @@ def test_output_records_are_read_through_their_logits(kind):
     b = captum_rnn.explain(wrapped, ids, n_steps=8)
     for e, f in zip(a, b, strict=True):
         assert e.scores == f.scores and e.target == f.target
+
+
+class _NeedsHidden(nn.Module):
+    """PyTorch's word-language-model style: ``forward(input, hidden)``, ``init_hidden``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+        self.rnn = nn.LSTM(8, 16)  # time-major, as the example is
+        self.fc = nn.Linear(16, 2)
+
+    def init_hidden(self, batch):
+        return (torch.zeros(1, batch, 16), torch.zeros(1, batch, 16))
+
+    def forward(self, x, hidden):
+        out, hidden = self.rnn(self.emb(x), hidden)
+        return self.fc(out[-1]), hidden
+
+
+def test_forward_kwargs_fill_a_hidden_state_argument():
+    torch.manual_seed(0)
+    m = _NeedsHidden().eval()
+    ids = torch.randint(1, 20, (6, 3))  # (time, batch)
+    with pytest.raises(ValueError, match=r"forward_kwargs=\{'hidden': value\}"):
+        captum_rnn.explain(m, ids, batch_first=False)
+    by_none = captum_rnn.explain(m, ids, batch_first=False, forward_kwargs={"hidden": None})
+    # a callable gets each call's batch size: IG's expanded batches included
+    by_init = captum_rnn.explain(
+        m, ids, batch_first=False, forward_kwargs={"hidden": m.init_hidden}, n_steps=8
+    )
+    again = captum_rnn.explain(
+        m, ids, batch_first=False, forward_kwargs={"hidden": None}, n_steps=8
+    )
+    for a, b in zip(by_init, again, strict=True):
+        assert a.scores == pytest.approx(b.scores, rel=1e-6, abs=1e-8)
+    assert len(by_none) == 3
+    seq = adapt(m, batch_first=False, forward_kwargs={"hidden": None})
+    assert "forward_kwargs" in repr(seq)
+    with pytest.raises(ValueError, match="not a parameter"):
+        adapt(m, batch_first=False, forward_kwargs={"hiden": None})
+    with pytest.raises(TypeError, match="forward_kwargs must map"):
+        adapt(m, batch_first=False, forward_kwargs=[("hidden", None)])
