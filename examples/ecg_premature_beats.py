@@ -104,6 +104,12 @@ def main() -> None:
     )
 
     positive = (test_set.labels == 1) & (predicted == 1)
+    if not positive.any():
+        raise SystemExit(
+            f"the GRU detected none of the {int((test_set.labels == 1).sum())} test windows "
+            f"with a wide beat, so there is nothing to explain: train longer (--epochs, "
+            f"default 40; {args.epochs} given)"
+        )
     inputs, near = test_set.inputs[positive], test_set.near_wide(0.12)[positive]
     chance = float(near.float().mean())
     shares = {}
