@@ -126,3 +126,31 @@ def test_a_lightning_module_with_dict_batches_explains_like_a_module():
     b = captum_rnn.explain(case.model, case.inputs[:4], method="occlusion", features="cell")
     assert all(len(e.scores) == case.inputs.shape[1] for e in a + b)
     assert all(e.probability is not None and 0 <= e.probability <= 1 for e in a)
+
+
+def test_a_forward_taking_its_hidden_state_works_through_every_entry_point():
+    """PyTorch's word-language-model style (``forward(input, hidden)``) through the
+    ``forward_kwargs`` hint: explain, benchmark, metrics and counterfactuals; the model's
+    own call (``init_hidden`` per batch) is what gets explained."""
+    case = zoo.build("hidden_lstm")
+    m, x = case.model, case.inputs[:, :5]
+    before = _state(m)
+    for method in ("saliency", "occlusion", "lime", "decomposition"):
+        explanations = captum_rnn.explain(m, x, method=method, **case.hints)
+        assert [len(e.scores) for e in explanations] == case.lengths[:5].tolist()
+    result = captum_rnn.benchmark(m, x, methods=["saliency", "occlusion"], progress=False,
+                                  **case.hints)  # fmt: skip
+    assert result.recommendation in ("saliency", "occlusion", None)
+    cfs = captum_rnn.counterfactuals(m, x, train_dataset=case.train_data, **case.hints)
+    with torch.no_grad():
+        for cf in cfs:
+            new = int(case.call(cf.counterfactual[:, None], None).argmax(1))
+            old = int(case.call(cf.original[:, None], None).argmax(1))
+            assert (new, old) == (cf.prediction, cf.original_prediction)
+            assert (new != old) == cf.flipped
+    # a non-zero initial state: the decomposition (relative to a zero state) refuses it
+    ones = {"hidden": lambda b: (torch.ones(1, b, 16), torch.ones(1, b, 16))}
+    with pytest.raises(ValueError, match="non-zero initial state"):
+        captum_rnn.explain(m, x, method="decomposition", forward_kwargs=ones)
+    after = _state(m)
+    assert after[1] == before[1] and all(torch.equal(after[0][k], v) for k, v in before[0].items())

@@ -13,7 +13,14 @@ import zoo
 from torch import nn
 
 ZOO_DIR = Path(zoo.__file__).parent
-N_OUTPUTS = {"imdb_lstm": 1, "char_rnn": 3, "mfcc_lightning": 2, "nll_gru": 3, "stacked_lstm": 2}
+N_OUTPUTS = {
+    "imdb_lstm": 1,
+    "char_rnn": 3,
+    "mfcc_lightning": 2,
+    "nll_gru": 3,
+    "stacked_lstm": 2,
+    "hidden_lstm": 2,
+}
 # held-out accuracy floors; chance is 0.5 for two classes and 1/3 for three
 MIN_ACCURACY = {
     "imdb_lstm": 0.8,
@@ -21,6 +28,7 @@ MIN_ACCURACY = {
     "mfcc_lightning": 0.8,
     "nll_gru": 0.7,
     "stacked_lstm": 0.8,
+    "hidden_lstm": 0.8,
 }
 
 
@@ -29,7 +37,14 @@ def predictions(out: torch.Tensor) -> torch.Tensor:
 
 
 def test_names():
-    assert zoo.NAMES == ("imdb_lstm", "char_rnn", "mfcc_lightning", "nll_gru", "stacked_lstm")
+    assert zoo.NAMES == (
+        "imdb_lstm",
+        "char_rnn",
+        "mfcc_lightning",
+        "nll_gru",
+        "stacked_lstm",
+        "hidden_lstm",
+    )
     assert zoo.SEQ2SEQ == "seq2seq_gru" and zoo.SEQ2SEQ not in zoo.NAMES
     assert set(zoo.ALL) == {*zoo.NAMES, zoo.SEQ2SEQ}
     with pytest.raises(KeyError):

@@ -36,7 +36,14 @@ class ZooCase:
     train_data: tuple  # (train_inputs, train_lengths, train_labels), same layout
 
 
-NAMES: tuple[str, ...] = ("imdb_lstm", "char_rnn", "mfcc_lightning", "nll_gru", "stacked_lstm")
+NAMES: tuple[str, ...] = (
+    "imdb_lstm",
+    "char_rnn",
+    "mfcc_lightning",
+    "nll_gru",
+    "stacked_lstm",
+    "hidden_lstm",
+)
 SEQ2SEQ = "seq2seq_gru"
 ALL: tuple[str, ...] = (*NAMES, SEQ2SEQ)
 #: Models with one output per step: a time-major tagger and a multi-step forecaster.
