@@ -129,10 +129,10 @@ def prepare_inputs(
                 f"inputs must have shape (batch, time, features) or (time, features), "
                 f"got {tuple(inputs.shape)}"
             )
-        if not model.batch_first:
-            inputs = inputs.transpose(0, 1)
+        inputs = model.to_batch_first(inputs)
         if inputs.shape[0] == 0 or inputs.shape[1] == 0:
             raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)})")
+        model.check_channels(inputs)
         batch, time = inputs.shape[0], inputs.shape[1]
         if lengths is not None:
             lengths = _check_lengths(lengths, batch, time)
@@ -190,8 +190,8 @@ def _baselines(model: SequenceModel, baselines: Any, inputs: Tensor, embedded: T
 def _batch_first(model: SequenceModel, baselines: Tensor, like: Tensor, what: str) -> Tensor:
     """``baselines`` in the batch-first layout of ``like``: a time-major model's baselines
     (the model's own layout) are transposed; any other shape is an error."""
-    if not model.batch_first and baselines.dim() == like.dim():
-        baselines = baselines.transpose(0, 1)
+    if baselines.dim() == like.dim():
+        baselines = model.to_batch_first(baselines)
     if baselines.shape != like.shape:
         raise ValueError(
             f"{what} must have shape {tuple(like.shape)} (batch-first), "

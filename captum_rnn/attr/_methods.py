@@ -169,14 +169,19 @@ class CallableMethod:
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
         seq = self.model
         raw = self.ids if seq.is_token_model else inputs
-        own = raw if seq.batch_first else raw.transpose(0, 1)
+        own = seq.to_native(raw)
         result = self.fn(seq.module, own, lengths, target, **kwargs)
         if isinstance(result, tuple):
             result = result[0]
         result = torch.as_tensor(result).detach().to(inputs.device)
         batch, time = inputs.shape[0], inputs.shape[1]
-        if not seq.batch_first and result.dim() in (2, 3) and result.shape[:2] == (time, batch):
-            result = result.transpose(0, 1)
+        if result.dim() in (2, 3):  # attributions in the model's own layout
+            native = seq.to_batch_first(result)
+            transposed = not seq.batch_first or (seq.channels_first and result.dim() == 3)
+            if native.shape[:2] == (batch, time) and (
+                transposed or result.shape[:2] != (batch, time)
+            ):
+                result = native
         if result.dim() == 3 and result.shape[:2] == (batch, time):
             result = result.sum(dim=-1) if seq.is_token_model else result
         if result.dim() == 2 and result.shape == (batch, time):

@@ -219,7 +219,7 @@ def _recorded_rnn_input(
     handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     try:
         with torch.no_grad(), preserve_state(seq.module):
-            batch_first = inputs if seq.batch_first else inputs.transpose(0, 1)
+            batch_first = seq.to_batch_first(inputs)
             if lengths is not None:
                 lengths = torch.as_tensor(lengths).long()
             seq(batch_first, lengths)

@@ -132,8 +132,9 @@ def sequence_model(model: Any, hints: Mapping[str, Any] | None = None) -> Sequen
 
 
 def own_layout(seq: SequenceModel, x: Tensor) -> Tensor:
-    """A batch-first tensor in the model's own layout (time-major models: transposed)."""
-    return x if seq.batch_first or x.dim() < 2 else x.transpose(0, 1)
+    """A batch-first tensor in the model's own layout (time-major or channels-first
+    models: transposed)."""
+    return seq.to_native(x)
 
 
 def run_method(

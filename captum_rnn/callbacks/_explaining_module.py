@@ -130,8 +130,7 @@ def explain_batch(
     seq = sequence_model(model, hints)
     inputs, lengths, labels = unpack_batch(batch, batch_to_inputs)
     inputs = torch.as_tensor(inputs)
-    if not seq.batch_first and inputs.dim() >= 2:
-        inputs = inputs.transpose(0, 1)  # batch-first from here on
+    inputs = seq.to_batch_first(inputs)  # batch-first from here on
     if lengths is not None:
         lengths = torch.as_tensor(lengths)
     label_list = None

@@ -205,11 +205,11 @@ def _prepare(model: Any, inputs: Any, lengths: Any = None) -> _Batch:
         and inputs[0].dtype.is_floating_point
     ):
         rows = [torch.as_tensor(r) for r in inputs]
+        if seq.channels_first:  # each row (features, time)
+            rows = [r.T for r in rows]
         if lengths is None:
             lengths = [len(r) for r in rows]
-        inputs = nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        if not seq.batch_first:
-            inputs = inputs.transpose(0, 1)
+        inputs = seq.to_native(nn.utils.rnn.pad_sequence(rows, batch_first=True))
     if isinstance(inputs, Tensor) and inputs.dtype == torch.bool:
         raise TypeError("inputs must be integer token ids or float input, got dtype torch.bool")
     if not seq.is_token_model and isinstance(inputs, Tensor) and not inputs.dtype.is_floating_point:
@@ -224,7 +224,7 @@ def _prepare(model: Any, inputs: Any, lengths: Any = None) -> _Batch:
 
 def _native(seq: SequenceModel, x: Tensor) -> Tensor:
     """A batch-first batch back in the model's own layout (time-major when it is)."""
-    return x if seq.batch_first else x.transpose(0, 1)
+    return seq.to_native(x)
 
 
 def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> Tensor:

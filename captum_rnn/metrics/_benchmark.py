@@ -794,7 +794,7 @@ def _benchmark_outputs(
     inputs, lengths, _labels, _rationale, _vocab = _unpack_data(data)
     seq = adapt(model, **{**hints, "output_steps": True})
     x = torch.as_tensor(inputs)
-    batch_first = x if seq.batch_first else x.transpose(0, 1)
+    batch_first = seq.to_batch_first(x)
     if seq.is_token_model:
         real = seq.padding_mask(batch_first).cpu()
     else:

@@ -99,7 +99,7 @@ def comprehensiveness_sufficiency_per_output(
             "explanations must come from explain(..., outputs=...): one row per output"
         )
     seq = adapt(model, **{**hints, "output_steps": True})
-    x = inputs if seq.batch_first else inputs.transpose(0, 1)
+    x = seq.to_batch_first(inputs)
     if len(explanations) != x.shape[0]:
         raise ValueError(f"{len(explanations)} explanations for {x.shape[0]} input sequences")
     with torch.no_grad():
@@ -135,7 +135,7 @@ def comprehensiveness_sufficiency_per_output(
         counts.append(e.n_outputs)
     index = torch.tensor(rows)
     repeated = x[index.to(x.device)]
-    repeated = repeated if seq.batch_first else repeated.transpose(0, 1)
+    repeated = seq.to_native(repeated)
     kind = seq.output
     step_model = _StepProbabilities(seq.module, kind, **{k: v for k, v in seq.hints.items()
                                                          if k not in ("output", "output_steps")})  # fmt: skip

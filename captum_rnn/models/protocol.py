@@ -69,6 +69,7 @@ HINT_NAMES = (
     "target_embedding",
     "output_offset",
     "forward_kwargs",
+    "channels_first",
 )
 # An encoder-decoder's forward takes the target (teacher forcing) under one of these names.
 _TARGET_NAMES = (
@@ -141,6 +142,16 @@ class SequenceModel(nn.Module):
         object.__setattr__(self, "_embedding", found)
         self.pad_id = self._find_pad(merged, source)
         self.batch_first = self._find_batch_first(merged, source)
+        self.channels_first: bool | None = merged.get("channels_first")
+        if self.channels_first is not None:
+            if not isinstance(self.channels_first, bool):
+                raise TypeError(f"channels_first must be a bool, got {self.channels_first!r}")
+            if self.channels_first and (not self.batch_first or self.embedding is not None):
+                raise ValueError(
+                    "channels_first=True is for continuous input (batch, features, time): "
+                    "the model must be batch-first and read features, not token ids"
+                )
+            self.provenance["channels_first"] = source("channels_first")
         self.lengths_arg, self.mask_arg = self._find_length_args(merged, source)
         self.output: str | None = None
         self.num_classes: int | None = None
@@ -248,6 +259,36 @@ class SequenceModel(nn.Module):
 
     def _param_names(self) -> list[str]:
         return [p.name for p in self._params]
+
+    # ------------------------------------------------------------------ layout
+    def to_batch_first(self, x: Tensor) -> Tensor:
+        """Input in the model's own layout -> batch-first ``(batch, time, ...)``:
+        time-major input is transposed, channels-first ``(batch, features, time)`` too."""
+        if self.channels_first and x.dim() == 3:
+            return x.transpose(1, 2)
+        return x if self.batch_first or x.dim() < 2 else x.transpose(0, 1)
+
+    def to_native(self, x: Tensor) -> Tensor:
+        """Batch-first input ``(batch, time, ...)`` -> the model's own layout (the inverse
+        of :meth:`to_batch_first`)."""
+        return self.to_batch_first(x)  # each layout change is a transposition
+
+    def check_channels(self, x: Tensor) -> None:
+        """Refuse to guess the layout of continuous input ``x`` (batch-first view)
+        ``(batch, time, features)`` when the model reads it with an ``nn.Conv1d`` whose
+        channels match the time axis and not the features: a ``(batch, channels, time)``
+        model would otherwise be explained with time and features swapped."""
+        if self.channels_first is not None or x.dim() != 3 or not self.batch_first:
+            return
+        time, features = x.shape[1], x.shape[2]
+        for name, sub in self.module.named_modules():
+            if isinstance(sub, nn.Conv1d) and sub.in_channels == time != features:
+                raise ValueError(
+                    f"{name} is an nn.Conv1d with in_channels={time}, the size of the input's "
+                    f"second axis (read as time, with {features} features): if the model reads "
+                    "(batch, channels, time), pass channels_first=True; if the input really "
+                    "is (batch, time, features), pass channels_first=False"
+                )
 
     def _find_length_args(self, hints: dict, source: Callable) -> tuple[str | None, str | None]:
         names = self._param_names()[1:]
@@ -452,6 +493,10 @@ class SequenceModel(nn.Module):
             ("lengths_arg", self.lengths_arg, self.provenance.get("lengths_arg")),
             ("mask_arg", self.mask_arg, self.provenance.get("mask_arg")),
         ]
+        if self.channels_first is not None:
+            rows.append(
+                ("channels_first", self.channels_first, self.provenance.get("channels_first"))
+            )
         if self.forward_kwargs:
             rows.append(
                 ("forward_kwargs", self.forward_kwargs, self.provenance.get("forward_kwargs"))
@@ -564,9 +609,7 @@ class SequenceModel(nn.Module):
                 lengths = torch.full((batch,), time, dtype=torch.long, device=inputs.device)
         elif lengths.shape[0] != batch:
             raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {batch}")
-        x = ids if self.is_token_model else inputs
-        if not self.batch_first:
-            x = x.transpose(0, 1)
+        x = self.to_native(ids if self.is_token_model else inputs)
         kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
             return self._as_matrix(self.module(x, **kwargs))
@@ -707,6 +750,7 @@ def adapt(
     target_embedding: str | nn.Module | None = None,
     output_offset: int | None = None,
     forward_kwargs: Mapping[str, Any] | None = None,
+    channels_first: bool | None = None,
 ) -> SequenceModel:
     """Turn a user's sequence model into a :class:`SequenceModel` (idempotent).
 
@@ -733,6 +777,9 @@ def adapt(
         forward_kwargs: other arguments the forward needs, passed on every call, e.g.
             ``{"hidden": None}``; a callable value is called with the batch size, e.g.
             ``{"hidden": model.init_hidden}`` (its tensors are moved to the input's device).
+        channels_first: ``True`` for continuous input laid out ``(batch, features, time)``
+            (a model that starts with ``nn.Conv1d``); explanations are per time step all
+            the same. Asked for when an ``nn.Conv1d`` makes the layout ambiguous.
 
     Returns:
         A :class:`SequenceModel`; ``print`` it to see what was given and inferred.
@@ -768,6 +815,7 @@ def adapt(
         "target_embedding": target_embedding,
         "output_offset": output_offset,
         "forward_kwargs": forward_kwargs,
+        "channels_first": channels_first,
     }
     given = {k: v for k, v in hints.items() if v is not None}
     if isinstance(model, SequenceModel):

@@ -373,3 +373,66 @@ def test_forward_kwargs_fill_a_hidden_state_argument():
         adapt(m, batch_first=False, forward_kwargs={"hiden": None})
     with pytest.raises(TypeError, match="forward_kwargs must map"):
         adapt(m, batch_first=False, forward_kwargs=[("hidden", None)])
+
+
+class _ConvGRU(nn.Module):
+    """An ECG/audio-style model: (batch, channels, time) into a Conv1d, then a GRU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 6, 3, padding=1)
+        self.gru = nn.GRU(6, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).transpose(1, 2)
+        return self.fc(self.gru(h)[1][-1])
+
+
+class _ChannelsLast(nn.Module):
+    """The same model fed (batch, time, channels)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.gru = inner.gru  # so the contract reads batch_first from it
+
+    def forward(self, x):
+        return self.inner(x.transpose(1, 2))
+
+
+def test_channels_first_input_is_never_read_with_time_and_features_swapped():
+    from captum_rnn.metrics import comprehensiveness
+
+    torch.manual_seed(0)
+    m = _ConvGRU().eval()
+    x = torch.randn(3, 2, 9)  # (batch, channels, time)
+    with pytest.raises(ValueError, match="channels_first=True"):
+        captum_rnn.explain(m, x)
+    twin = _ChannelsLast(m)
+    for method in ("integrated_gradients", "occlusion", "feature_ablation"):
+        a = captum_rnn.explain(m, x, method=method, channels_first=True)
+        b = captum_rnn.explain(twin, x.transpose(1, 2), method=method)
+        for e, f in zip(a, b, strict=True):
+            assert len(e.scores) == 9 and e.target == f.target
+            assert e.scores == pytest.approx(f.scores, rel=1e-5, abs=1e-7)
+            torch.testing.assert_close(
+                torch.tensor(e.feature_scores), torch.tensor(f.feature_scores),
+                rtol=1e-5, atol=1e-7,
+            )  # fmt: skip
+    assert torch.allclose(
+        comprehensiveness(m, x, a, channels_first=True),
+        comprehensiveness(twin, x.transpose(1, 2), b),
+    )
+
+    def by_hand(model, inputs, lengths, target):  # a user's explainer gets the model layout
+        assert inputs.shape == (3, 2, 9)
+        return inputs.abs()  # (batch, channels, time), handed back in that layout
+
+    [first, *_] = captum_rnn.explain(m, x, method=by_hand, channels_first=True)
+    torch.testing.assert_close(torch.tensor(first.feature_scores), x[0].abs().T)
+    # told it is channels-last, the contract takes the word for it
+    assert len(captum_rnn.explain(m, x.transpose(1, 2).transpose(1, 2), channels_first=False,
+                                  method="saliency")[0].scores) == 2  # fmt: skip
+    with pytest.raises(ValueError, match="continuous input"):
+        adapt(RNNClassifier(2, vocab_size=10), channels_first=True)
