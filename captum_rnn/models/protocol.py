@@ -142,6 +142,8 @@ class SequenceModel(nn.Module):
         object.__setattr__(self, "_embedding", found)
         self.pad_id = self._find_pad(merged, source)
         self.batch_first = self._find_batch_first(merged, source)
+        # checked on the first call when read off a recurrent layer (see _call_module)
+        self._layout_checked = "batch_first" in merged or self._target_arg_given(merged)
         self.channels_first: bool | None = merged.get("channels_first")
         if self.channels_first is not None:
             if not isinstance(self.channels_first, bool):
@@ -256,6 +258,12 @@ class SequenceModel(nn.Module):
         value = next(iter(seen.values()))
         self.provenance["batch_first"] = f"inferred: batch_first of {', '.join(seen)}"
         return value
+
+    def _target_arg_given(self, hints: dict) -> bool:
+        """An encoder-decoder (its forward takes the target): its layers read two
+        sequences, so the first recurrent layer says nothing about the input's layout."""
+        names = self._param_names()[1:]
+        return "target_arg" in hints or any(n in _TARGET_NAMES for n in names)
 
     def _param_names(self) -> list[str]:
         return [p.name for p in self._params]
@@ -612,7 +620,7 @@ class SequenceModel(nn.Module):
         x = self.to_native(ids if self.is_token_model else inputs)
         kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
-            return self._as_matrix(self.module(x, **kwargs))
+            return self._as_matrix(self._call_module(x, kwargs, batch, time))
         replacement = embedded if self.batch_first else embedded.transpose(0, 1)
         calls = []
 
@@ -633,9 +641,39 @@ class SequenceModel(nn.Module):
 
         handle = self.embedding.register_forward_hook(substitute)
         try:
-            return self._as_matrix(self.module(x, **kwargs))
+            return self._as_matrix(self._call_module(x, kwargs, batch, time))
         finally:
             handle.remove()
+
+    def _call_module(self, x: Tensor, kwargs: dict[str, Any], batch: int, time: int) -> Any:
+        """Call the user's model. Until one call has told, when the layout was read off a
+        recurrent layer, check that this layer gets the batch and time axes where the
+        layout says: a forward that transposes its input before the layer would otherwise
+        be explained with batch and time swapped."""
+        layer = None
+        if not self._layout_checked and batch != time:
+            layer = next((m for m in self.module.modules() if isinstance(m, nn.RNNBase)), None)
+        if layer is None:
+            return self.module(x, **kwargs)
+        seen: list[Any] = []
+        handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[:1]))
+        try:
+            out = self.module(x, **kwargs)
+        finally:
+            handle.remove()
+        self._layout_checked = True
+        received = seen[0][0] if seen and seen[0] else None
+        if isinstance(received, Tensor) and received.dim() == 3:
+            expected = (batch, time) if layer.batch_first else (time, batch)
+            if tuple(received.shape[:2]) == expected[::-1]:
+                layout = "batch-first" if layer.batch_first else "time-major"
+                raise ValueError(
+                    f"the model's {type(layer).__name__} is {layout} but received "
+                    f"{tuple(received.shape[:2])}, the input's batch and time axes swapped: "
+                    f"the forward transposes its input, so pass "
+                    f"batch_first={not self.batch_first} for the layout of the model's input"
+                )
+        return out
 
     def length_kwargs(
         self, ids: Tensor | None, lengths: Tensor, time: int | None = None

@@ -436,3 +436,31 @@ def test_channels_first_input_is_never_read_with_time_and_features_swapped():
                                   method="saliency")[0].scores) == 2  # fmt: skip
     with pytest.raises(ValueError, match="continuous input"):
         adapt(RNNClassifier(2, vocab_size=10), channels_first=True)
+
+
+class _Permuting(nn.Module):
+    """Takes (batch, time) ids and transposes them itself for a time-major LSTM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+        self.lstm = nn.LSTM(8, 16)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x):
+        out, (h, c) = self.lstm(self.emb(x).permute(1, 0, 2))
+        return self.fc(h[-1])
+
+
+def test_a_forward_that_transposes_before_its_rnn_needs_batch_first():
+    torch.manual_seed(0)
+    m = _Permuting().eval()
+    ids = torch.randint(1, 20, (3, 7))
+    ids[2, 5:] = 0
+    with pytest.raises(ValueError, match="batch_first=True"):
+        captum_rnn.explain(m, ids)  # the LSTM says time-major; the forward says otherwise
+    explanations = captum_rnn.explain(m, ids, batch_first=True, n_steps=8)
+    assert [len(e.scores) for e in explanations] == [7, 7, 5]
+    with torch.no_grad():
+        out = m(ids)
+    assert [e.target for e in explanations] == out.argmax(1).tolist()
