@@ -142,6 +142,7 @@ class SequenceModel(nn.Module):
         object.__setattr__(self, "_embedding", found)
         self.pad_id = self._find_pad(merged, source)
         self.batch_first = self._find_batch_first(merged, source)
+        self._lengths_on_cpu = False  # set when the forward packs with CPU lengths only
         # checked on the first call when read off a recurrent layer (see _call_module)
         self._layout_checked = "batch_first" in merged or self._target_arg_given(merged)
         self.channels_first: bool | None = merged.get("channels_first")
@@ -620,7 +621,7 @@ class SequenceModel(nn.Module):
         x = self.to_native(ids if self.is_token_model else inputs)
         kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
-            return self._as_matrix(self._call_module(x, kwargs, batch, time))
+            return self._as_matrix(self._call_module(x, kwargs, batch, time, lambda: None))
         replacement = embedded if self.batch_first else embedded.transpose(0, 1)
         calls = []
 
@@ -641,24 +642,27 @@ class SequenceModel(nn.Module):
 
         handle = self.embedding.register_forward_hook(substitute)
         try:
-            return self._as_matrix(self._call_module(x, kwargs, batch, time))
+            return self._as_matrix(self._call_module(x, kwargs, batch, time, calls.clear))
         finally:
             handle.remove()
 
-    def _call_module(self, x: Tensor, kwargs: dict[str, Any], batch: int, time: int) -> Any:
+    def _call_module(
+        self, x: Tensor, kwargs: dict[str, Any], batch: int, time: int, retry: Callable
+    ) -> Any:
         """Call the user's model. Until one call has told, when the layout was read off a
         recurrent layer, check that this layer gets the batch and time axes where the
         layout says: a forward that transposes its input before the layer would otherwise
-        be explained with batch and time swapped."""
+        be explained with batch and time swapped. ``retry()`` resets the caller's per-call
+        state before a second attempt (lengths moved to the CPU)."""
         layer = None
         if not self._layout_checked and batch != time:
             layer = next((m for m in self.module.modules() if isinstance(m, nn.RNNBase)), None)
         if layer is None:
-            return self.module(x, **kwargs)
+            return self._invoke(x, kwargs, retry)
         seen: list[Any] = []
         handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[:1]))
         try:
-            out = self.module(x, **kwargs)
+            out = self._invoke(x, kwargs, retry)
         finally:
             handle.remove()
         self._layout_checked = True
@@ -675,13 +679,27 @@ class SequenceModel(nn.Module):
                 )
         return out
 
+    def _invoke(self, x: Tensor, kwargs: dict[str, Any], retry: Callable) -> Any:
+        """``module(x, **kwargs)``; a forward that packs with lengths on the input's device
+        (``pack_padded_sequence`` wants them on the CPU, and the user's own loop kept them
+        there) is called again with CPU lengths, and from then on always."""
+        try:
+            return self.module(x, **kwargs)
+        except RuntimeError as error:
+            lengths = kwargs.get(self.lengths_arg) if self.lengths_arg else None
+            if not isinstance(lengths, Tensor) or "CPU int64 tensor" not in str(error):
+                raise
+            self._lengths_on_cpu = True
+            retry()
+            return self.module(x, **{**kwargs, self.lengths_arg: lengths.cpu()})
+
     def length_kwargs(
         self, ids: Tensor | None, lengths: Tensor, time: int | None = None
     ) -> dict[str, Any]:
         """The forward's keyword telling the padding: ``{lengths_arg: lengths}``, a mask
         under ``mask_arg`` (from ``ids``, else from ``lengths`` over ``time`` steps), or ``{}``."""
         if self.lengths_arg:
-            return {self.lengths_arg: lengths}
+            return {self.lengths_arg: lengths.cpu() if self._lengths_on_cpu else lengths}
         if not self.mask_arg:
             return {}
         if ids is not None:

@@ -464,3 +464,62 @@ def test_a_forward_that_transposes_before_its_rnn_needs_batch_first():
     with torch.no_grad():
         out = m(ids)
     assert [e.target for e in explanations] == out.argmax(1).tolist()
+
+
+class _PacksWithDeviceLengths(nn.Module):
+    """Packs with the lengths as given, as tutorials written before PyTorch 1.7 do (their
+    training loop keeps lengths on the CPU). ``fail_first`` stands in for a CUDA lengths
+    tensor on this CPU-only test: the first call raises PyTorch's own error."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+        self.rnn = nn.GRU(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 2)
+        self.fail_first = fail_first
+
+    def forward(self, text, lengths):
+        embedded = self.emb(text)
+        if self.fail_first:
+            self.fail_first = False
+            raise RuntimeError(
+                "'lengths' argument should be a 1D CPU int64 tensor, but got 1D cuda:0 Long tensor"
+            )
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded, lengths, batch_first=True, enforce_sorted=False
+        )
+        return self.fc(self.rnn(packed)[1][-1])
+
+
+def test_a_forward_packing_with_cpu_lengths_only_is_called_again_with_cpu_lengths():
+    torch.manual_seed(0)
+    plain = _PacksWithDeviceLengths().eval()
+    failing = _PacksWithDeviceLengths(fail_first=True).eval()
+    failing.load_state_dict(plain.state_dict())
+    ids = torch.randint(1, 20, (3, 6))
+    ids[1, 4:] = 0
+    a = captum_rnn.explain(plain, ids, n_steps=8)
+    b = captum_rnn.explain(failing, ids, n_steps=8)  # the retry re-runs the embedding hook
+    for e, f in zip(a, b, strict=True):
+        assert e.scores == f.scores
+    seq = adapt(_PacksWithDeviceLengths(fail_first=True).eval())
+    seq.module.load_state_dict(plain.state_dict())
+    embedded = seq.embed(ids)  # the embedding's output replaced, as IG runs the model
+    out = seq(embedded, ids=ids)  # fails once, then runs again: the hook is reset
+    with torch.no_grad():
+        assert torch.allclose(out, plain(ids, (ids != 0).sum(1)))
+    assert seq._lengths_on_cpu and seq.length_kwargs(ids, torch.tensor([6, 4, 6]))[
+        "lengths"
+    ].device == torch.device("cpu")
+
+
+@pytest.mark.gpu
+def test_packing_with_device_lengths_works_on_cuda():
+    torch.manual_seed(0)
+    model = _PacksWithDeviceLengths().eval()
+    ids = torch.randint(1, 20, (3, 6))
+    ids[1, 4:] = 0
+    cpu = captum_rnn.explain(model, ids, n_steps=8)
+    gpu = captum_rnn.explain(model.cuda(), ids.cuda(), n_steps=8)
+    for e, f in zip(cpu, gpu, strict=True):
+        assert e.scores == pytest.approx(f.scores, rel=1e-3, abs=1e-5)
