@@ -322,9 +322,9 @@ class WMethodEquivalence:
     walks over the whole run, as in AALpy's ``RandomWMethodEqOracle``: a state kept
     from an earlier hypothesis gets no new walks, but every word the network has
     answered (membership queries included) is checked again, free, against every new
-    hypothesis. All of a query's words go to
-    the network in one batch; the shortest word (or, when the network labels every
-    prefix, the shortest prefix) the hypothesis gets wrong is the counterexample.
+    hypothesis. All of a query's words go to the network in one batch; the shortest
+    word (or, when the network labels every prefix, the shortest prefix) the hypothesis
+    gets wrong is the counterexample.
 
     Args:
         oracle: any membership oracle.
