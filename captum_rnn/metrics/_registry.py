@@ -254,6 +254,25 @@ def _randomization_function(
 # ---------------------------------------------------------------------- the declarations
 _PROB = (-1.0, 1.0)
 _FR = len(DEFAULT_FRACTIONS)
+
+
+def _aopc_metric(function: Callable[..., Any], direction: str, part: int, what: str) -> Metric:
+    """Comprehensiveness (``part`` 0) or sufficiency (1): one ERASER AOPC of the pair the
+    two share (computed once per method)."""
+    return Metric(
+        function.__name__,
+        direction,  # type: ignore[arg-type]
+        _PROB,
+        "faithfulness",
+        f"AOPC of the output drop when the top-ranked tokens (or cells) are {what} (ERASER)",
+        cost=f"{1 + _FR} forward passes per sequence",
+        default=True,
+        compute=lambda ctx: _aopc_pair(ctx)[part],
+        function=function,
+        per_output=output_aopc(function.__name__),
+    )
+
+
 _DECLARED = (
     Metric(
         "faithfulness",
@@ -266,30 +285,8 @@ _DECLARED = (
         function=_faithfulness_function,
         per_output=output_aopc("faithfulness"),
     ),
-    Metric(
-        "comprehensiveness",
-        "higher",
-        _PROB,
-        "faithfulness",
-        "AOPC of the output drop when the top-ranked tokens (or cells) are removed (ERASER)",
-        cost=f"{1 + _FR} forward passes per sequence",
-        default=True,
-        compute=lambda ctx: _aopc_pair(ctx)[0],
-        function=comprehensiveness,
-        per_output=output_aopc("comprehensiveness"),
-    ),
-    Metric(
-        "sufficiency",
-        "lower",
-        _PROB,
-        "faithfulness",
-        "AOPC of the output drop when only the top-ranked tokens (or cells) are kept (ERASER)",
-        cost=f"{1 + _FR} forward passes per sequence",
-        default=True,
-        compute=lambda ctx: _aopc_pair(ctx)[1],
-        function=sufficiency,
-        per_output=output_aopc("sufficiency"),
-    ),
+    _aopc_metric(comprehensiveness, "higher", 0, "removed"),
+    _aopc_metric(sufficiency, "lower", 1, "kept alone"),
     Metric(
         "deletion_auc",
         "lower",
