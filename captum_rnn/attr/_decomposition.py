@@ -273,6 +273,22 @@ def _pick(values: Tensor, target: Tensor | int) -> Tensor:
     return values[rows, :, target] if values.dim() == 3 else values[rows, :, target, :]
 
 
+@dataclass
+class _Located:
+    """What :meth:`RecurrentDecomposition._locate` found in one forward pass."""
+
+    source: Tensor  # the layer's input (batch, time, in) float64, batch first
+    x: Tensor  # the top layer's input
+    ran: Tensor  # steps the layer ran per sequence
+    real: Tensor  # (batch, time) True at those steps
+    own: dict  # reverse -> (top input, top states), each in its direction's order
+    readouts: dict  # pooling -> ({reverse: step weights}, readout value)
+    pooling: str
+    head_name: str
+    head: nn.Linear
+    output: Tensor  # the head's output
+
+
 class RecurrentDecomposition:
     """Layer attribution: split a recurrent model's output into per-step contributions.
 
@@ -353,6 +369,56 @@ class RecurrentDecomposition:
         Returns:
             A :class:`Decomposition`; ``contributions`` has the model input's ``time``.
         """
+        found = self._locate(inputs, lengths, ids)
+        rnn, x, ran, real, own = self.rnn, found.x, found.ran, found.real, found.own
+        readouts, pooling, head_name, head = (
+            found.readouts,
+            found.pooling,
+            found.head_name,
+            found.head,
+        )
+        output, hidden = found.output, rnn.hidden_size
+        parts = []
+        for reverse, (xs, hs) in own.items():
+            weights = direction_weights(rnn, reverse)
+            change, coef, gate = direction_terms(rnn.mode, xs, hs, real, weights)
+            keep = _readout_weights(gate, readouts[pooling][0][reverse])
+            terms, part = change * keep, coef * keep
+            if reverse:
+                terms, part = _flip(terms, ran), _flip(part, ran)
+            parts.append((terms, part, weights[0]))
+        weight = head.weight.detach().double()
+        contributions = 0
+        cells = 0
+        for k, (terms, coef, w_ih) in enumerate(parts):
+            w = weight[:, k * hidden : (k + 1) * hidden]
+            contributions = contributions + terms @ w.T
+            if rnn.num_layers == 1:
+                slice_n = slice(2 * hidden, 3 * hidden)
+                w_in = w_ih[slice_n]
+                mixed = (coef[..., None, :] * w[None, None]) @ w_in  # (B, T, K, in)
+                cells = cells + mixed * x[:, :, None, :]
+        if rnn.num_layers > 1:
+            share = contributions[..., None] / x.shape[-1]
+            cells = share.expand(*contributions.shape, x.shape[-1]).clone()
+        bias = (
+            head.bias.detach().double()
+            if head.bias is not None
+            else torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
+        )
+        time = inputs.shape[1]
+        if contributions.shape[1] < time:  # packed to the longest length in the batch
+            pad = time - contributions.shape[1]
+            contributions = nn.functional.pad(contributions, (0, 0, 0, pad))
+            cells = nn.functional.pad(cells, (0, 0, 0, 0, 0, pad))
+        return Decomposition(
+            contributions, cells, bias, output.detach(), ran, self.layer_name, head_name, pooling
+        )
+
+    def _locate(self, inputs: Tensor, lengths: Tensor | None, ids: Tensor | None) -> _Located:
+        """Run the model once and find what the head reads: the layer's input (float64,
+        batch first), the steps it ran, each direction's top-layer input and states, the
+        readout's step weights and the head."""
         args, linears = self._record(inputs, lengths, ids)
         rnn = self.rnn
         if len(args) > 1 and args[1] is not None:
@@ -409,42 +475,7 @@ class RecurrentDecomposition:
             except ValueError:
                 if attempt == len(candidates) - 1:
                     raise
-        parts = []
-        for reverse, (xs, hs) in own.items():
-            weights = direction_weights(rnn, reverse)
-            change, coef, gate = direction_terms(rnn.mode, xs, hs, real, weights)
-            keep = _readout_weights(gate, readouts[pooling][0][reverse])
-            terms, part = change * keep, coef * keep
-            if reverse:
-                terms, part = _flip(terms, ran), _flip(part, ran)
-            parts.append((terms, part, weights[0]))
-        weight = head.weight.detach().double()
-        contributions = 0
-        cells = 0
-        for k, (terms, coef, w_ih) in enumerate(parts):
-            w = weight[:, k * hidden : (k + 1) * hidden]
-            contributions = contributions + terms @ w.T
-            if rnn.num_layers == 1:
-                slice_n = slice(2 * hidden, 3 * hidden)
-                w_in = w_ih[slice_n]
-                mixed = (coef[..., None, :] * w[None, None]) @ w_in  # (B, T, K, in)
-                cells = cells + mixed * x[:, :, None, :]
-        if rnn.num_layers > 1:
-            share = contributions[..., None] / x.shape[-1]
-            cells = share.expand(*contributions.shape, x.shape[-1]).clone()
-        bias = (
-            head.bias.detach().double()
-            if head.bias is not None
-            else torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
-        )
-        time = inputs.shape[1]
-        if contributions.shape[1] < time:  # packed to the longest length in the batch
-            pad = time - contributions.shape[1]
-            contributions = nn.functional.pad(contributions, (0, 0, 0, pad))
-            cells = nn.functional.pad(cells, (0, 0, 0, 0, 0, pad))
-        return Decomposition(
-            contributions, cells, bias, output.detach(), ran, self.layer_name, head_name, pooling
-        )
+        return _Located(source, x, ran, real, own, readouts, pooling, head_name, head, output)
 
     @staticmethod
     def _run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> Tensor:
