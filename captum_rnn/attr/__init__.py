@@ -23,6 +23,7 @@ from captum_rnn.attr._attention import (
     GradientAttentionRollout,
     capture_attention,
 )
+from captum_rnn.attr._contextual import ContextualDecomposition
 from captum_rnn.attr._decomposition import Decomposition, RecurrentDecomposition
 from captum_rnn.attr._linear import WeightedRidge
 from captum_rnn.attr._methods import (
@@ -61,6 +62,7 @@ __all__ = [
     "WeightedRidge",
     "Decomposition",
     "RecurrentDecomposition",
+    "ContextualDecomposition",
     "StreamingExplainer",
     "available_methods",
     "get_method",

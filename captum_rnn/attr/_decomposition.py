@@ -419,6 +419,8 @@ class RecurrentDecomposition:
         """Run the model once and find what the head reads: the layer's input (float64,
         batch first), the steps it ran, each direction's top-layer input and states, the
         readout's step weights and the head."""
+        if lengths is None and self.model.is_token_model and not inputs.is_floating_point():
+            lengths = self.model.lengths_of(inputs)
         args, linears = self._record(inputs, lengths, ids)
         rnn = self.rnn
         if len(args) > 1 and args[1] is not None:
