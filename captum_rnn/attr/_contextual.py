@@ -33,8 +33,10 @@ from captum_rnn.attr._decomposition import (
     _flip,
     _pick,
     direction_weights,
+    find_recurrent,
 )
 from captum_rnn.attr._methods import AttributionMethod, MethodResult
+from captum_rnn.models.protocol import adapt
 
 __all__ = ["ContextualDecomposition", "ContextualDecompositionMethod"]
 
@@ -70,13 +72,12 @@ def _direction(
     hidden = w_hh.shape[1]
     bias = (b_ih + b_hh).split(hidden)
     rows, time = rel_x.shape[:2]
-    rel_in, irrel_in = rel_x @ w_ih.T, irrel_x @ w_ih.T  # (rows, time, 4H)
     zeros = rel_x.new_zeros(rows, hidden)
     beta_h, gamma_h, beta_c, gamma_c = zeros, zeros, zeros, zeros
     out_beta, out_gamma = [], []
     for t in range(time):
-        rel = (rel_in[:, t] + beta_h @ w_hh.T).split(hidden, dim=-1)
-        irrel = (irrel_in[:, t] + gamma_h @ w_hh.T).split(hidden, dim=-1)
+        rel = (rel_x[:, t] @ w_ih.T + beta_h @ w_hh.T).split(hidden, dim=-1)
+        irrel = (irrel_x[:, t] @ w_ih.T + gamma_h @ w_hh.T).split(hidden, dim=-1)
         rel_i, irrel_i, bias_i = _three(rel[0], irrel[0], bias[0], torch.sigmoid)
         rel_g, irrel_g, bias_g = _three(rel[2], irrel[2], bias[2], torch.tanh)
         new_beta = rel_i * (rel_g + bias_g) + bias_i * rel_g
@@ -163,7 +164,7 @@ class ContextualDecomposition(RecurrentDecomposition):
             phrases.
         """
         found = self._locate(inputs, lengths, ids)
-        source, ran, real = found.source, found.ran, found.real
+        source, real = found.source, found.real
         batch, time = source.shape[:2]
         if phrases is None:
             phrases = torch.eye(time, dtype=torch.bool, device=source.device)
@@ -178,6 +179,26 @@ class ContextualDecomposition(RecurrentDecomposition):
             raise ValueError(f"phrases cover {phrases.shape[2]} steps; the input has {time}")
         phrases = phrases[..., :time] & real[:, None, :]
         n = phrases.shape[1]
+        rnn = self.rnn
+        width = max(source.shape[-1], 2 * rnn.hidden_size * (2 if rnn.bidirectional else 1))
+        # phrases run as extra rows of the batch; a chunk keeps each array under the budget
+        chunk = max(1, self.max_elements // max(1, batch * time * width))
+        parts = [
+            self._readouts(found, phrases[:, first : first + chunk]) for first in range(0, n, chunk)
+        ]
+        weight = found.head.weight.detach().double()
+        relevant = torch.cat([r for r, _ in parts], 1) @ weight.T
+        irrelevant = torch.cat([g for _, g in parts], 1) @ weight.T
+        return relevant, irrelevant
+
+    #: most elements of one intermediate array (phrases x batch x time x width), float64
+    max_elements = 2**24
+
+    def _readouts(self, found: Any, phrases: Tensor) -> tuple[Tensor, Tensor]:
+        """The readout's relevant and irrelevant parts ``(batch, n, hidden * directions)``
+        for the phrases ``(batch, n, time)``."""
+        source, ran, real = found.source, found.ran, found.real
+        batch, n, time = phrases.shape
         rows_real = real.repeat_interleave(n, 0)
         rows_ran = ran.repeat_interleave(n, 0)
         phrase = phrases.reshape(batch * n, time)
@@ -211,10 +232,10 @@ class ContextualDecomposition(RecurrentDecomposition):
             own = slice(k * hidden, (k + 1) * hidden)
             readout_rel.append((w * rel_x[..., own]).sum(1))
             readout_irrel.append((w * irrel_x[..., own]).sum(1))
-        weight = found.head.weight.detach().double()
-        relevant = torch.cat(readout_rel, -1) @ weight.T
-        irrelevant = torch.cat(readout_irrel, -1) @ weight.T
-        return relevant.view(batch, n, -1), irrelevant.view(batch, n, -1)
+        return (
+            torch.cat(readout_rel, -1).view(batch, n, -1),
+            torch.cat(readout_irrel, -1).view(batch, n, -1),
+        )
 
 
 def _layer_weights(rnn: nn.LSTM, layer: int, reverse: bool) -> tuple[Tensor, ...]:
@@ -245,6 +266,11 @@ class ContextualDecompositionMethod(AttributionMethod):
     name = "contextual_decomposition"
     aliases = ("cd",)
     uses_gradients = False
+
+    @staticmethod
+    def applies_to(model: nn.Module) -> bool:
+        """Models holding one ``nn.LSTM`` (what ``benchmark`` tries by default)."""
+        return find_recurrent(adapt(model).module)[1].mode == "LSTM"
 
     def attribute(self, inputs, baselines, target, lengths, layer=None, head=None):
         cd = ContextualDecomposition(self.model, layer=layer, head=head)

@@ -156,3 +156,22 @@ def test_a_gru_is_refused_naming_the_decomposition():
     with pytest.raises(ValueError, match="phrases must be"):
         lstm = RNNClassifier(2, vocab_size=10, hidden_size=4, embedding_dim=3, cell="lstm")
         ContextualDecomposition(lstm.eval()).attribute(torch.tensor([[3, 4]]), torch.ones(2, 2))
+
+
+def test_phrases_run_in_chunks_within_the_memory_budget(model, monkeypatch):
+    ids = torch.tensor([[4, 9, 13, 7, 21, 5, 6], [8, 2, 17, 3, 0, 0, 0]])
+    whole = ContextualDecomposition(model).attribute(ids)
+    monkeypatch.setattr(ContextualDecomposition, "max_elements", 1)  # one phrase a chunk
+    chunked = ContextualDecomposition(model).attribute(ids)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_benchmark_tries_it_on_lstms_only(model):
+    from captum_rnn.attr._contextual import ContextualDecompositionMethod
+    from captum_rnn.metrics._benchmark import applicable_methods
+
+    gru = RNNClassifier(2, vocab_size=10, hidden_size=4, embedding_dim=3, cell="gru").eval()
+    assert ContextualDecompositionMethod.applies_to(model)
+    assert "contextual_decomposition" in applicable_methods(model)
+    assert "contextual_decomposition" not in applicable_methods(gru)
