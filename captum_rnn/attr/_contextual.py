@@ -125,14 +125,7 @@ class ContextualDecomposition(RecurrentDecomposition):
         torch.Size([1, 1, 2])
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: str | nn.Module | None = None,
-        head: str | nn.Module | None = None,
-        **hints: Any,
-    ) -> None:
-        super().__init__(model, layer=layer, head=head, **hints)
+    def _check_layer(self) -> None:
         if self.rnn.mode != "LSTM":
             raise ValueError(
                 f"{self.layer_name} is an nn.{self.rnn.mode}: contextual decomposition is "

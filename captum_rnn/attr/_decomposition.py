@@ -322,6 +322,10 @@ class RecurrentDecomposition:
         self.model: SequenceModel = adapt(model, **hints)
         self.layer_name, self.rnn = find_recurrent(self.model.module, layer)
         self.head_choice = head
+        self._check_layer()
+
+    def _check_layer(self) -> None:
+        """Refuse a recurrent layer this decomposition does not cover (both do here)."""
 
     def _record(self, inputs: Tensor, lengths: Tensor | None, ids: Tensor | None):
         calls: dict[str, Any] = {}
