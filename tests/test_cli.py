@@ -39,6 +39,10 @@ def test_demo_writes_report_figures_and_metrics(tmp_path, monkeypatch):
     # every explained review carries its local rule and its nearest training reviews
     assert page.count("Local rule:") == 6 and page.count("Nearest training examples:") == 6
     assert 0.0 <= metrics["neighbour_label_agreement"] <= 1.0
+    # and the smallest change found that flips the model, verified
+    assert page.count("Smallest change found that flips the model") == 6
+    assert 0.0 <= metrics["counterfactuals_flipped"] <= 1.0
+    assert len(metrics["counterfactual_edits"]) == 6
     explanations = Explanations.load(out / "explanations.json")
     assert len(explanations) == 6 and all(e.label in (0, 1) for e in explanations)
 

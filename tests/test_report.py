@@ -158,3 +158,27 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(tmp_path):
     )
     _, console = _render(broken)
     assert any("Content Security Policy" in line for line in console)
+
+
+def test_a_counterfactual_shows_its_edits_escaped(tmp_path):
+    from captum_rnn import Counterfactual
+
+    evil = "<img src=x onerror=alert(1)>"
+    cf = Counterfactual(
+        original=torch.tensor([4, 5, 6]),
+        counterfactual=torch.tensor([4, 7, 6]),
+        edits=[(1, 5, 7)],
+        flipped=True,
+        prediction=0,
+        original_prediction=1,
+        minimal=True,
+        tokens=["a", evil, "c"],
+        counterfactual_tokens=["a", "not", "c"],
+    )
+    report = Report("t")
+    report.add_example({"ig": Explanation(["a", "b", "c"], [0.1, 0.2, 0.3], "ig")},
+                       counterfactual=cf)  # fmt: skip
+    page = report.save(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Smallest change found that flips the model" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<mark>not</mark>" in page and "1 edit, minimal" in page

@@ -29,6 +29,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from captum_rnn._counterfactuals import counterfactuals
 from captum_rnn._explain import explain
 from captum_rnn.attr import NearestExamples, RuleExtraction
 from captum_rnn.data import (
@@ -194,6 +195,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     quality["texts"] = [texts[test_set.indices[i]] for i in picked]
     metrics["recommended_method"] = quality["benchmark"].recommendation
     metrics["neighbour_label_agreement"] = quality["neighbour_agreement"]
+    flips = quality["counterfactuals"]
+    metrics["counterfactuals_flipped"] = sum(cf.flipped for cf in flips) / len(flips)
+    metrics["counterfactual_edits"] = [cf.size if cf.flipped else None for cf in flips]
     metrics["flagged_tokens"] = [row["token"] for row in quality["dataset_view"].flagged]
     metrics["quality_seconds"] = round(time.perf_counter() - explained, 2)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
@@ -281,8 +285,9 @@ def _rules_and_neighbours(
     ids: torch.Tensor,
     texts: list[str],
 ) -> dict[str, Any]:
-    """For each explained review: its anchor (a local rule) and its nearest training
-    reviews in the model's pooled representation, with their human labels."""
+    """For each explained review: its anchor (a local rule), its nearest training
+    reviews in the model's pooled representation, with their human labels, and the
+    smallest word substitutions found that flip the model (verified)."""
     names = ["negative", "positive"]
     train_set = datamodule.train_set
     corpus = torch.nn.utils.rnn.pad_sequence(
@@ -309,8 +314,10 @@ def _rules_and_neighbours(
                 for i, score in zip(row, scores, strict=True)
             ]
         )
+    flips = counterfactuals(model, ids, vocab=vocab, train_dataset=train_set)
     return {
         "anchors": [str(anchor) for anchor in anchors],
+        "counterfactuals": list(flips),
         "neighbours": neighbours,
         "neighbour_agreement": float(found.agreement.mean()),
     }
@@ -352,6 +359,7 @@ def _report(
             text=quality["texts"][i],
             rule=quality["anchors"][i],
             neighbours=quality["neighbours"][i],
+            counterfactual=quality["counterfactuals"][i],
         )
         report.add_figure(figure, "integrated gradients")
     result: BenchmarkResult = quality["benchmark"]

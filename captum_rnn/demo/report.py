@@ -154,6 +154,7 @@ class Report:
         rule: str | None = None,
         neighbours: Sequence[Any] | None = None,
         figure: Figure | None = None,
+        counterfactual: Any = None,
     ) -> None:
         """One sequence explained by several methods, shown row under row for comparison.
 
@@ -166,6 +167,8 @@ class Report:
             rule: a local rule in words (escaped).
             neighbours: nearest training examples, as text (escaped).
             figure: an optional figure to embed under the rows.
+            counterfactual: a :class:`~captum_rnn.Counterfactual` of the sequence, shown
+                with its edits marked (its own escaped HTML).
         """
         if title:
             self.add_heading(title, 3)
@@ -189,6 +192,11 @@ class Report:
         if neighbours:
             lis = "".join(f"<li>{_esc(n)}</li>" for n in neighbours)
             self._parts.append(f"<p><strong>Nearest training examples:</strong></p><ul>{lis}</ul>")
+        if counterfactual is not None:
+            self._parts.append(
+                "<p><strong>Smallest change found that flips the model (verified by "
+                "running it):</strong></p>" + counterfactual.to_html()
+            )
         if figure is not None:
             self.add_figure(figure)
 
