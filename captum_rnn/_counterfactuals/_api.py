@@ -145,6 +145,7 @@ def counterfactuals(
     budget: int = 20000,
     batch_size: int = 1024,
     feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
     **hints: Any,
 ) -> list[Counterfactual]:
     """The smallest change to each input that changes the model's class, verified.
@@ -188,6 +189,7 @@ def counterfactuals(
         budget: most candidate sequences run on the model per input.
         batch_size: most sequences per forward.
         feature_names: series: names shown in plots and HTML.
+        class_names: one name per class, shown in the counterfactuals' titles and HTML.
         hints: the model contract's hints (``pad_id``, ``batch_first``, ...).
 
     Returns:
@@ -226,10 +228,11 @@ def counterfactuals(
                 raise ValueError(
                     f"method must be one of {TOKEN_METHODS} for tokens, got {method!r}"
                 )
-            return _tokens(
+            found = _tokens(
                 seq, model, batch, real, targets, vocab, train, max_edits, method, dfa,
                 edits, budget, batch_size, hints,
             )  # fmt: skip
+            return _named(found, class_names, seq.num_classes)
         if method == "auto":
             method = "native_guide"
         if method not in SERIES_METHODS:
@@ -250,7 +253,25 @@ def counterfactuals(
                 )  # fmt: skip
             x = batch[i, : int(lengths[i])].detach().float().cpu()
             out.append(searches[targets[i]].run(x, names))
-        return out
+        return _named(out, class_names, seq.num_classes)
+
+
+def _named(
+    found: list[Counterfactual], class_names: Sequence[str] | None, num_classes: int | None
+) -> list[Counterfactual]:
+    """The counterfactuals with ``class_names`` set (checked against the classes)."""
+    if class_names is None:
+        return found
+    names = list(class_names)
+    if not all(isinstance(n, str) for n in names) or (
+        num_classes is not None and len(names) != num_classes
+    ):
+        raise ValueError(
+            f"class_names must be {num_classes} strings, one per class, got {class_names!r}"
+        )
+    for cf in found:
+        cf.class_names = names
+    return found
 
 
 def _tokens(

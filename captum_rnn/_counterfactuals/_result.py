@@ -55,6 +55,7 @@ class Counterfactual(StrictJsonFile):
         tokens: display names of ``original``'s tokens (from ``vocab``), else ``None``.
         counterfactual_tokens: display names of ``counterfactual``'s tokens, else ``None``.
         feature_names: series: one name per feature, else ``None``.
+        class_names: one name per class (titles and HTML), else ``None``.
         forward_passes: sequences the model ran on to find it (verification included).
     """
 
@@ -73,6 +74,7 @@ class Counterfactual(StrictJsonFile):
     tokens: list[str] | None = None
     counterfactual_tokens: list[str] | None = None
     feature_names: list[str] | None = None
+    class_names: list[str] | None = None
     forward_passes: int = 0
 
     # ------------------------------------------------------------------ views
@@ -112,10 +114,13 @@ class Counterfactual(StrictJsonFile):
         what = "edit" if self.kind == "tokens" else "cell"
         what += ("" if self.size == 1 else "s") + ("" if self.kind == "tokens" else " changed")
         proof = {True: ", minimal", None: "", False: ", not minimal"}[self.minimal]
-        return (
-            f"class {self.original_prediction} -> {self.prediction} ({verdict}); "
-            f"{self.size} {what}{proof} [{self.method}]"
-        )
+        before, after = (
+            (self.class_names[self.original_prediction], self.class_names[self.prediction])
+            if self.class_names and 0 <= self.original_prediction < len(self.class_names)
+            and 0 <= self.prediction < len(self.class_names)
+            else (f"class {self.original_prediction}", f"class {self.prediction}")
+        )  # fmt: skip
+        return f"{before} -> {after} ({verdict}); {self.size} {what}{proof} [{self.method}]"
 
     def __str__(self) -> str:
         if self.kind == "series":
@@ -244,6 +249,7 @@ class Counterfactual(StrictJsonFile):
             "tokens": self.tokens,
             "counterfactual_tokens": self.counterfactual_tokens,
             "feature_names": self.feature_names,
+            "class_names": self.class_names,
             "forward_passes": int(self.forward_passes),
         }
 
@@ -284,7 +290,7 @@ class Counterfactual(StrictJsonFile):
             if changed.shape != tensors["original"].shape:
                 raise ValueError("changed must have the original's shape")
         names = {}
-        for name in ("tokens", "counterfactual_tokens", "feature_names"):
+        for name in ("tokens", "counterfactual_tokens", "feature_names", "class_names"):
             value = require(data, name, (list, type(None)), "", None)
             for i, item in enumerate(value or ()):
                 check(item, str, f"{name}[{i}]")

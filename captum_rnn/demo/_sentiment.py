@@ -314,7 +314,7 @@ def _rules_and_neighbours(
                 for i, score in zip(row, scores, strict=True)
             ]
         )
-    flips = counterfactuals(model, ids, vocab=vocab, train_dataset=train_set)
+    flips = counterfactuals(model, ids, vocab=vocab, train_dataset=train_set, class_names=names)
     return {
         "anchors": [str(anchor) for anchor in anchors],
         "counterfactuals": list(flips),

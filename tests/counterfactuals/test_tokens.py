@@ -173,6 +173,18 @@ def test_result_round_trips_through_json_and_renders_escaped(tmp_path):
     fig.savefig(io.BytesIO(), format="png")  # a "$" in a token never reaches mathtext
     drawn = [t.get_text() for t in fig.axes[0].texts]
     assert "$\\frac$" in drawn and "<script>" in drawn
+    named = counterfactuals(
+        model, [vocab.encode(list("1010"))], vocab=vocab, class_names=["reject", "<accept>"]
+    )[0]
+    assert named.title().startswith(("reject -> <accept>", "<accept> -> reject"))
+    assert "&lt;accept&gt;" in named.to_html() and "<accept>" not in named.to_html()
+    named.save(tmp_path / "named.json")
+    assert Counterfactual.load(tmp_path / "named.json").class_names == ["reject", "<accept>"]
+    old = cf.to_dict()
+    del old["class_names"]  # a file written before class names were saved
+    assert Counterfactual.from_dict(old).class_names is None
+    with pytest.raises(ValueError, match="class_names"):
+        counterfactuals(model, [vocab.encode(list("10"))], class_names=["one"])
     (tmp_path / "bad.json").write_text('{"format": "captum_rnn.counterfactual/1", "kind": "x"}')
     with pytest.raises(ValueError, match="kind"):
         Counterfactual.load(tmp_path / "bad.json")
