@@ -40,6 +40,10 @@ from captum_rnn.models.protocol import adapt
 
 __all__ = ["ContextualDecomposition", "ContextualDecompositionMethod"]
 
+#: compute a phrase's rows from its first relevant step only (False: from step 0, the
+#: plain computation the tests compare the shortcut with)
+SKIP_UNSTARTED = True
+
 
 def _three(a: Tensor, b: Tensor, c: Tensor, act: Any) -> tuple[Tensor, Tensor, Tensor]:
     """Shapley split of ``act(a + b + c)`` into the parts of ``a``, ``b`` and ``c`` (the
@@ -54,16 +58,39 @@ def _two(a: Tensor, b: Tensor, act: Any) -> tuple[Tensor, Tensor]:
     return 0.5 * (act(a) + ab - act(b)), 0.5 * (act(b) + ab - act(a))
 
 
+def _lstm_states(x: Tensor, weights: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """The LSTM's own hidden and cell states ``(rows, time, hidden)`` over ``x`` (float64,
+    from a zero state)."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    hidden = w_hh.shape[1]
+    h = c = x.new_zeros(x.shape[0], hidden)
+    hs, cs = [], []
+    for t in range(x.shape[1]):
+        i, f, g, o = (x[:, t] @ w_ih.T + h @ w_hh.T + b_ih + b_hh).split(hidden, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs, 1), torch.stack(cs, 1)
+
+
 def _direction(
-    rel_x: Tensor, irrel_x: Tensor, phrase: Tensor, weights: tuple[Tensor, ...]
+    rel_x: Tensor, irrel_x: Tensor, phrase: Tensor, weights: tuple[Tensor, ...], group: int
 ) -> tuple[Tensor, Tensor]:
     """One LSTM direction's hidden states split into (phrase, rest) parts.
 
+    Before a row's first phrase step nothing is relevant: its relevant part is 0 and the
+    rest is the LSTM's own state, read from one plain run per sequence; the phrase rows
+    are computed from their first phrase step on only (half the work for one phrase per
+    step).
+
     Args:
         rel_x / irrel_x: the input's parts ``(rows, time, in)`` float64, in this
-            direction's order; they add up to the input.
+            direction's order; they add up to the input. Rows come in runs of ``group``
+            rows per sequence (the sequence's phrases).
         phrase: ``(rows, time)`` True at the phrase's steps (where the bias product goes).
         weights: ``(W_ih, W_hh, b_ih, b_hh)`` float64.
+        group: rows per sequence.
 
     Returns:
         ``(beta_h, gamma_h)``, each ``(rows, time, hidden)``.
@@ -72,31 +99,51 @@ def _direction(
     hidden = w_hh.shape[1]
     bias = (b_ih + b_hh).split(hidden)
     rows, time = rel_x.shape[:2]
+    # the sequences' own states (the rows of one sequence share them)
+    own_h, own_c = _lstm_states((rel_x + irrel_x)[::group], weights)
+    # a row's first step with anything relevant: its phrase, or a relevant input (above
+    # a bidirectional layer the phrase reaches earlier steps through the backward pass)
+    relevant = phrase | (rel_x != 0).any(-1)
+    first = relevant.to(torch.int64).argmax(1)
+    starts = torch.where(relevant.any(1), first, torch.full_like(first, time))
+    if not SKIP_UNSTARTED:
+        starts = torch.zeros_like(starts)
+    order = torch.argsort(starts, stable=True)
+    starts, sequence = starts[order], order // group
+    rel_x, irrel_x, phrase = rel_x[order], irrel_x[order], phrase[order]
+    active = torch.searchsorted(starts, torch.arange(time, device=starts.device), right=True)
     zeros = rel_x.new_zeros(rows, hidden)
-    beta_h, gamma_h, beta_c, gamma_c = zeros, zeros, zeros, zeros
+    beta_h = beta_c = gamma_h = gamma_c = zeros
     out_beta, out_gamma = [], []
     for t in range(time):
-        rel = (rel_x[:, t] @ w_ih.T + beta_h @ w_hh.T).split(hidden, dim=-1)
-        irrel = (irrel_x[:, t] @ w_ih.T + gamma_h @ w_hh.T).split(hidden, dim=-1)
-        rel_i, irrel_i, bias_i = _three(rel[0], irrel[0], bias[0], torch.sigmoid)
-        rel_g, irrel_g, bias_g = _three(rel[2], irrel[2], bias[2], torch.tanh)
-        new_beta = rel_i * (rel_g + bias_g) + bias_i * rel_g
-        new_gamma = irrel_i * (rel_g + irrel_g + bias_g) + (rel_i + bias_i) * irrel_g
-        both = (bias_i * bias_g)[None, :]
-        inside = phrase[:, t, None]
-        new_beta = new_beta + torch.where(inside, both, 0.0)
-        new_gamma = new_gamma + torch.where(inside, 0.0, both)
-        rel_f, irrel_f, bias_f = _three(rel[1], irrel[1], bias[1], torch.sigmoid)
-        new_beta = new_beta + (rel_f + bias_f) * beta_c
-        new_gamma = new_gamma + (rel_f + irrel_f + bias_f) * gamma_c + irrel_f * beta_c
-        # the output gate is not split: it scales both parts alike
-        o = torch.sigmoid(rel[3] + irrel[3] + bias[3])
-        tanh_beta, tanh_gamma = _two(new_beta, new_gamma, torch.tanh)
-        beta_c, gamma_c = new_beta, new_gamma
-        beta_h, gamma_h = o * tanh_beta, o * tanh_gamma
+        k = int(active[t])  # rows whose phrase has started by step t (a prefix)
+        # the others: nothing relevant yet, the rest is the LSTM's own state
+        new_beta_h, new_beta_c = zeros.clone(), zeros.clone()
+        new_gamma_h, new_gamma_c = own_h[sequence, t], own_c[sequence, t]
+        if k:
+            rel = (rel_x[:k, t] @ w_ih.T + beta_h[:k] @ w_hh.T).split(hidden, dim=-1)
+            irrel = (irrel_x[:k, t] @ w_ih.T + gamma_h[:k] @ w_hh.T).split(hidden, dim=-1)
+            rel_i, irrel_i, bias_i = _three(rel[0], irrel[0], bias[0], torch.sigmoid)
+            rel_g, irrel_g, bias_g = _three(rel[2], irrel[2], bias[2], torch.tanh)
+            b = rel_i * (rel_g + bias_g) + bias_i * rel_g
+            g = irrel_i * (rel_g + irrel_g + bias_g) + (rel_i + bias_i) * irrel_g
+            both = (bias_i * bias_g)[None, :]
+            inside = phrase[:k, t, None]
+            b = b + torch.where(inside, both, 0.0)
+            g = g + torch.where(inside, 0.0, both)
+            rel_f, irrel_f, bias_f = _three(rel[1], irrel[1], bias[1], torch.sigmoid)
+            b = b + (rel_f + bias_f) * beta_c[:k]
+            g = g + (rel_f + irrel_f + bias_f) * gamma_c[:k] + irrel_f * beta_c[:k]
+            # the output gate is not split: it scales both parts alike
+            o = torch.sigmoid(rel[3] + irrel[3] + bias[3])
+            tanh_b, tanh_g = _two(b, g, torch.tanh)
+            new_beta_c[:k], new_gamma_c[:k] = b, g
+            new_beta_h[:k], new_gamma_h[:k] = o * tanh_b, o * tanh_g
+        beta_h, beta_c, gamma_h, gamma_c = new_beta_h, new_beta_c, new_gamma_h, new_gamma_c
         out_beta.append(beta_h)
         out_gamma.append(gamma_h)
-    return torch.stack(out_beta, 1), torch.stack(out_gamma, 1)
+    back = torch.argsort(order)
+    return torch.stack(out_beta, 1)[back], torch.stack(out_gamma, 1)[back]
 
 
 class ContextualDecomposition(RecurrentDecomposition):
@@ -206,10 +253,10 @@ class ContextualDecomposition(RecurrentDecomposition):
                 weights = _layer_weights(rnn, layer, reverse)
                 if reverse:
                     a, b, p = (_flip(v, rows_ran) for v in (rel_x, irrel_x, phrase))
-                    beta, gamma = _direction(a, b, p, weights)
+                    beta, gamma = _direction(a, b, p, weights, n)
                     beta, gamma = _flip(beta, rows_ran), _flip(gamma, rows_ran)
                 else:
-                    beta, gamma = _direction(rel_x, irrel_x, phrase, weights)
+                    beta, gamma = _direction(rel_x, irrel_x, phrase, weights, n)
                 mask = rows_real[..., None].to(beta.dtype)
                 parts.append((beta * mask, gamma * mask))
             rel_x = torch.cat([b for b, _ in parts], -1)

@@ -175,3 +175,23 @@ def test_benchmark_tries_it_on_lstms_only(model):
     assert ContextualDecompositionMethod.applies_to(model)
     assert "contextual_decomposition" in applicable_methods(model)
     assert "contextual_decomposition" not in applicable_methods(gru)
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (1, True), (2, True)])
+def test_starting_each_phrase_at_its_first_relevant_step_changes_nothing(
+    layers, bidirectional, monkeypatch
+):
+    from captum_rnn.attr import _contextual
+
+    torch.manual_seed(layers + 2 * bidirectional)
+    m = RNNClassifier(3, vocab_size=30, embedding_dim=6, hidden_size=10, cell="lstm",
+                      num_layers=layers, bidirectional=bidirectional).eval()  # fmt: skip
+    ids = torch.tensor([[4, 9, 13, 7, 21, 5, 6], [8, 2, 17, 3, 0, 0, 0]])
+    phrases = torch.rand(2, 5, 7, generator=torch.Generator().manual_seed(0)) < 0.3
+    for given in (None, phrases):
+        fast = ContextualDecomposition(m).attribute(ids, given)
+        monkeypatch.setattr(_contextual, "SKIP_UNSTARTED", False)
+        plain = ContextualDecomposition(m).attribute(ids, given)
+        monkeypatch.setattr(_contextual, "SKIP_UNSTARTED", True)
+        for a, b in zip(fast, plain, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
