@@ -78,8 +78,8 @@ def prepare_inputs(
             inputs = torch.nn.utils.rnn.pad_sequence(
                 sequences, batch_first=True, padding_value=model.pad_id
             )
-        elif inputs.dim() == 2 and not model.batch_first:
-            inputs = inputs.transpose(0, 1)
+        elif inputs.dim() == 2:
+            inputs = model.to_batch_first(inputs)
         if inputs.dtype not in (torch.int64, torch.int32, torch.int16):
             raise TypeError(
                 f"inputs must be token ids (an int64, int32 or int16 tensor) for this token "

@@ -78,7 +78,7 @@ class Seq2SeqAttribution:
 
 def _as_layout(seq: SequenceModel, t: Tensor) -> Tensor:
     """Batch-first ``(batch, time, ...)`` to the model's layout and back (a transpose)."""
-    return t if seq.batch_first else t.transpose(0, 1)
+    return seq.to_native(t)
 
 
 class _Decoder:

@@ -622,7 +622,7 @@ class SequenceModel(nn.Module):
         kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
             return self._as_matrix(self._call_module(x, kwargs, batch, time, lambda: None))
-        replacement = embedded if self.batch_first else embedded.transpose(0, 1)
+        replacement = self.to_native(embedded)
         calls = []
 
         def substitute(_module: nn.Module, _args: Any, output: Tensor) -> Tensor:
@@ -744,9 +744,7 @@ class SequenceModel(nn.Module):
 
     def embed(self, ids: Tensor) -> Tensor:
         """The embedding of batch-first ``ids`` ``(batch, time, dim)``, detached."""
-        x = ids if self.batch_first else ids.transpose(0, 1)
-        out = self.embedding(x).detach()
-        return out if self.batch_first else out.transpose(0, 1)
+        return self.to_batch_first(self.embedding(self.to_native(ids)).detach())
 
 
 def adapt_if_readable(model: nn.Module, **hints: Any) -> SequenceModel | None:
