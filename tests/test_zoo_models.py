@@ -20,6 +20,8 @@ N_OUTPUTS = {
     "nll_gru": 3,
     "stacked_lstm": 2,
     "hidden_lstm": 2,
+    "transformer_tutorial": 2,
+    "hf_style_gru": 3,
 }
 # held-out accuracy floors; chance is 0.5 for two classes and 1/3 for three
 MIN_ACCURACY = {
@@ -29,6 +31,8 @@ MIN_ACCURACY = {
     "nll_gru": 0.7,
     "stacked_lstm": 0.8,
     "hidden_lstm": 0.8,
+    "transformer_tutorial": 0.8,
+    "hf_style_gru": 0.7,
 }
 
 
@@ -44,6 +48,8 @@ def test_names():
         "nll_gru",
         "stacked_lstm",
         "hidden_lstm",
+        "transformer_tutorial",
+        "hf_style_gru",
     )
     assert zoo.SEQ2SEQ == "seq2seq_gru" and zoo.SEQ2SEQ not in zoo.NAMES
     assert set(zoo.ALL) == {*zoo.NAMES, zoo.SEQ2SEQ}

@@ -43,6 +43,8 @@ NAMES: tuple[str, ...] = (
     "nll_gru",
     "stacked_lstm",
     "hidden_lstm",
+    "transformer_tutorial",
+    "hf_style_gru",
 )
 SEQ2SEQ = "seq2seq_gru"
 ALL: tuple[str, ...] = (*NAMES, SEQ2SEQ)
