@@ -12,7 +12,8 @@ the questions that were once guessed with ``getattr`` all over the package:
 * ``lengths_arg`` / ``mask_arg``: how the forward takes the true lengths or a padding
   mask (from its signature);
 * ``output``: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``, and
-  ``num_classes``: from the first output the model returns (or hints);
+  ``num_classes``: from the loss the model trains with (``_output_kind``) and the first
+  output it returns (or hints);
 * ``output_steps``: whether the model returns one output per step ``(batch, steps,
   classes)`` (a tagger, a multi-step forecaster); ``None`` refuses such an output with
   an error naming the hint, ``True`` flattens it to ``(batch, steps * classes)``.
@@ -30,11 +31,14 @@ as the model's forward wants them, and returns ``(batch, outputs)``.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from captum_rnn.models._output_kind import kind_for_width, loss_evidence
 
 __all__ = [
     "HINT_NAMES",
@@ -49,6 +53,12 @@ __all__ = [
 #: What a model's output means: class scores before softmax, probabilities,
 #: log-probabilities (``NLLLoss`` style) or regression values.
 OUTPUT_KINDS = ("logits", "probs", "log_probs", "regression")
+_KIND_WORDS = {
+    "logits": "class logits",
+    "probs": "probabilities",
+    "log_probs": "log-probabilities",
+    "regression": "regression values",
+}
 
 _LENGTH_NAMES = ("lengths", "length", "text_lengths", "seq_len", "seq_lens", "lens", "src_len")
 # 1 = real token (Hugging Face's convention)
@@ -515,37 +525,104 @@ class SequenceModel(nn.Module):
 
     # ------------------------------------------------------------------ outputs
     def observe(self, outputs: Tensor) -> None:
-        """Infer ``output`` and ``num_classes`` from outputs ``(batch, width)`` once."""
+        """Infer ``output`` and ``num_classes`` from outputs ``(batch, width)`` once.
+
+        Where the model declares no output kind, the loss it trains with decides (see
+        :func:`~captum_rnn.models._output_kind.loss_evidence`), checked against the values;
+        without one, the values do: rows summing to 1 are probabilities, rows whose
+        exponentials do are log-probabilities, and anything else is read as class logits
+        with a warning naming ``output=`` (it could be regression values).
+
+        Raises:
+            ValueError: for one value per sequence with nothing saying what it is, for
+                independent labels (a sigmoid per output), and where the loss and the
+                values disagree; each names the ``output=`` to pass.
+        """
         width = outputs.shape[-1]
         if self.output is None:
-            values = outputs.detach().double()
-            if width == 1:
-                raise ValueError(
-                    "the model returns one value per sequence: pass output='logits' for a "
-                    "binary logit (sigmoid) or output='regression'"
-                )
-            finite = bool(torch.isfinite(values).all())
-            sums = values.sum(dim=-1)
-            if (
-                finite
-                and bool((values >= 0).all())
-                and torch.allclose(sums, torch.ones_like(sums), atol=1e-4)
-            ):
-                self.output = "probs"
-            elif (
-                finite
-                and bool((values <= 0).all())
-                and torch.allclose(values.exp().sum(-1), torch.ones_like(sums), atol=1e-4)
-            ):
-                self.output = "log_probs"
-            else:
-                self.output = "logits"
-            self.provenance["output"] = "inferred: the first output's values"
+            self.output, self.provenance["output"] = self._infer_output(outputs.detach(), width)
         if self.num_classes is None and self.output != "regression":
             self.num_classes = 2 if width == 1 else int(width)
             self.provenance["num_classes"] = "inferred: the output's width" + (
                 " (one binary logit)" if width == 1 else ""
             )
+
+    def _infer_output(self, outputs: Tensor, width: int) -> tuple[str, str]:
+        values = outputs.double()
+        finite = bool(torch.isfinite(values).all())
+        sums = values.sum(dim=-1)
+        ones = torch.ones_like(sums)
+        if (
+            width >= 2
+            and finite
+            and bool((values >= 0).all())
+            and torch.allclose(sums, ones, atol=1e-4)
+        ):
+            by_values = "probs"
+        elif (
+            width >= 2
+            and finite
+            and bool((values <= 0).all())
+            and torch.allclose(values.exp().sum(-1), ones, atol=1e-4)
+        ):
+            by_values = "log_probs"
+        else:
+            by_values = None
+        name = type(self.module).__name__
+        evidence = loss_evidence(self.module)
+        if evidence:
+            kinds = {kind_for_width(e, width) for e in evidence}
+            where = "; ".join(e.where for e in evidence)
+            if None in kinds:
+                raise ValueError(
+                    f"{name} trains its {width} outputs as independent labels ({where}), "
+                    "not as one classifier's classes: pass output='regression' to explain "
+                    "each label's own value (target=the label's index), or output='logits' "
+                    "if the classes exclude each other"
+                )
+            if len(kinds) > 1:
+                raise ValueError(
+                    f"{name}'s losses disagree about its outputs ({where}): pass output= "
+                    f"one of {OUTPUT_KINDS}"
+                )
+            (kind,) = kinds
+            if width == 1 and any(e.kind == "logits" for e in evidence):
+                raise ValueError(
+                    f"{name} returns one value per sequence but trains it as class scores "
+                    f"({where}): pass output='logits' (binary logit) or output='regression'"
+                )
+            if kind == "logits" and by_values == "log_probs":
+                kind = "log_probs"  # log_softmax then cross-entropy: the same training
+            elif kind in ("logits", "log_probs") and by_values not in (None, kind):
+                raise ValueError(
+                    f"{name}'s outputs are {_KIND_WORDS[by_values]} but it trains them as "
+                    f"{_KIND_WORDS[kind]} ({where}): pass output='{by_values}' to explain "
+                    f"the outputs as they are, or output='{kind}'"
+                )
+            if kind == "log_probs" and by_values is None:
+                raise ValueError(
+                    f"{name}'s outputs are not log-probabilities but it trains them with "
+                    f"{where}: pass output='logits' or output='log_probs'"
+                )
+            return kind, f"inferred: the model's loss ({where})"
+        if width == 1:
+            raise ValueError(
+                "the model returns one value per sequence: pass output='logits' for a "
+                "binary logit (sigmoid) or output='regression'"
+            )
+        if by_values is not None:
+            return by_values, "inferred: the first output's values"
+        in_unit = finite and bool(((values >= 0) & (values <= 1)).all())
+        warnings.warn(
+            f"{name} returns {width} unnormalised values per sequence and holds no loss "
+            "that says what they are; they are read as class logits. Pass output='logits' "
+            f"to confirm, or output='regression' for {width} regression outputs"
+            + (" (or for independent sigmoid labels: all values lie in [0, 1])" if in_unit else "")
+            + ".",
+            UserWarning,
+            stacklevel=4,
+        )
+        return "logits", "inferred: the first output's values (not normalised; no loss found)"
 
     def probabilities(self, outputs: Tensor) -> Tensor:
         """Class probabilities ``(batch, classes)`` from the model's outputs.
@@ -814,7 +891,10 @@ def adapt(
             when hints are given).
         pad_id: padding token id, when the embedding has no ``padding_idx``.
         batch_first: the layout of the model's input, when its layers do not say it.
-        output: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``.
+        output: ``"logits"``, ``"probs"``, ``"log_probs"`` or ``"regression"``; by
+            default read off the loss the model trains with, else off its outputs.
+            Independent labels (a sigmoid per output): ``"regression"`` explains each
+            label's own value.
         embedding: name (or module) of the input ``nn.Embedding`` when there are several;
             ``False`` for a model that reads features although it holds embeddings.
         num_classes: number of classes when the output width does not tell it.
