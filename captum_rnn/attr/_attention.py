@@ -426,14 +426,21 @@ def _given_lengths(args: tuple) -> Tensor | None:
 
 
 def _contract_mask(
-    seq: SequenceModel, inputs: Tensor, args: tuple, time: int, device: torch.device
+    seq: SequenceModel,
+    inputs: Tensor,
+    args: tuple,
+    time: int,
+    device: torch.device,
+    native: bool = False,
 ) -> Tensor | None:
-    """``(batch, time)`` True at real positions from the lengths or the padding id."""
+    """``(batch, time)`` True at real positions from the lengths or the padding id;
+    ``native``: ``inputs`` are in the model's own layout (time-major ids are transposed)."""
     lengths = _given_lengths(args)
     if lengths is not None:
         return torch.arange(time, device=device)[None, :] < lengths.to(device)[:, None]
     if seq.is_token_model and not inputs.dtype.is_floating_point and inputs.dim() == 2:
-        return seq.padding_mask(inputs).to(device)
+        ids = seq.to_batch_first(inputs) if native else inputs
+        return seq.padding_mask(ids).to(device)
     return None
 
 
@@ -465,13 +472,14 @@ def _real_mask(
     capture: _Capture,
     batch: int,
     time: int,
+    contract: bool = False,
 ) -> Tensor:
     device = capture.records[0].weights.device
     found = None
     if mask is not None:
         return _checked_mask(mask, batch, time, device)
-    if seq is not None and seq.takes_lengths:
-        found = _contract_mask(seq, inputs, args, time, device)
+    if seq is not None and (contract or seq.takes_lengths):
+        found = _contract_mask(seq, inputs, args, time, device, native=not contract)
         if found is None:
             found = torch.ones(batch, time, dtype=torch.bool, device=device)
     elif capture.key_mask is not None:
@@ -619,6 +627,9 @@ class _AttentionAttribution(Attribution):
     """Shared plumbing: capture, masks, output rows, restoring the model."""
 
     uses_gradients: ClassVar[bool] = False
+    #: True: the model runs through the contract (``self.seq``) on batch-first inputs,
+    #: as ``explain`` runs a user's model; False: it is called as is, in its own layout.
+    _contract: bool = False
 
     def __init__(
         self,
@@ -656,7 +667,8 @@ class _AttentionAttribution(Attribution):
                 "through_states=True maps attention over recurrent states to tokens; "
                 f"{type(self.model).__name__} attends over tokens already"
             )
-        self._check_padding_rows(kind, inputs, args, mask)
+        contract = kind == "custom" or self._contract
+        self._check_padding_rows(inputs, args, mask, contract)
         saved_maps = vars(self.model).get("attention_maps", _MISSING)
 
         def run(inputs: Tensor, args: tuple) -> _Capture:
@@ -669,7 +681,7 @@ class _AttentionAttribution(Attribution):
                 return _capture_custom(
                     self.seq, self.attention_modules, inputs, _given_lengths(args)
                 )
-            return _capture(self.model, kind, modules, inputs, args)
+            return _capture(self.seq if contract else self.model, kind, modules, inputs, args)
 
         try:
             if self.uses_gradients or through_states:
@@ -693,15 +705,16 @@ class _AttentionAttribution(Attribution):
                 self.model.attention_maps = saved_maps
         return (result * mask.to(result.dtype)).detach()
 
-    def _check_padding_rows(self, kind: str, inputs: Tensor, args: tuple, mask: Any) -> None:
+    def _check_padding_rows(self, inputs: Tensor, args: tuple, mask: Any, contract: bool) -> None:
         """All-padding rows are refused before the model runs (it may fail or give NaN)."""
-        batch, time = inputs.shape[0], inputs.shape[1]
+        seq = self.seq
+        view = inputs if contract or seq is None else seq.to_batch_first(inputs)
+        batch, time = view.shape[0], view.shape[1]
         if mask is not None:
             _checked_mask(mask, batch, time, inputs.device)
             return
-        seq = self.seq
-        if seq is not None and (kind == "custom" or seq.takes_lengths):
-            found = _contract_mask(seq, inputs, args, time, inputs.device)
+        if seq is not None and (contract or seq.takes_lengths):
+            found = _contract_mask(seq, inputs, args, time, inputs.device, native=not contract)
             if found is not None and found.shape == (batch, time):
                 _check_rows(found)
 
@@ -723,7 +736,8 @@ class _AttentionAttribution(Attribution):
             if found is None:
                 found = torch.ones(batch, time, dtype=torch.bool, device=inputs.device)
             mask = found
-        mask = _real_mask(self.seq, inputs, args, mask, capture, batch, time)
+        contract = kind == "custom" or self._contract
+        mask = _real_mask(self.seq, inputs, args, mask, capture, batch, time, contract)
         scores = compute(capture, square, pooled, mask, target)
         if through_states:
             mapping = _state_token_map(self.model, inputs, mask, target, args)
@@ -1045,7 +1059,10 @@ def _check_fusion(head_fusion: str, discard_ratio: float) -> None:
 
 # ------------------------------------------------------- captum_rnn.explain methods
 class _ExplainAttention(AttributionMethod):
-    """Runs an attention attribution for ``captum_rnn.explain`` on attention RNNs.
+    """Runs an attention attribution for ``captum_rnn.explain``: on captum-rnn's attention
+    models, and on a user's model built from ``nn.MultiheadAttention`` (such as
+    ``nn.TransformerEncoderLayer``), which runs through the contract on its token ids,
+    in its own layout and with its own padding mask.
 
     The per-step score is spread evenly over the step's embedding dimensions, so that
     summing over them gives the score once.
@@ -1056,15 +1073,31 @@ class _ExplainAttention(AttributionMethod):
 
     @staticmethod
     def applies_to(model: nn.Module) -> bool:
-        """A TransformerClassifier, or a recurrent model with an attention layer."""
+        """A TransformerClassifier, a recurrent model with an attention layer, or a model
+        with ``nn.MultiheadAttention`` layers."""
         if isinstance(model, TransformerClassifier):
             return True
-        return isinstance(model, RecurrentModel) and model.attention is not None
+        if isinstance(model, RecurrentModel):
+            return model.attention is not None
+        return any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
 
     def attribute(self, inputs, baselines, target, lengths, **kwargs):
-        scores = self.attribution(self.model.module).attribute(
-            inputs, target=target, additional_forward_args=(lengths,), **kwargs
-        )
+        module = self.model.module
+        if isinstance(module, (TransformerClassifier, RecurrentModel)):
+            scores = self.attribution(module).attribute(
+                inputs, target=target, additional_forward_args=(lengths,), **kwargs
+            )
+        else:
+            # A user's model runs through the contract: its own layout, padding mask and
+            # output record, on the token ids (or features) rather than the embedding.
+            attribution = self.attribution(self.model)
+            attribution._contract = True
+            if self.ids is not None:
+                scores = attribution.attribute(self.ids, target=target, **kwargs)
+            else:
+                scores = attribution.attribute(
+                    inputs, target=target, additional_forward_args=(lengths,), **kwargs
+                )
         dim = inputs.shape[-1]
         return MethodResult((scores[..., None] / dim).expand_as(inputs).clone())
 

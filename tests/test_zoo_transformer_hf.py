@@ -1,0 +1,175 @@
+"""Two more users' models through every entry point: the nn.Transformer tutorial turned
+classifier (time-major, ``src_key_padding_mask`` True at padding, no ``padding_idx``) and a
+Hugging-Face-style bidirectional GRU (``attention_mask`` 1 at real tokens, a dataclass
+output record). Numbers are checked against Captum called by hand on the model's own
+forward with the user's own mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import zoo
+from captum.attr import IntegratedGradients, LayerIntegratedGradients
+
+import captum_rnn
+from captum_rnn.attr import (
+    AttentionFlow,
+    AttentionRollout,
+    AttentionWeights,
+    GradientAttentionRollout,
+)
+
+TRANSFORMER, HF = "transformer_tutorial", "hf_style_gru"
+BOTH = [TRANSFORMER, HF]
+STEPS = dict(n_steps=24, max_steps=24)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _rows(case, n):
+    """The first ``n`` sequences in the model's own layout."""
+    return case.inputs[:n] if case.batch_first else case.inputs[:, :n]
+
+
+def _batch_first(case, x):
+    return x if case.batch_first else x.T
+
+
+def _native(case, ids):
+    return ids if case.batch_first else ids.T
+
+
+def _hooks(model):
+    return sum(
+        len(getattr(m, name))
+        for m in model.modules()
+        for name in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+        )
+    )
+
+
+def _user_logits(case, ids, mask=None):
+    """The model called as its user does (the mask from the ids), ids batch-first."""
+    native = _native(case, ids)
+    if case.name == TRANSFORMER:
+        return case.model(native, native.T == case.pad_id if mask is None else ~mask)
+    attention = (ids != case.pad_id).long() if mask is None else mask.long()
+    return case.model(native, attention_mask=attention).logits
+
+
+def _embedding_forward(case):
+    """``f(embeddings, ids)``, batch-first: the user's forward with the embedding layer's
+    output replaced (by a hand-written hook), the user's own mask from the ids."""
+
+    def forward(embedded, ids):
+        replacement = _native(case, embedded)
+        handle = case.embedding.register_forward_hook(lambda m, i, o: replacement)
+        try:
+            return _user_logits(case, ids)
+        finally:
+            handle.remove()
+
+    return forward
+
+
+def _ig_by_hand(case, ids, target):
+    """Captum's own integrated gradients from the pad embedding, per token (sum over dims)."""
+    with torch.no_grad():
+        embedded = case.embedding(ids)
+        base = case.embedding(torch.full_like(ids, case.pad_id))
+    if case.batch_first:  # Captum's LayerIntegratedGradients, the user's mask as an argument
+        lig = LayerIntegratedGradients(
+            lambda i, mask: case.model(i, attention_mask=mask).logits, case.embedding
+        )
+        scores = lig.attribute(
+            ids,
+            baselines=torch.full_like(ids, case.pad_id),
+            target=target,
+            additional_forward_args=((ids != case.pad_id).long(),),
+            n_steps=STEPS["n_steps"],
+        )
+    else:  # time-major: Captum expands dim 0, so IG runs on batch-first embeddings
+        scores = IntegratedGradients(_embedding_forward(case)).attribute(
+            embedded,
+            baselines=base,
+            target=target,
+            additional_forward_args=(ids,),
+            n_steps=STEPS["n_steps"],
+        )
+    return scores.sum(-1)
+
+
+# ---------------------------------------------------------------- the contract
+def test_the_transformer_names_its_pad_id_and_adapt_says_what_it_read():
+    case = zoo.build(TRANSFORMER)
+    with pytest.raises(ValueError, match="pad_id="):
+        captum_rnn.explain(case.model, _rows(case, 2))
+    seq = captum_rnn.adapt(case.model, **case.hints)
+    text = repr(seq)
+    assert "mask_arg='src_key_padding_mask'" in text and "batch_first=False" in text
+    assert seq.pad_id == 1 and seq.embedding is case.embedding
+    hf = captum_rnn.adapt(zoo.build(HF).model)
+    assert (hf.pad_id, hf.batch_first, hf.mask_arg) == (0, True, "attention_mask")
+
+
+# ---------------------------------------------------------------- attention
+ATTENTION = {
+    "attention_weights": AttentionWeights,
+    "attention_rollout": AttentionRollout,
+    "attention_flow": AttentionFlow,
+    "gradient_attention_rollout": GradientAttentionRollout,
+}
+
+
+@pytest.mark.parametrize("method", sorted(ATTENTION))
+def test_attention_methods_explain_the_tutorial_transformer(method):
+    """explain() runs the user's transformer through the contract (its own layout and
+    mask) and equals the attention class called on the model's own input by hand."""
+    case = zoo.build(TRANSFORMER)
+    src = _rows(case, 5)
+    explanations = captum_rnn.explain(case.model, src, method=method, target=1, **case.hints)
+    by_hand = ATTENTION[method](case.model).attribute(
+        src, target=1, additional_forward_args=(src.T == case.pad_id,)
+    )
+    lengths = case.lengths[:5]
+    assert [len(e.scores) for e in explanations] == lengths.tolist()
+    for i, e in enumerate(explanations):
+        n = int(lengths[i])
+        torch.testing.assert_close(
+            torch.tensor(e.scores), by_hand[i, :n].float(), rtol=1e-5, atol=1e-6
+        )
+        assert bool((by_hand[i, n:] == 0).all())  # padding gets exactly nothing
+        if method in ("attention_rollout", "attention_flow"):
+            assert sum(e.scores) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_classes_take_hints_on_time_major_input():
+    """With the contract's hints the padding is read off the ids in the model's own
+    (time-major) layout: same result as the key_padding_mask the model passes itself."""
+    case = zoo.build(TRANSFORMER)
+    src = _rows(case, 4)  # (time, batch) = (10, 4)
+    args = (src.T == case.pad_id,)
+    for cls in (AttentionWeights, AttentionRollout):
+        plain = cls(case.model).attribute(src, additional_forward_args=args)
+        hinted = cls(case.model, pad_id=case.pad_id).attribute(src, additional_forward_args=args)
+        assert plain.shape == (4, 10)
+        torch.testing.assert_close(hinted, plain)
+        real = _batch_first(case, src) != case.pad_id
+        assert bool((hinted[~real] == 0).all()) and bool((hinted[real] > 0).all())
+
+
+def test_a_model_without_attention_says_so():
+    case = zoo.build(HF)
+    with pytest.raises(TypeError, match="no attention"):
+        captum_rnn.explain(case.model, _rows(case, 2), method="attention_rollout")
+
+
+def test_the_benchmark_lists_attention_methods_for_a_users_transformer_only():
+    from captum_rnn.metrics._benchmark import applicable_methods
+
+    assert set(ATTENTION) <= set(applicable_methods(zoo.build(TRANSFORMER).model))
+    assert not set(ATTENTION) & set(applicable_methods(zoo.build(HF).model))
