@@ -32,11 +32,11 @@ def _rows(case, n):
 
 
 def _batch_first(case, x):
-    return x if case.batch_first else x.T
+    return x if case.batch_first else x.transpose(0, 1)
 
 
-def _native(case, ids):
-    return ids if case.batch_first else ids.T
+def _native(case, x):
+    return x if case.batch_first else x.transpose(0, 1)
 
 
 def _hooks(model):
@@ -173,3 +173,63 @@ def test_the_benchmark_lists_attention_methods_for_a_users_transformer_only():
 
     assert set(ATTENTION) <= set(applicable_methods(zoo.build(TRANSFORMER).model))
     assert not set(ATTENTION) & set(applicable_methods(zoo.build(HF).model))
+
+
+# ---------------------------------------------------------------- gradient and perturbation
+@pytest.mark.parametrize("name", BOTH)
+def test_integrated_gradients_equal_captum_by_hand_with_the_users_mask(name):
+    case = zoo.build(name)
+    native = _rows(case, 6)
+    ids = _batch_first(case, native)
+    explanations = captum_rnn.explain(case.model, native, target=1, **case.hints, **STEPS)
+    expected = _ig_by_hand(case, ids, target=1)
+    for i, e in enumerate(explanations):
+        n = int(case.lengths[i])
+        assert len(e.scores) == n and e.tokens == [str(t) for t in ids[i, :n].tolist()]
+        torch.testing.assert_close(
+            torch.tensor(e.scores, dtype=torch.float64),
+            expected[i, :n].double(),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+
+
+def _occlusion_by_hand(case, ids, target):
+    """Per token: the target logit minus the same with that token's embedding replaced by
+    the pad embedding, everything else (padding and the user's mask) as given."""
+    forward = _embedding_forward(case)
+    with torch.no_grad():
+        embedded = case.embedding(ids)
+        pad = case.embedding(torch.tensor([case.pad_id]))[0]
+        full = forward(embedded, ids)[:, target]
+        scores = torch.zeros(ids.shape, dtype=torch.float64)
+        for t in range(ids.shape[1]):
+            occluded = embedded.clone()
+            occluded[:, t] = pad
+            scores[:, t] = (full - forward(occluded, ids)[:, target]).double()
+    return scores * (ids != case.pad_id)
+
+
+@pytest.mark.parametrize("name", BOTH)
+@pytest.mark.parametrize("where", ["end", "start"])
+def test_occlusion_explains_the_prediction_on_the_input_as_padded(name, where):
+    """The bidirectional GRU reads its padding (masked only when pooling) and the
+    transformer's positions move with left padding: occlusion must explain the output on
+    the input as the user padded it, the output the explanation reports."""
+    case = zoo.build(name)
+    ids = _batch_first(case, _rows(case, 5))
+    if where == "start":  # the same sentences, padded in front
+        ids = torch.stack([torch.cat([s[s == case.pad_id], s[s != case.pad_id]]) for s in ids])
+    explanations = captum_rnn.explain(
+        case.model, _native(case, ids), method="occlusion", target=1, **case.hints
+    )
+    expected = _occlusion_by_hand(case, ids, target=1)
+    with torch.no_grad():
+        logits = _user_logits(case, ids)
+    for i, e in enumerate(explanations):
+        real = ids[i] != case.pad_id
+        assert e.tokens == [str(t) for t in ids[i][real].tolist()]
+        assert e.output == pytest.approx(float(logits[i, 1]), abs=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(e.scores, dtype=torch.float64), expected[i][real], rtol=1e-4, atol=1e-5
+        )

@@ -442,7 +442,12 @@ def resolve_features(features: str | None, token_model: bool, dim: int) -> str:
 
 
 class _PerStepPerturbation(AttributionMethod):
-    """Runs a Captum perturbation method one sequence at a time, cut to its length.
+    """Runs a Captum perturbation method one sequence at a time, on its real steps only.
+
+    A sequence is cut to its real steps when the model's output does not change by the
+    cut; a model that reads the padding (a recurrent layer fed the padding as content, a
+    transformer whose positions move with left padding) is perturbed on the sequence as
+    given, its padding held fixed, so that the explained output is the one it reports.
 
     Option ``features``: ``"cell"`` makes one feature per time step and input feature;
     ``"step"`` makes one feature per time step (removing a step replaces it by its
@@ -458,9 +463,27 @@ class _PerStepPerturbation(AttributionMethod):
     uses_gradients = False
 
     def _one(
-        self, x: Tensor, baseline: Tensor, target: Tensor, args: tuple, per_cell: bool, **kwargs
+        self,
+        x: Tensor,
+        baseline: Tensor,
+        target: Tensor,
+        args: tuple,
+        per_cell: bool,
+        real: Tensor | None = None,
+        **kwargs,
     ) -> Tensor:
+        """Captum's attribution of one row ``x`` ``(1, time, dim)``; ``real`` ``(time,)``
+        marks its real steps when it keeps its padding (see :meth:`_feature_mask`)."""
         raise NotImplementedError
+
+    def _reads_padding(self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor) -> bool:
+        """Whether the model's output on row ``row`` changes when its padding is cut out
+        (padding fed to a recurrent layer as content, positions that move with left
+        padding): the row is then perturbed in place, not cut to its real steps."""
+        with torch.no_grad():
+            full = self.model(inputs[row], *self.forward_args(lengths, row))
+            cut = self.model(inputs[row][:, keep], *self.forward_args(lengths, row, keep))
+        return not torch.allclose(cut, full, rtol=1e-4, atol=1e-5)
 
     def attribute(self, inputs, baselines, target, lengths, features=None, **kwargs):
         features = resolve_features(features, self.model.is_token_model, inputs.shape[2])
@@ -479,28 +502,35 @@ class _PerStepPerturbation(AttributionMethod):
         attributions = torch.zeros_like(inputs)
         real = self.real_steps(lengths, inputs.shape[1])
         for i in range(inputs.shape[0]):
-            # only the real steps, wherever the padding stands (left, right or inside)
+            # only the real steps are perturbed, wherever the padding stands (left, right or
+            # inside); the row is cut to them unless the model's output reads its padding
             keep = real[i].nonzero()[:, 0]
             row = slice(i, i + 1)
-            attributions[i, keep] = (
-                self._one(
-                    inputs[row][:, keep],
-                    baselines[row][:, keep],
-                    target[row],
-                    self.forward_args(lengths, row, keep),
-                    per_cell,
-                    **kwargs,
-                )[0].detach()
-                / spread
-            )
+            if len(keep) == inputs.shape[1] or not self._reads_padding(inputs, lengths, row, keep):
+                x, base, held = inputs[row][:, keep], baselines[row][:, keep], None
+                args = self.forward_args(lengths, row, keep)
+            else:  # in place: the padding stays as given (its baseline is itself)
+                x, held, args = inputs[row], real[i], self.forward_args(lengths, row)
+                base = torch.where(held[None, :, None], baselines[row], x)
+            found = self._one(x, base, target[row], args, per_cell, real=held, **kwargs)
+            found = found[0].detach()
+            attributions[i, keep] = (found if held is None else found[keep]) / spread
         return MethodResult(attributions)
 
     @staticmethod
-    def _feature_mask(x: Tensor, per_cell: bool = False) -> Tensor:
+    def _feature_mask(x: Tensor, per_cell: bool = False, real: Tensor | None = None) -> Tensor:
+        """One feature per step (or per cell); with ``real`` ``(time,)`` the padded steps
+        join a real step's feature (the nearest one before them, else the first), so a
+        row kept whole has as many features as its real steps, and perturbing a feature
+        leaves the padding as it is (its baseline is itself)."""
         time, dim = x.shape[1], x.shape[2]
+        steps = torch.arange(time, device=x.device)
+        if real is not None:
+            steps = (real.long().cumsum(0) - 1).clamp_min(0)
         if per_cell:
-            return torch.arange(time * dim, device=x.device).reshape(1, time, dim)
-        return torch.arange(time, device=x.device)[None, :, None].expand(1, time, dim)
+            cells = steps[:, None] * dim + torch.arange(dim, device=x.device)
+            return cells.reshape(1, time, dim)
+        return steps[None, :, None].expand(1, time, dim)
 
 
 class FeatureAblationMethod(_PerStepPerturbation):
@@ -510,13 +540,13 @@ class FeatureAblationMethod(_PerStepPerturbation):
     name = "feature_ablation"
     options = ("features", "perturbations_per_eval")
 
-    def _one(self, x, baseline, target, args, per_cell, **kwargs):
+    def _one(self, x, baseline, target, args, per_cell, real=None, **kwargs):
         return FeatureAblation(self.model).attribute(
             x,
             baselines=baseline,
             target=target,
             additional_forward_args=args,
-            feature_mask=self._feature_mask(x, per_cell),
+            feature_mask=self._feature_mask(x, per_cell, real),
             perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
             **kwargs,
         )
@@ -528,7 +558,7 @@ class OcclusionMethod(_PerStepPerturbation):
     name = "occlusion"
     options = ("features", "window", "perturbations_per_eval")
 
-    def _one(self, x, baseline, target, args, per_cell, window: int = 1, **kwargs):
+    def _one(self, x, baseline, target, args, per_cell, real=None, window: int = 1, **kwargs):
         window = min(int(window), x.shape[1])
         width = 1 if per_cell else x.shape[2]
         return Occlusion(self.model).attribute(
@@ -552,7 +582,9 @@ class _SurrogateMethod(_PerStepPerturbation):
     def _explainer(self, alpha: float) -> Lime:
         raise NotImplementedError
 
-    def _one(self, x, baseline, target, args, per_cell, n_samples=200, alpha=None, **kwargs):
+    def _one(
+        self, x, baseline, target, args, per_cell, real=None, n_samples=200, alpha=None, **kwargs
+    ):
         explainer = self._explainer(self.default_alpha if alpha is None else alpha)
         with seeded(0, x.device):
             return explainer.attribute(
@@ -560,7 +592,7 @@ class _SurrogateMethod(_PerStepPerturbation):
                 baselines=baseline,
                 target=target,
                 additional_forward_args=args,
-                feature_mask=self._feature_mask(x, per_cell),
+                feature_mask=self._feature_mask(x, per_cell, real),
                 n_samples=n_samples,
                 perturbations_per_eval=kwargs.pop("perturbations_per_eval", 50),
                 **kwargs,
