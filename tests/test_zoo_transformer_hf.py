@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 import zoo
-from captum.attr import IntegratedGradients, LayerIntegratedGradients
+from captum.attr import DeepLift, IntegratedGradients, LayerIntegratedGradients, Saliency
+from torch import nn
 
 import captum_rnn
 from captum_rnn.attr import (
@@ -233,3 +234,85 @@ def test_occlusion_explains_the_prediction_on_the_input_as_padded(name, where):
         torch.testing.assert_close(
             torch.tensor(e.scores, dtype=torch.float64), expected[i][real], rtol=1e-4, atol=1e-5
         )
+
+
+class _OnEmbeddings(nn.Module):
+    """A hand-written wrapper: the user's model on batch-first embeddings (the embedding
+    layer's output replaced by a hook), called as its user does; DeepLift needs a module."""
+
+    def __init__(self, case):
+        super().__init__()
+        self.model = case.model
+        self.forward_on = _embedding_forward(case)
+
+    def forward(self, embedded, ids):
+        return self.forward_on(embedded, ids)
+
+
+@pytest.mark.parametrize("name", BOTH)
+@pytest.mark.parametrize("method", ["saliency", "deeplift"])
+def test_one_pass_gradient_methods_equal_captum_by_hand(name, method):
+    case = zoo.build(name)
+    native = _rows(case, 5)
+    ids = _batch_first(case, native)
+    explanations = captum_rnn.explain(case.model, native, method=method, target=1, **case.hints)
+    with torch.no_grad():
+        embedded = case.embedding(ids)
+        base = case.embedding(torch.full_like(ids, case.pad_id))
+    if method == "saliency":
+        expected = Saliency(_embedding_forward(case)).attribute(
+            embedded, target=1, additional_forward_args=(ids,)
+        )
+    else:
+        expected = DeepLift(_OnEmbeddings(case)).attribute(
+            embedded, baselines=base, target=1, additional_forward_args=(ids,)
+        )
+    expected = expected.sum(-1).double()
+    for i, e in enumerate(explanations):
+        real = ids[i] != case.pad_id
+        torch.testing.assert_close(
+            torch.tensor(e.scores, dtype=torch.float64), expected[i][real], rtol=1e-4, atol=1e-6
+        )
+
+
+def _output_at_baseline(case, ids, target):
+    """The target logit with every real token's embedding replaced by the pad embedding
+    (the user's mask and padding as given)."""
+    with torch.no_grad():
+        embedded = case.embedding(ids)
+        pad = case.embedding(torch.tensor([case.pad_id]))[0]
+        blank = torch.where((ids != case.pad_id)[..., None], pad, embedded)
+        return _embedding_forward(case)(blank, ids)[:, target]
+
+
+@pytest.mark.parametrize("name", BOTH)
+@pytest.mark.parametrize("method", ["feature_ablation", "shapley_value_sampling", "lime"])
+def test_perturbation_methods_on_the_input_as_padded(name, method):
+    """Feature ablation equals occlusion by hand; Shapley value sampling is efficient (its
+    scores sum to the output minus the output at the baseline, exactly); LIME ranks the
+    planted cue first. Padding in front or behind, never scored."""
+    case = zoo.build(name)
+    ids = _batch_first(case, _rows(case, 4))
+    ids = torch.stack(  # rows 0-1 padded in front, rows 2-3 behind
+        [
+            torch.cat([s[s == case.pad_id], s[s != case.pad_id]]) if i < 2 else s
+            for i, s in enumerate(ids)
+        ]
+    )
+    explanations = captum_rnn.explain(
+        case.model, _native(case, ids), method=method, target=1, **case.hints
+    )
+    for i, e in enumerate(explanations):
+        real = ids[i] != case.pad_id
+        assert e.tokens == [str(t) for t in ids[i][real].tolist()]
+        scores = torch.tensor(e.scores, dtype=torch.float64)
+        if method == "feature_ablation":
+            expected = _occlusion_by_hand(case, ids[i : i + 1], target=1)[0][real]
+            torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-5)
+        elif method == "shapley_value_sampling":
+            gap = float(e.output - _output_at_baseline(case, ids[i : i + 1], 1)[0])
+            assert float(scores.sum()) == pytest.approx(gap, abs=1e-4)
+        else:
+            cue = [str(t) for t in range(2, 4)] if name == TRANSFORMER else ["1", "2", "3"]
+            top = e.tokens[int(scores.abs().argmax())]
+            assert top in cue

@@ -31,6 +31,7 @@ from captum.attr import (
     Lime,
     Occlusion,
     Saliency,
+    ShapleyValueSampling,
 )
 from torch import Tensor, nn
 
@@ -571,6 +572,31 @@ class OcclusionMethod(_PerStepPerturbation):
             perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
             **kwargs,
         )
+
+
+class ShapleyValueSamplingMethod(_PerStepPerturbation):
+    """Captum's ``ShapleyValueSampling`` over time steps (per cell of multivariate series):
+    each step's mean marginal contribution over random orderings, seeded.
+
+    Options: ``n_samples`` (orderings, default 25), ``perturbations_per_eval``.
+    """
+
+    name = "shapley_value_sampling"
+    options = ("features", "n_samples", "perturbations_per_eval")
+
+    def _one(self, x, baseline, target, args, per_cell, real=None, n_samples=25, **kwargs):
+        with seeded(0, x.device):
+            return ShapleyValueSampling(self.model).attribute(
+                x,
+                baselines=baseline,
+                target=target,
+                additional_forward_args=args,
+                # Captum views the mask: a contiguous copy, not the expanded one
+                feature_mask=self._feature_mask(x, per_cell, real).contiguous(),
+                n_samples=n_samples,
+                perturbations_per_eval=kwargs.pop("perturbations_per_eval", 32),
+                **kwargs,
+            )
 
 
 class _SurrogateMethod(_PerStepPerturbation):
