@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from captum_rnn._utils.options import check_int
 from captum_rnn._utils.state import preserve_state
 
 __all__ = [
@@ -425,8 +426,7 @@ def unit_token_responses(
         raise ValueError(
             "unit_token_responses needs a captum_rnn recurrent token model (vocab_size set)"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
     device = next(model.parameters()).device
     loader = DataLoader(  # a private generator: the global random state is left alone
         dataset,

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from tqdm.auto import tqdm
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.callbacks._isolation import isolated
 from captum_rnn.callbacks._logging_backends import LogPayload, send_media, send_scalars
 
@@ -76,12 +77,7 @@ class PeriodicCallback(Callback):
         on_test: bool = True,
         background: bool = True,
     ) -> None:
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or every_n_epochs < 1
-        ):
-            raise ValueError(f"every_n_epochs must be an int >= 1, got {every_n_epochs!r}")
+        every_n_epochs = check_int("every_n_epochs", every_n_epochs, 1)
         self.every_n_epochs = every_n_epochs
         self.on_validate = bool(on_validate)
         self.on_test = bool(on_test)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import random_split
 
-from captum_rnn._utils.options import store_arguments
+from captum_rnn._utils.options import check_int, store_arguments
 
 from ._collate import SequenceDataset, pad_collate
 from ._datamodule import SequenceDataModule
@@ -163,8 +163,7 @@ class SentimentDataModule(_BuiltDataModule):
         super().__init__(batch_size, val_fraction, test_fraction, seed, num_workers)
         if source not in SENTIMENT_SOURCES:
             raise ValueError(f"source must be one of {sorted(SENTIMENT_SOURCES)}, got {source!r}")
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        min_freq = check_int("min_freq", min_freq, 1)
         _check_optional_int("max_size", max_size, 0)
         _check_optional_int("max_length", max_length, 1)
         _check_optional_int("max_snippets", max_snippets, 1)

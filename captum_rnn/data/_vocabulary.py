@@ -14,6 +14,7 @@ import torch
 
 from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import check, load_json, require
+from captum_rnn._utils.options import check_int
 
 from ._tokenizer import tokenize
 
@@ -104,8 +105,7 @@ class Vocabulary:
             >>> Vocabulary.build(["a b b", "b c"], min_freq=2).itos
             ['<pad>', '<unk>', 'b']
         """
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        min_freq = check_int("min_freq", min_freq, 1)
         if max_size is not None and (
             isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0
         ):

@@ -31,6 +31,7 @@ from captum.influence import DataInfluence
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.data import pad_collate
 from captum_rnn.influence import _credibility, _prototypes
 from captum_rnn.influence._credibility import Credibility
@@ -372,16 +373,14 @@ class NearestExamples(DataInfluence):
                         "'step_states' or 'representation', or the next layer's input "
                         "such as 'fc:input')"
                     )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, 1)
         if index not in ("exact", "faiss", "hnsw"):
             raise ValueError(f"index must be 'exact', 'faiss' or 'hnsw', got {index!r}")
         if sequence_pooling not in _POOLINGS:
             raise ValueError(
                 f"sequence_pooling must be one of {_POOLINGS}, got {sequence_pooling!r}"
             )
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        chunk_size = check_int("chunk_size", chunk_size, 1)
         self.model = model
         self.train_dataset = train_dataset
         self.layers = names
@@ -1013,10 +1012,8 @@ class NearestExamples(DataInfluence):
         """
         store = self._fresh_store()
         layer = self._layer(layer)
-        if isinstance(k_per_class, bool) or not isinstance(k_per_class, int) or k_per_class < 1:
-            raise ValueError(f"k_per_class must be a positive int, got {k_per_class!r}")
-        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-            raise ValueError(f"max_samples must be a positive int, got {max_samples!r}")
+        k_per_class = check_int("k_per_class", k_per_class, 1)
+        max_samples = check_int("max_samples", max_samples, 1)
         labels = self._class_labels(store, "prototypes")
         x = self._kernel_space(store.vectors[layer])
         gamma = _prototypes.median_gamma(x, seed=seed) if gamma is None else float(gamma)

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_int
 from captum_rnn._utils.state import preserve_state, seeded
 from captum_rnn.attr._attention import _MHA_ARGS
 from captum_rnn.metrics._base import (
@@ -515,8 +516,7 @@ def attention_sanity(
         )
     if attention not in _ATTENTION:
         raise ValueError(f"attention must be one of {_ATTENTION}, got {attention!r}")
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
-        raise ValueError(f"permutations must be an int >= 1, got {permutations!r}")
+    permutations = check_int("permutations", permutations, 1)
     names = ("attention_weights", "attention_rollout", "gradient_attention_rollout")
     for name in randomization_methods:
         if name not in names:

@@ -45,6 +45,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_int
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import output_name
 from captum_rnn.metrics._base import _adapt, _prepare
@@ -831,16 +832,9 @@ def dataset_attribution_summary(
         "min_count": min_count,
         "model": model is not None,
     }
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
-    if (
-        isinstance(max_flip_checks, bool)
-        or not isinstance(max_flip_checks, int)
-        or max_flip_checks < 0
-    ):
-        raise ValueError(f"max_flip_checks must be an int >= 0, got {max_flip_checks!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    min_count = check_int("min_count", min_count, 1)
+    max_flip_checks = check_int("max_flip_checks", max_flip_checks, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if model is not None:

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from captum_rnn._utils.options import check_int
+
 __all__ = [
     "MislabelDetection",
     "checkpoint_loss_scores",
@@ -595,8 +597,7 @@ def mislabel_detection(
                 "checkpoints are only used with flipped=...: without it the labels are "
                 "flipped here and a copy of the model is trained on them"
             )
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        epochs = check_int("epochs", epochs, 1)
         noisy, flipped = flip_labels(labels, share, num_classes, seed)
         data: Dataset = _Relabelled(train_dataset, noisy)
         trained, states = _train_copy(model, data, epochs, lr, batch_size, collate_fn, seed)

@@ -37,6 +37,7 @@ from captum.attr import Attribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.models.protocol import adapt_if_readable
 
 __all__ = ["Anchor", "RuleExtraction"]
@@ -663,10 +664,7 @@ class RuleExtraction(Attribution):
         )
         kwargs["pad_index"], kwargs["replacement"] = pad_index, replacement
         mask_prob = _SearchOptions(**kwargs).mask_prob  # unknown options fail here
-        if isinstance(held_out_samples, bool) or not isinstance(held_out_samples, int):
-            raise ValueError(f"held_out_samples must be an int >= 0, got {held_out_samples!r}")
-        if held_out_samples < 0:
-            raise ValueError(f"held_out_samples must be an int >= 0, got {held_out_samples!r}")
+        held_out_samples = check_int("held_out_samples", held_out_samples, 0)
         if coverage_data is None:
             coverage_data = kwargs.get("train_data")
         if coverage_data is not None:
@@ -899,13 +897,9 @@ class RuleExtraction(Attribution):
         if pad_index in ids:
             raise ValueError(f"replacement must not be the padding id {pad_index}")
         fill = _Fill(o.perturbation, ids, o.train_data, pad_index)
-        for name, value, low in (
-            ("beam_size", beam_size, 1),
-            ("batch_size", batch_size, 1),
-            ("min_samples", min_samples, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        beam_size = check_int("beam_size", beam_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        min_samples = check_int("min_samples", min_samples, 0)
         out = []
         with torch.no_grad():
             for i in range(inputs.shape[0]):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.rules._dfa import DFA
 from captum_rnn.rules._equivalence import (
     AbstractionEquivalence,
@@ -113,11 +114,6 @@ def _encode_samples(samples: Any, alphabet: tuple[Any, ...]) -> list[Indices]:
     if not out:
         raise ValueError("samples is empty: pass at least one sequence (or None)")
     return out
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _settle_empty(dfa: DFA, oracle: MembershipOracle) -> tuple[DFA, bool]:
@@ -262,12 +258,12 @@ def extract_dfa(
         raise ValueError(f"equivalence must be one of {_EQUIVALENCES}, got {equivalence!r}")
     if clustering not in ("kmeans", "interval"):
         raise ValueError(f"clustering must be 'kmeans' or 'interval', got {clustering!r}")
-    _check_int("max_length", max_length, 1)
-    _check_int("max_states", max_states, 1)
-    _check_int("max_rounds", max_rounds, 0)
-    _check_int("samples_per_round", samples_per_round, 1)
-    _check_int("walks_per_state", walks_per_state, 1)
-    _check_int("falsify", falsify, 0)
+    check_int("max_length", max_length, 1)
+    check_int("max_states", max_states, 1)
+    check_int("max_rounds", max_rounds, 0)
+    check_int("samples_per_round", samples_per_round, 1)
+    check_int("walks_per_state", walks_per_state, 1)
+    check_int("falsify", falsify, 0)
     if (
         isinstance(time_limit, bool)
         or not isinstance(time_limit, (int, float))

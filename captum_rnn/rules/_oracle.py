@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_int
 from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = ["MembershipOracle", "evaluation_mode", "make_oracle", "resolve_alphabet"]
@@ -716,8 +717,7 @@ def make_oracle(
     """
     if not (isinstance(empty, bool) or empty in ("auto", "network")):
         raise ValueError(f"empty must be True, False, 'auto' or 'network', got {empty!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
     if not isinstance(prefix_scores, bool):
         raise TypeError(f"prefix_scores must be True or False, got {prefix_scores!r}")
     if prefix_scores and (isinstance(model, nn.Module) or not callable(model)):

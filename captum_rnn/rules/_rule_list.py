@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from captum_rnn._utils.files import atomic_write_text
 from captum_rnn._utils.jsonio import load_json
+from captum_rnn._utils.options import check_int
 from captum_rnn.models.protocol import adapt_if_readable
 
 __all__ = ["ListRule", "RuleList", "RuleListReport", "fit_rule_list"]
@@ -202,18 +203,10 @@ class RuleList:
             ValueError: for an empty set, mismatched labels, or labels outside
                 ``[0, n_classes)``.
         """
-        if n_classes is not None and (
-            isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2
-        ):
-            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        for name, value, low in (
-            ("max_rules", self.max_rules, 0),
-            ("max_ngram", self.max_ngram, 1),
-            ("min_support", self.min_support, 1),
-            ("max_terms", self.max_terms, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if n_classes is not None:
+            n_classes = check_int("n_classes", n_classes, 2)
+        for name, low in (("max_rules", 0), ("max_ngram", 1), ("min_support", 1), ("max_terms", 1)):
+            check_int(name, getattr(self, name), low)
         if self.criterion not in ("precision", "gain"):
             raise ValueError(f"criterion must be 'precision' or 'gain', got {self.criterion!r}")
         if self.max_terms > 1 and self.criterion != "gain":

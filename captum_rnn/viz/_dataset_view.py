@@ -13,6 +13,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from captum_rnn._utils.options import check_int
+
 __all__ = ["plot_dataset_summary"]
 
 _INFLUENCE, _FLAGGED, _FREQUENCY = "#2166ac", "#b2182b", "#bdbdbd"
@@ -42,8 +44,7 @@ def plot_dataset_summary(summary: Any, top: int = 15) -> Figure:
         >>> es = [Explanation(["a", "b"], [1.0, 0.1], "ig", target=0, predicted=0)]
         >>> fig = plot_dataset_summary(dataset_attribution_summary(es, min_count=1))
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be an int >= 1, got {top!r}")
+    top = check_int("top", top, 1)
     rows = list(summary.rows[:top])
     continuous = summary.kind == "continuous" and summary.mean_attribution is not None
     height = 0.32 * max(len(rows), 3) + 1.3

@@ -324,7 +324,7 @@ def test_top_k_and_input_errors():
         NearestExamples(model, data, layers="rnn")
     with pytest.raises(ValueError, match="metric must be one of"):
         NearestExamples(model, data, metric="l1")
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         NearestExamples(model, data, batch_size=0)
     with pytest.raises(ValueError, match="train_dataset is empty"):
         NearestExamples(model, SequenceDataset([], []))

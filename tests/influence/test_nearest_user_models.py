@@ -154,7 +154,7 @@ def test_option_ranges_are_value_errors_naming_the_option():
     )
     with pytest.raises(ValueError, match="k must be a positive int"):
         nearest.criticisms(k=2.5)
-    with pytest.raises(ValueError, match="max_samples must be a positive int"):
+    with pytest.raises(ValueError, match="max_samples must be an integer >= 1"):
         nearest.prototypes(max_samples=0)
-    with pytest.raises(ValueError, match="k_per_class must be a positive int"):
+    with pytest.raises(ValueError, match="k_per_class must be an integer >= 1"):
         nearest.prototypes(k_per_class=0)

@@ -116,7 +116,7 @@ def test_classes_are_recorded_and_checked(tmp_path):
         rl.rule_stats(texts, [5] * len(texts))
     with pytest.raises(ValueError, match=r"labels holds class 3, outside the classes \[0, 3\)"):
         RuleList().fit(texts, [3] + labels[1:], n_classes=3)
-    with pytest.raises(ValueError, match="n_classes must be an int >= 2"):
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
         RuleList().fit(texts, labels, n_classes=1)
     data = rl.to_dict()
     data["rules"][0]["label"] = 1.7  # read as 1 before

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from captum_rnn._utils.options import check_int
+
 from .._collate import SequenceDataset
 from .._vocabulary import Vocabulary
 
@@ -244,8 +246,7 @@ def date_pairs(
         >>> len(data), data.targets[0][4], sorted(data.spans[0])
         (3, '-', ['day', 'month', 'year'])
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    n = check_int("n", n, 0)
     names = list(DATE_FORMATS) if formats is None else list(formats)
     if not names:
         raise ValueError("formats must name at least one format")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from captum_rnn._utils.options import check_int
+
 from .._collate import SequenceDataset
 from .._vocabulary import Vocabulary
 from ._switching import _check_length
@@ -81,13 +83,9 @@ def planted_cues(
         >>> data.vocab.decode(ids[mask]) == [data.cue_tokens[data.labels[0]]]
         True
     """
-    for name, value, minimum in (
-        ("n", n, 0),
-        ("vocab_size", vocab_size, 1),
-        ("num_cues", num_cues, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    n = check_int("n", n, 0)
+    vocab_size = check_int("vocab_size", vocab_size, 1)
+    num_cues = check_int("num_cues", num_cues, 1)
     low, high = _check_length(length, 1)
     if low < num_cues:
         raise ValueError(

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import random
 
+from captum_rnn._utils.options import check_int
+
 from .._collate import SequenceDataset
 from .._vocabulary import Vocabulary
 
@@ -130,11 +132,6 @@ def _spread(lengths: list[int], k: int) -> list[int]:
     return [lengths[(i * len(lengths)) // k] for i in range(k)]
 
 
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 def tomita(
     grammar: int,
     n: int,
@@ -173,9 +170,9 @@ def tomita(
         (2, True)
     """
     _check_grammar(grammar)
-    _check_int("n", n, 0)
-    _check_int("min_length", min_length, 0)
-    _check_int("max_length", max_length, min_length)
+    check_int("n", n, 0)
+    check_int("min_length", min_length, 0)
+    check_int("max_length", max_length, min_length)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     rng = random.Random(seed)
@@ -235,7 +232,7 @@ def tomita_dataset(
         >>> ds[0][0].dtype, len(ds)
         (torch.int64, 100)
     """
-    _check_int("min_length", min_length, 1)
+    check_int("min_length", min_length, 1)
     strings, labels = tomita(grammar, n, min_length, max_length, balanced, seed)
     vocab = tomita_vocabulary()
     return SequenceDataset([vocab.encode(list(s)) for s in strings], labels)
