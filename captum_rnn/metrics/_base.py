@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from captum_rnn._utils.options import check_int
 from captum_rnn._utils.state import preserve_state
 from captum_rnn._utils.targets import resolve_target
 from captum_rnn.models.protocol import HINT_NAMES, OUTPUT_KINDS, SequenceModel, adapt
@@ -286,9 +287,11 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
 
 
 def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = None) -> Tensor:
-    """``seq(x, lengths, ids)``; trailing padding beyond the longest row is cut off for a
-    model told the lengths (it changes nothing there and saves time)."""
-    if seq.takes_lengths and x.shape[1] > 1:
+    """``seq(x, lengths, ids)``; trailing padding beyond the longest row is cut off (it
+    saves time on perturbed, shorter rows) for a model told the lengths once it is seen
+    not to read that padding: checked on the first batch that has some, since a forward
+    that runs a bidirectional RNN over the padded batch under a mask does read it."""
+    if seq.takes_lengths and x.shape[1] > 1 and seq.ignores_trailing_padding is not False:
         if seq.is_token_model:
             real = (ids if ids is not None else x) != seq.pad_id
             last = (real * torch.arange(1, x.shape[1] + 1, device=x.device)).amax()
@@ -296,8 +299,14 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
             width = max(int(last), int(lengths.max()), 1)
         else:
             width = int(lengths.max())
-        x = x[:, :width]
-        ids = None if ids is None else ids[:, :width]
+        if width < x.shape[1]:
+            cut_ids = None if ids is None else ids[:, :width]
+            if seq.ignores_trailing_padding is None:
+                full = seq(x, lengths, ids)
+                cut = seq(x[:, :width], lengths, cut_ids)
+                seq.ignores_trailing_padding = bool(torch.allclose(full, cut, rtol=1e-4, atol=1e-5))
+                return full
+            x, ids = x[:, :width], cut_ids
     return seq(x, lengths, ids)
 
 
@@ -394,8 +403,7 @@ def _ranks(scores: Tensor, mask: Tensor, absolute: bool = False) -> Tensor:
 
 
 def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
     return batch_size
 
 

@@ -121,6 +121,8 @@ class SequenceModel(nn.Module):
             accepted (flattened step-major to ``(batch, steps * classes)``).
         step_shape: ``(steps, classes)`` of the last per-step output seen, else ``None``.
         provenance: for each property, ``"given"`` or how it was inferred.
+        ignores_trailing_padding: whether the outputs stay the same with trailing padding
+            cut off (``None`` until the perturbation metrics have seen it).
     """
 
     def __init__(self, module: nn.Module, **hints: Any) -> None:
@@ -153,6 +155,9 @@ class SequenceModel(nn.Module):
         self.pad_id = self._find_pad(merged, source)
         self.batch_first = self._find_batch_first(merged, source)
         self._lengths_on_cpu = False  # set when the forward packs with CPU lengths only
+        # whether outputs stay the same with trailing padding cut off (None: not yet seen);
+        # set by the perturbation metrics, which then cut it from shortened rows
+        self.ignores_trailing_padding: bool | None = None
         # checked on the first call when read off a recurrent layer (see _call_module)
         self._layout_checked = "batch_first" in merged or self._target_arg_given(merged)
         self.channels_first: bool | None = merged.get("channels_first")
