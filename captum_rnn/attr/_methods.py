@@ -477,14 +477,19 @@ class _PerStepPerturbation(AttributionMethod):
         marks its real steps when it keeps its padding (see :meth:`_feature_mask`)."""
         raise NotImplementedError
 
-    def _reads_padding(self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor) -> bool:
-        """Whether the model's output on row ``row`` changes when its padding is cut out
+    def _reads_padding(
+        self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor, target: Tensor
+    ) -> bool:
+        """Whether the explained output of row ``row`` changes when its padding is cut out
         (padding fed to a recurrent layer as content, positions that move with left
         padding): the row is then perturbed in place, not cut to its real steps."""
         with torch.no_grad():
             full = self.model(inputs[row], *self.forward_args(lengths, row))
             cut = self.model(inputs[row][:, keep], *self.forward_args(lengths, row, keep))
-        return not torch.allclose(cut, full, rtol=1e-4, atol=1e-5)
+        column = target[row].reshape(1, 1).to(full.device)
+        if int(column.max()) >= cut.shape[-1]:
+            return True
+        return not torch.allclose(cut.gather(1, column), full.gather(1, column), 1e-4, 1e-5)
 
     def attribute(self, inputs, baselines, target, lengths, features=None, **kwargs):
         features = resolve_features(features, self.model.is_token_model, inputs.shape[2])
@@ -507,7 +512,9 @@ class _PerStepPerturbation(AttributionMethod):
             # inside); the row is cut to them unless the model's output reads its padding
             keep = real[i].nonzero()[:, 0]
             row = slice(i, i + 1)
-            if len(keep) == inputs.shape[1] or not self._reads_padding(inputs, lengths, row, keep):
+            if len(keep) == inputs.shape[1] or not self._reads_padding(
+                inputs, lengths, row, keep, target
+            ):
                 x, base, held = inputs[row][:, keep], baselines[row][:, keep], None
                 args = self.forward_args(lengths, row, keep)
             else:  # in place: the padding stays as given (its baseline is itself)

@@ -244,15 +244,21 @@ def _perturbation(
     if options.get("alpha") is not None:
         options["alpha"] = check_float("alpha", options["alpha"], 0.0)
     keep = real.nonzero()[:, 0]
-    # Padding is cut out, as for one output; aligned output steps follow their inputs.
+    # Padding is cut out, as for one output (aligned output steps follow their inputs),
+    # unless the explained outputs change by the cut: the padding is then held fixed.
     cut_steps = torch.searchsorted(keep, steps) if aligned else steps
+    held = None
+    if len(keep) < x.shape[1] and _reads_padding(seq, ids, x, length, keep, steps, cut_steps,
+                                                 classes, width):  # fmt: skip
+        keep, cut_steps, held = torch.arange(x.shape[1], device=x.device), steps, real
+        baseline = torch.where(real[None, :, None], baseline, x)
     method = method_cls(seq, ids=ids)
     cut_ids = None if ids is None else ids[:, keep]
     cut_x, cut_baseline = x[:, keep], baseline[:, keep]
     attributions = torch.zeros((len(steps), *x.shape[1:]), dtype=x.dtype, device=x.device)
     if features == "cell":
         method.model = _Columns(seq, cut_steps * width + classes)
-        found = method._one(cut_x, cut_baseline, None, (length, cut_ids), True, **options)
+        found = method._one(cut_x, cut_baseline, None, (length, cut_ids), True, held, **options)
         attributions[:, keep] = found.detach().to(x.dtype)
     else:
         if method_cls in (LimeMethod, KernelShapMethod):
@@ -268,21 +274,36 @@ def _perturbation(
                 return surrogate
 
             method._explainer = explainer
-            method._one(cut_x, cut_baseline, None, (length, cut_ids), False, **options)
+            method._one(cut_x, cut_baseline, None, (length, cut_ids), False, held, **options)
             found = ridges[-1].every.to(x.dtype)[..., None]  # (outputs, steps, 1)
+            if held is not None:  # one fitted weight per real step: each step's group
+                found = found[:, (held.long().cumsum(0) - 1).clamp_min(0)]
         else:
             method.model = _Columns(seq, cut_steps * width + classes, cut_x, cut_baseline)
             gate = torch.ones((1, len(keep), 1), dtype=x.dtype, device=x.device)
             found = method._one(
-                gate, torch.zeros_like(gate), None, (length, cut_ids), False, **options
+                gate, torch.zeros_like(gate), None, (length, cut_ids), False, held, **options
             )
         # spread over the step's dims, as for one output: the dims sum to the step's score
         attributions[:, keep] = (found.detach().to(x.dtype) / x.shape[-1]).expand(
             len(steps), len(keep), x.shape[-1]
         )
+    if held is not None:  # the padding's share of its feature group is not its own
+        attributions[:, ~held] = 0.0
     if causal:
         attributions = _mask_future(attributions, steps)
     return OutputsResult(attributions, causal=causal)
+
+
+def _reads_padding(seq, ids, x, length, keep, steps, cut_steps, classes, width) -> bool:
+    """Whether the explained outputs of one sequence change when its padding is cut out."""
+    with torch.no_grad():
+        full = seq(x, length, ids)
+        cut = seq(x[:, keep], length, None if ids is None else ids[:, keep])
+    columns, cut_columns = steps * width + classes, cut_steps * width + classes
+    if int(cut_columns.max()) >= cut.shape[-1]:
+        return True
+    return not torch.allclose(cut[:, cut_columns], full[:, columns], rtol=1e-4, atol=1e-5)
 
 
 def _integrated_gradients(
