@@ -316,3 +316,134 @@ def test_perturbation_methods_on_the_input_as_padded(name, method):
             cue = [str(t) for t in range(2, 4)] if name == TRANSFORMER else ["1", "2", "3"]
             top = e.tokens[int(scores.abs().argmax())]
             assert top in cue
+
+
+# ---------------------------------------------------------------- batches, padding, state
+@pytest.mark.parametrize("name", BOTH)
+def test_a_batch_explains_like_its_sequences_one_by_one(name):
+    case = zoo.build(name)
+    native = _rows(case, 4)
+    for method, options in (("integrated_gradients", STEPS), ("occlusion", {})):
+        batch = captum_rnn.explain(case.model, native, method=method, **case.hints, **options)
+        for i in range(4):
+            one = native[i : i + 1] if case.batch_first else native[:, i : i + 1]
+            [single] = captum_rnn.explain(case.model, one, method=method, **case.hints, **options)
+            assert single.target == batch[i].target and single.tokens == batch[i].tokens
+            torch.testing.assert_close(
+                torch.tensor(single.scores), torch.tensor(batch[i].scores), rtol=1e-4, atol=1e-5
+            )
+
+
+def test_more_padding_changes_nothing_for_the_masked_transformer():
+    """Its mask hides the padding: a sentence explains the same padded to 10 or to 25."""
+    case = zoo.build(TRANSFORMER)
+    src = _rows(case, 3)
+    longer = torch.cat([src, torch.full((15, 3), case.pad_id)])
+    for method, options in (("integrated_gradients", STEPS), ("feature_ablation", {})):
+        a = captum_rnn.explain(case.model, src, method=method, **case.hints, **options)
+        b = captum_rnn.explain(case.model, longer, method=method, **case.hints, **options)
+        for x, y in zip(a, b, strict=True):
+            assert x.tokens == y.tokens
+            torch.testing.assert_close(
+                torch.tensor(x.scores), torch.tensor(y.scores), rtol=1e-4, atol=1e-5
+            )
+
+
+def _state(model):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        _hooks(model),
+        torch.backends.mha.get_fastpath_enabled(),
+    )
+
+
+def _same(before, after):
+    assert after[1:] == before[1:]
+    assert all(torch.equal(after[0][k], v) for k, v in before[0].items())
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_explaining_leaves_the_model_as_it_was(name):
+    """Parameters, every submodule's mode (one left in train mode by the user), the
+    requires_grad flags (a frozen embedding), hooks and the fused-attention switch."""
+    case = zoo.build(name)
+    model, native = case.model, _rows(case, 3)
+    dropout = next(m for m in model.modules() if isinstance(m, nn.Dropout))
+    dropout.train()
+    case.embedding.weight.requires_grad_(False)
+    try:
+        before = _state(model)
+        methods = ["integrated_gradients", "saliency", "deeplift", "occlusion", "lime"]
+        if name == TRANSFORMER:
+            methods += sorted(ATTENTION)
+        for method in methods:
+            captum_rnn.explain(model, native, method=method, **case.hints)
+            _same(before, _state(model))
+        with pytest.raises(ValueError):
+            captum_rnn.explain(model, native, method="integrated_gradients", target=7, **case.hints)
+        _same(before, _state(model))
+    finally:
+        dropout.eval()
+        case.embedding.weight.requires_grad_(True)
+
+
+# ---------------------------------------------------------------- metrics and benchmark
+def _probability_by_hand(case, sequences, target, width):
+    """Softmax probability of ``target`` for unpadded id sequences, padded at the end to
+    ``width`` (the batch's own: the GRU reads its padding) and called as the user does."""
+    ids = torch.full((len(sequences), width), case.pad_id)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = s
+    with torch.no_grad():
+        return torch.softmax(_user_logits(case, ids).double(), -1)[:, target].diag()
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_comprehensiveness_and_sufficiency_equal_erasing_by_hand(name):
+    from captum_rnn.metrics import comprehensiveness_sufficiency
+
+    case = zoo.build(name)
+    native = _rows(case, 5)
+    explanations = captum_rnn.explain(case.model, native, method="occlusion", **case.hints)
+    comp, suff = comprehensiveness_sufficiency(
+        case.model, native, explanations, fractions=(0.3,), **case.hints
+    )
+    ids = _batch_first(case, native)
+    rows = [s[s != case.pad_id] for s in ids]
+    with torch.no_grad():
+        target = _user_logits(case, ids).argmax(-1)
+    removed, kept = [], []
+    for row, e in zip(rows, explanations, strict=True):
+        k = max(1, int(0.3 * len(row) + 0.5))
+        top = torch.argsort(torch.tensor(e.scores), descending=True, stable=True)[:k]
+        chosen = torch.zeros(len(row), dtype=torch.bool)
+        chosen[top] = True
+        removed.append(row[~chosen])
+        kept.append(row[chosen])
+    width = ids.shape[1]
+    full = _probability_by_hand(case, rows, target, width)
+    torch.testing.assert_close(comp, full - _probability_by_hand(case, removed, target, width))
+    torch.testing.assert_close(suff, full - _probability_by_hand(case, kept, target, width))
+    assert float(comp.mean()) > 0.3  # the planted cue carries the decision
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_the_benchmark_runs_on_the_users_model(name):
+    case = zoo.build(name)
+    methods = ["saliency", "occlusion", "integrated_gradients"]
+    if name == TRANSFORMER:
+        methods.append("attention_rollout")
+    result = captum_rnn.benchmark(
+        case.model, _rows(case, 6), methods=methods, progress=False, **case.hints
+    )
+    assert result.methods == methods and not result.skipped
+    assert result.recommendation in methods
+    for method in ("occlusion", "integrated_gradients"):  # faithful on a planted cue
+        assert result.row(method)["comprehensiveness"] > 0.3
+    # the benchmark scored what explain gives
+    explanations = captum_rnn.explain(case.model, _rows(case, 6), "occlusion", **case.hints)
+    for i, e in enumerate(explanations):
+        scores = result.attributions["occlusion"][i, : len(e.scores)]
+        torch.testing.assert_close(scores.double(), torch.tensor(e.scores).double())
