@@ -447,3 +447,148 @@ def test_the_benchmark_runs_on_the_users_model(name):
     for i, e in enumerate(explanations):
         scores = result.attributions["occlusion"][i, : len(e.scores)]
         torch.testing.assert_close(scores.double(), torch.tensor(e.scores).double())
+
+
+# ---------------------------------------------------------------- counterfactuals
+@pytest.mark.parametrize("name", BOTH)
+def test_counterfactuals_flip_the_users_own_call(name):
+    case = zoo.build(name)
+    native = _rows(case, 4)
+    train_ids = _batch_first(case, case.train_data[0])
+    train = [s[s != case.pad_id] for s in train_ids[:200]]
+    before = _state(case.model)
+    cfs = captum_rnn.counterfactuals(
+        case.model, native, train_dataset=train, max_edits=2, **case.hints
+    )
+    _same(before, _state(case.model))
+    ids = _batch_first(case, native)
+
+    def user_class(sequence):
+        with torch.no_grad():
+            return int(_user_logits(case, sequence[None]).argmax(-1))
+
+    assert len(cfs) == 4
+    for i, cf in enumerate(cfs):
+        assert torch.equal(cf.original, ids[i][ids[i] != case.pad_id])
+        assert case.pad_id not in cf.counterfactual.tolist()
+        assert cf.original_prediction == user_class(cf.original)
+        assert cf.prediction == user_class(cf.counterfactual)
+        assert cf.flipped == (cf.prediction != cf.original_prediction)
+    assert sum(cf.flipped for cf in cfs) >= 3  # one edit of the planted cue flips it
+
+
+# ---------------------------------------------------------------- Lightning callbacks
+class _Sentences(torch.utils.data.Dataset):
+    """Unpadded id sequences and labels as Hugging-Face-style dict items."""
+
+    def __init__(self, ids, labels, pad_id):
+        self.items = [s[s != pad_id] for s in ids]
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.items[i], "labels": self.labels[i]}
+
+
+def _hf_collate(items):
+    """A tokenizer's padding: input_ids padded with 0 and attention_mask 1 at real tokens."""
+    ids = torch.nn.utils.rnn.pad_sequence(
+        [item["input_ids"] for item in items], batch_first=True, padding_value=0
+    )
+    labels = torch.stack([torch.as_tensor(item["labels"]) for item in items])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": labels}
+
+
+def _lightning_hf():
+    import copy
+
+    import pytorch_lightning as pl
+
+    class LitClassifier(pl.LightningModule):
+        """The usual Lightning wrapper of a Hugging-Face-style model: batches are the
+        tokenizer's dicts, the loss comes from the output record."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask=None, labels=None):
+            return self.model(input_ids, attention_mask=attention_mask, labels=labels)
+
+        def training_step(self, batch, batch_idx):
+            return self(**batch).loss
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", self(**batch).loss)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+    return LitClassifier(copy.deepcopy(zoo.build(HF).model))
+
+
+def test_the_explanation_logger_on_a_lightning_wrapped_hf_style_model(tmp_path):
+    import pytorch_lightning as pl
+    from callbacks.callback_helpers import trainer
+
+    from captum_rnn.callbacks import ExplanationLogger
+
+    case = zoo.build(HF)
+    train_ids, _, train_labels = case.train_data
+    train = torch.utils.data.DataLoader(
+        _Sentences(train_ids[:32], train_labels[:32], 0), batch_size=16, collate_fn=_hf_collate
+    )
+    val_data = _Sentences(case.inputs[:8], case.labels[:8], 0)
+    val = torch.utils.data.DataLoader(val_data, batch_size=8, collate_fn=_hf_collate)
+    pl.seed_everything(0, verbose=False)
+    model = _lightning_hf()
+    cb = ExplanationLogger(range(4), methods=("integrated_gradients", "occlusion"))
+    trainer(tmp_path, max_epochs=1, callbacks=[cb]).fit(model, train, val)
+    model.eval()
+    for method, options in (
+        ("integrated_gradients", dict(n_steps=32, max_steps=64)),
+        ("occlusion", {}),
+    ):
+        logged = cb.last_explanations[method]
+        assert [e.tokens for e in logged] == [
+            [str(t) for t in val_data[i]["input_ids"].tolist()] for i in range(4)
+        ]
+        assert [e.label for e in logged] == case.labels[:4].tolist()
+        direct = captum_rnn.explain(model, case.inputs[:4], method=method, **options)
+        for got, want in zip(logged, direct, strict=True):
+            torch.testing.assert_close(
+                torch.tensor(got.scores), torch.tensor(want.scores), rtol=1e-5, atol=1e-6
+            )
+
+
+def test_trainer_predict_explains_time_major_batches_of_the_transformer(tmp_path):
+    from callbacks.callback_helpers import trainer
+
+    from captum_rnn.callbacks import ExplainingModule, ExplanationWriter, read_explanations
+
+    case = zoo.build(TRANSFORMER)
+    data = _Sentences(_batch_first(case, case.inputs[:, :10]), case.labels[:10], case.pad_id)
+
+    def collate(items):  # the tutorial's layout: (seq_len, batch_size)
+        src = torch.nn.utils.rnn.pad_sequence(
+            [item["input_ids"] for item in items], padding_value=case.pad_id
+        )
+        return src, torch.stack([torch.as_tensor(item["labels"]) for item in items])
+
+    loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate)
+    module = ExplainingModule(case.model, target="label", n_steps=24, **case.hints)
+    trainer(tmp_path, callbacks=[ExplanationWriter(tmp_path / "out")]).predict(
+        module, loader, return_predictions=False
+    )
+    written = read_explanations(tmp_path / "out")
+    direct = captum_rnn.explain(
+        case.model, case.inputs[:, :10], target=case.labels[:10], n_steps=24, **case.hints
+    )
+    assert len(written) == len(direct) == 10
+    for got, want in zip(written, direct, strict=True):
+        assert got.tokens == want.tokens and got.target == want.target
+        torch.testing.assert_close(
+            torch.tensor(got.scores), torch.tensor(want.scores), rtol=1e-4, atol=1e-5
+        )
