@@ -132,9 +132,13 @@ def test_attention_methods_explain_the_tutorial_transformer(method):
     mask) and equals the attention class called on the model's own input by hand."""
     case = zoo.build(TRANSFORMER)
     src = _rows(case, 5)
-    explanations = captum_rnn.explain(case.model, src, method=method, target=1, **case.hints)
+    with pytest.raises(ValueError, match="position="):  # its pooling is the user's code
+        captum_rnn.explain(case.model, src, method=method, **case.hints)
+    explanations = captum_rnn.explain(
+        case.model, src, method=method, target=1, position="mean", **case.hints
+    )
     by_hand = ATTENTION[method](case.model).attribute(
-        src, target=1, additional_forward_args=(src.T == case.pad_id,)
+        src, target=1, additional_forward_args=(src.T == case.pad_id,), position="mean"
     )
     lengths = case.lengths[:5]
     assert [len(e.scores) for e in explanations] == lengths.tolist()
@@ -379,7 +383,12 @@ def test_explaining_leaves_the_model_as_it_was(name):
         if name == TRANSFORMER:
             methods += sorted(ATTENTION)
         for method in methods:
-            captum_rnn.explain(model, native, method=method, **case.hints)
+            options = {"position": "mean"} if method in ATTENTION else {}
+            captum_rnn.explain(model, native, method=method, **options, **case.hints)
+            _same(before, _state(model))
+        if name == TRANSFORMER:  # refused before it runs
+            with pytest.raises(ValueError, match="position="):
+                captum_rnn.explain(model, native, method="attention_flow", **case.hints)
             _same(before, _state(model))
         with pytest.raises(ValueError):
             captum_rnn.explain(model, native, method="integrated_gradients", target=7, **case.hints)
@@ -436,7 +445,12 @@ def test_the_benchmark_runs_on_the_users_model(name):
     if name == TRANSFORMER:
         methods.append("attention_rollout")
     result = captum_rnn.benchmark(
-        case.model, _rows(case, 6), methods=methods, progress=False, **case.hints
+        case.model,
+        _rows(case, 6),
+        methods=methods,
+        method_kwargs={"attention_rollout": {"position": "mean"}},
+        progress=False,
+        **case.hints,
     )
     assert result.methods == methods and not result.skipped
     assert result.recommendation in methods

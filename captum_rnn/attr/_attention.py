@@ -489,8 +489,18 @@ def _real_mask(
     return _check_rows(found)
 
 
-def _row_weights(position: Any, model: nn.Module, mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """``(batch, T)`` weights over output rows for the explained position."""
+def _row_weights(
+    position: Any, model: nn.Module, mask: Tensor, dtype: torch.dtype, required: bool = False
+) -> Tensor:
+    """``(batch, T)`` weights over output rows for the explained position; ``required``:
+    no default for a model whose pooling captum-rnn cannot read (a user's transformer)."""
+    if position is None and required and not isinstance(model, TransformerClassifier):
+        raise ValueError(
+            f"which position's attention does {type(model).__name__}'s output read? pass "
+            "position='mean' (mean pooling over the real positions), 'first' (a "
+            "classification token), 'last' (the last real position) or an int, e.g. "
+            "explain(model, inputs, method='attention_rollout', position='mean')"
+        )
     if position is None:
         position = model.pooling if isinstance(model, TransformerClassifier) else "mean"
         if position not in _POSITIONS:
@@ -800,7 +810,7 @@ class AttentionWeights(_AttentionAttribution):
             fused = _fuse_heads(records[layer].weights, head_fusion)
             if layer % len(records) == pooled:
                 return fused[:, 0]
-            rows = _row_weights(position, self.model, mask, fused.dtype)
+            rows = _row_weights(position, self.model, mask, fused.dtype, self._contract)
             return torch.bmm(rows[:, None, :], fused)[:, 0]
 
         return self._explain(inputs, target, additional_forward_args, mask, through_states, compute)
@@ -867,7 +877,9 @@ class AttentionRollout(_AttentionAttribution):
             if pooled is not None:
                 row = _pooled_row(records[pooled].weights, head_fusion, mask)
             else:
-                row = _row_weights(position, self.model, mask, records[0].weights.dtype)
+                row = _row_weights(
+                    position, self.model, mask, records[0].weights.dtype, self._contract
+                )
             if rollout is None:
                 return row
             return torch.bmm(row[:, None, :], rollout)[:, 0]
@@ -942,7 +954,7 @@ class AttentionFlow(_AttentionAttribution):
                 fused.append(row[:, None, :].expand(batch, time, time))
                 weights, rows = None, torch.zeros(1, dtype=torch.long, device=mask.device)
             else:
-                weights = _row_weights(position, self.model, mask, torch.float64)
+                weights = _row_weights(position, self.model, mask, torch.float64, self._contract)
                 rows = weights.abs().sum(dim=0).nonzero().flatten()
             cost = flow_cost(batch * rows.numel() * time, len(fused), time)
             if len(fused) > 2 and cost > max_cost:
@@ -1044,7 +1056,7 @@ class GradientAttentionRollout(_AttentionAttribution):
                 relevance = relevance + torch.bmm(cams[i], relevance)
             if pooled is not None:
                 return torch.bmm(cams[pooled], relevance)[:, 0]
-            rows = _row_weights(position, self.model, mask, relevance.dtype)
+            rows = _row_weights(position, self.model, mask, relevance.dtype, self._contract)
             return torch.bmm(rows[:, None, :], relevance - eye)[:, 0]
 
         return self._explain(inputs, target, additional_forward_args, mask, through_states, compute)

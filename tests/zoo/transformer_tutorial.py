@@ -46,7 +46,7 @@ class PositionalEncoding(nn.Module):
         return self.dropout(x)
 
 
-class TransformerClassifier(nn.Module):
+class TransformerModel(nn.Module):
     def __init__(
         self,
         ntoken: int,
@@ -61,9 +61,7 @@ class TransformerClassifier(nn.Module):
         self.model_type = "Transformer"
         self.pos_encoder = PositionalEncoding(d_model, dropout)
         encoder_layers = nn.TransformerEncoderLayer(d_model, nhead, d_hid, dropout)
-        self.transformer_encoder = nn.TransformerEncoder(
-            encoder_layers, nlayers, enable_nested_tensor=False
-        )
+        self.transformer_encoder = nn.TransformerEncoder(encoder_layers, nlayers)
         self.embedding = nn.Embedding(ntoken, d_model)
         self.d_model = d_model
         self.classifier = nn.Linear(d_model, nclass)
@@ -122,7 +120,7 @@ def make(seed: int = 0) -> ZooCase:
     train_src, train_lengths, train_labels = make_sentences(256, g)
     test_src, test_lengths, test_labels = make_sentences(24, g)
 
-    model = TransformerClassifier(VOCAB_SIZE, 16, 2, 32, 2, 2, dropout=0.1)
+    model = TransformerModel(VOCAB_SIZE, 16, 2, 32, 2, 2, dropout=0.1)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
 
