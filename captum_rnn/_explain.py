@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,6 +28,12 @@ __all__ = ["explain", "prepare_inputs"]
 
 def _as_sequences(inputs: Any, vocab: Any) -> list[Tensor]:
     """Turn strings or lists of ids into a list of 1-D id tensors."""
+    if isinstance(inputs, Mapping):
+        raise TypeError(
+            f"inputs is a mapping with keys {sorted(map(str, inputs))} (a tokenizer's batch?): "
+            "pass the token ids themselves, e.g. explain(model, batch['input_ids']); the "
+            "model's mask is built from pad_id"
+        )
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     sequences = []
     for i, item in enumerate(items):

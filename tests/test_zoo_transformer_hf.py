@@ -606,3 +606,23 @@ def test_trainer_predict_explains_time_major_batches_of_the_transformer(tmp_path
         torch.testing.assert_close(
             torch.tensor(got.scores), torch.tensor(want.scores), rtol=1e-4, atol=1e-5
         )
+
+
+def test_a_tokenizers_batch_is_refused_naming_what_to_pass():
+    """A dict of input_ids / attention_mask is not read as a list of strings: the error
+    says to pass the ids (the mask comes from pad_id)."""
+    case = zoo.build(HF)
+    batch = {"input_ids": case.inputs[:3], "attention_mask": (case.inputs[:3] != 0).long()}
+    with pytest.raises(TypeError, match=r"batch\['input_ids'\]"):
+        captum_rnn.explain(case.model, batch)
+    with pytest.raises(TypeError, match=r"batch\['input_ids'\]"):
+        captum_rnn.counterfactuals(case.model, batch)
+    with pytest.raises(TypeError, match=r"'inputs': batch\['input_ids'\]"):
+        captum_rnn.benchmark(case.model, batch, methods=["saliency"], progress=False)
+    result = captum_rnn.benchmark(
+        case.model,
+        {"inputs": batch["input_ids"], "targets": case.labels[:3]},
+        methods=["saliency"],
+        progress=False,
+    )
+    assert result.n_sequences == 3

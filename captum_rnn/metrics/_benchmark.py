@@ -323,6 +323,12 @@ def _unpack_data(data: Any) -> tuple[Any, Any, Any, Any, Any]:
             return data[0], data[1], data[2], None, None
         return data[0], data[1], None, None, None
     if isinstance(data, dict):
+        if "inputs" not in data:
+            raise TypeError(
+                f"data is a dict with keys {sorted(map(str, data))}: benchmark reads 'inputs' "
+                "(and 'lengths', 'targets', 'rationale' if given); for a tokenizer's batch "
+                "pass {'inputs': batch['input_ids'], 'targets': batch['labels']}"
+            )
         return data["inputs"], data.get("lengths"), data.get("targets"), data.get("rationale"), None
     if isinstance(data, Sequence) and data and not isinstance(data, str):
         return list(data), None, None, None, None
