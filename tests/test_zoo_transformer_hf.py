@@ -626,3 +626,37 @@ def test_a_tokenizers_batch_is_refused_naming_what_to_pass():
         progress=False,
     )
     assert result.n_sequences == 3
+
+
+# ---------------------------------------------------------------- the mask's meaning
+class _MaskNamedMask(nn.Module):
+    """The tutorial transformer behind a forward that calls its padding mask ``mask``
+    (True at padding, PyTorch's convention), a name Hugging Face uses for 1 = real."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, src, mask):
+        return self.inner(src, mask.bool())
+
+
+@pytest.mark.skipif(
+    "mask_marks" not in captum_rnn.models.protocol.HINT_NAMES,
+    reason="needs the model contract's mask_marks hint",
+)
+def test_a_mask_that_hides_the_real_tokens_is_an_error_naming_mask_marks():
+    case = zoo.build(TRANSFORMER)
+    model, src = _MaskNamedMask(case.model), _rows(case, 3)
+    before = _state(case.model)
+    with pytest.raises(ValueError, match="mask_marks='padding'"):
+        captum_rnn.explain(model, src, **case.hints, **STEPS)
+    _same(before, _state(case.model))
+    seq = captum_rnn.adapt(model, mask_marks="padding", **case.hints)
+    assert "mask_marks='padding'  # given" in repr(seq)
+    got = captum_rnn.explain(model, src, mask_marks="padding", **case.hints, **STEPS)
+    want = captum_rnn.explain(case.model, src, **case.hints, **STEPS)
+    for a, b in zip(got, want, strict=True):
+        assert a.scores == b.scores and a.output == b.output
+    hf = captum_rnn.adapt(zoo.build(HF).model)
+    assert hf.mask_marks == "real" and "mask_marks='real'" in repr(hf)
