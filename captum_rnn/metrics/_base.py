@@ -228,6 +228,20 @@ def _native(seq: SequenceModel, x: Tensor) -> Tensor:
     return seq.to_native(x)
 
 
+def refuse_per_output(attributions: Any, name: str = "attributions") -> None:
+    """A clear error for explanations of every output step given where one row per
+    sequence is read (they are scored per output step)."""
+    if isinstance(attributions, Tensor) or not isinstance(attributions, Sequence):
+        return
+    for i, a in enumerate(attributions):
+        if getattr(a, "output_labels", None) is not None:
+            raise ValueError(
+                f"{name}[{i}] explains every output step (a tagger or forecaster explained "
+                "with outputs=): score it with comprehensiveness_sufficiency_per_output("
+                "model, inputs, explanations) or benchmark(..., outputs=...)"
+            )
+
+
 def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> Tensor:
     """Per-position scores ``(B, T)`` (float64, on the batch's device), 0 at padding.
 
@@ -269,6 +283,7 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
             scores = scores[:, : batch.time]
         scores = scores.to(device=batch.x.device, dtype=torch.float64)
     else:
+        refuse_per_output(attributions, name)
         rows = [getattr(a, "scores", a) for a in attributions]
         if len(rows) != batch.size:
             raise ValueError(f"{name} must have {batch.size} entries, got {len(rows)}")
@@ -304,7 +319,11 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
             if seq.ignores_trailing_padding is None:
                 full = seq(x, lengths, ids)
                 cut = seq(x[:, :width], lengths, cut_ids)
-                seq.ignores_trailing_padding = bool(torch.allclose(full, cut, rtol=1e-4, atol=1e-5))
+                # per-step outputs lose the cut steps' columns (step-major): compare the rest
+                kept = full[:, : cut.shape[1]]
+                seq.ignores_trailing_padding = cut.shape[1] <= full.shape[1] and bool(
+                    torch.allclose(kept, cut, rtol=1e-4, atol=1e-5)
+                )
                 return full
             x, ids = x[:, :width], cut_ids
     return seq(x, lengths, ids)
@@ -360,8 +379,9 @@ def _resolve_target(
     if outputs is None:
         outputs = _model_outputs(seq, batch, batch_size)
     seq.observe(outputs)
-    if seq.is_classifier and outputs.shape[-1] == 1:
+    if seq.is_classifier and outputs.shape[-1] == 1 and seq.step_shape is None:
         # As explain(): a one-logit model is explained as the evidence for class 1.
+        # (Not a tagger's flattened outputs that happen to be one step of one class.)
         if target is not None and not (isinstance(target, int) and target == 1):
             raise ValueError(
                 "the model has one output logit: it is explained as the evidence for "

@@ -64,6 +64,7 @@ from captum_rnn.metrics._base import (
     _resolve_explainer,
     _resolve_target,
     _select,
+    refuse_per_output,
 )
 from captum_rnn.models.protocol import OUTPUT_KINDS, SequenceModel
 
@@ -283,6 +284,7 @@ def _explanation_cells(attributions: Any, batch: _Batch, features: int) -> Any:
     """``Explanations`` of continuous input that carry ``feature_scores`` (one
     ``(length, features)`` block each) as a padded ``(batch, time, features)`` tensor;
     anything else is returned as it is (scored per step)."""
+    refuse_per_output(attributions)
     rows = list(attributions)
     blocks = [getattr(e, "feature_scores", None) for e in rows]
     if not rows or any(b is None for b in blocks):

@@ -45,15 +45,17 @@ class _StepProbabilities(SequenceModel):
         super().__init__(module, **{**hints, "output": target_kind, "output_steps": True})
         object.__setattr__(self, "_kind", kind)
 
-    def _as_matrix(self, out: Any) -> Tensor:
+    def _as_matrix(self, out: Any, time: int, lengths: Tensor) -> Tensor:
         if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
             out = out[0]
         if isinstance(out, Tensor) and out.dim() == 3:
-            if self._kind == "logits":
+            if self._kind == "logits" and out.shape[-1] == 1:
+                out = torch.sigmoid(out)  # one binary logit per step
+            elif self._kind == "logits":
                 out = torch.softmax(out, dim=-1)
             elif self._kind == "log_probs":
                 out = out.exp()
-        return super()._as_matrix(out)
+        return super()._as_matrix(out, time, lengths)
 
 
 def comprehensiveness_sufficiency_per_output(

@@ -703,7 +703,9 @@ class SequenceModel(nn.Module):
         x = self.to_native(ids if self.is_token_model else inputs)
         kwargs = {**self.length_kwargs(ids, lengths, time), **self.extra_kwargs(batch, x.device)}
         if embedded is None:
-            return self._as_matrix(self._call_module(x, kwargs, batch, time, lambda: None))
+            return self._as_matrix(
+                self._call_module(x, kwargs, batch, time, lambda: None), time, lengths
+            )
         replacement = self.to_native(embedded)
         calls = []
 
@@ -724,7 +726,9 @@ class SequenceModel(nn.Module):
 
         handle = self.embedding.register_forward_hook(substitute)
         try:
-            return self._as_matrix(self._call_module(x, kwargs, batch, time, calls.clear))
+            return self._as_matrix(
+                self._call_module(x, kwargs, batch, time, calls.clear), time, lengths
+            )
         finally:
             handle.remove()
 
@@ -790,7 +794,7 @@ class SequenceModel(nn.Module):
             real = torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
         return {self.mask_arg: ~real if self.mask_arg in _MASK_PAD else real.long()}
 
-    def _as_matrix(self, out: Any) -> Tensor:
+    def _as_matrix(self, out: Any, time: int, lengths: Tensor) -> Tensor:
         if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
             out = out[0]
         elif isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
@@ -809,6 +813,13 @@ class SequenceModel(nn.Module):
             # one output per step, in the model's own layout: (steps, batch, classes) when
             # the model is time-major; step-major flattening: column = step * classes + c
             out = out if self.batch_first else out.transpose(0, 1)
+            steps = out.shape[1]
+            if self.takes_lengths and steps < time and steps == int(lengths.max()):
+                # pad_packed_sequence without total_length returns as many steps as the
+                # longest sequence of this call, not of the input: the missing steps are
+                # padding everywhere, so they get zero outputs and the step columns stay
+                # those of the input's steps whatever the batch
+                out = torch.nn.functional.pad(out, (0, 0, 0, time - steps))
             self.step_shape = (out.shape[1], out.shape[2])
             return out.reshape(out.shape[0], -1)
         if out.dim() == 3 and self.output_steps is None:
