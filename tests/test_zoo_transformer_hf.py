@@ -290,11 +290,13 @@ def _output_at_baseline(case, ids, target):
 
 
 @pytest.mark.parametrize("name", BOTH)
-@pytest.mark.parametrize("method", ["feature_ablation", "shapley_value_sampling", "lime"])
+@pytest.mark.parametrize(
+    "method", ["feature_ablation", "shapley_value_sampling", "kernel_shap", "timeshap", "lime"]
+)
 def test_perturbation_methods_on_the_input_as_padded(name, method):
-    """Feature ablation equals occlusion by hand; Shapley value sampling is efficient (its
-    scores sum to the output minus the output at the baseline, exactly); LIME ranks the
-    planted cue first. Padding in front or behind, never scored."""
+    """Feature ablation equals occlusion by hand; the Shapley methods are efficient (the
+    scores sum to the output minus the output at the baseline, on the input as padded);
+    LIME ranks the planted cue first. Padding in front or behind, never scored."""
     case = zoo.build(name)
     ids = _batch_first(case, _rows(case, 4))
     ids = torch.stack(  # rows 0-1 padded in front, rows 2-3 behind
@@ -313,9 +315,9 @@ def test_perturbation_methods_on_the_input_as_padded(name, method):
         if method == "feature_ablation":
             expected = _occlusion_by_hand(case, ids[i : i + 1], target=1)[0][real]
             torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-5)
-        elif method == "shapley_value_sampling":
+        elif method != "lime":  # Shapley values: efficient (KernelSHAP up to its fit)
             gap = float(e.output - _output_at_baseline(case, ids[i : i + 1], 1)[0])
-            assert float(scores.sum()) == pytest.approx(gap, abs=1e-4)
+            assert float(scores.sum()) == pytest.approx(gap, abs=1e-3)
         else:
             cue = [str(t) for t in range(2, 4)] if name == TRANSFORMER else ["1", "2", "3"]
             top = e.tokens[int(scores.abs().argmax())]

@@ -122,6 +122,20 @@ class AttributionMethod:
             ids = ids[:, steps]
         return (lengths[rows], ids)
 
+    def _reads_padding(
+        self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor, target: Tensor
+    ) -> bool:
+        """Whether the explained output of row ``row`` changes when its padding is cut out
+        (padding fed to a recurrent layer as content, positions that move with left
+        padding): the row is then perturbed in place, not cut to its real steps."""
+        with torch.no_grad():
+            full = self.model(inputs[row], *self.forward_args(lengths, row))
+            cut = self.model(inputs[row][:, keep], *self.forward_args(lengths, row, keep))
+        column = target[row].reshape(1, 1).to(full.device)
+        if int(column.max()) >= cut.shape[-1]:
+            return True
+        return not torch.allclose(cut.gather(1, column), full.gather(1, column), 1e-4, 1e-5)
+
     def real_steps(self, lengths: Tensor, time: int) -> Tensor:
         """``(batch, time)`` True at real steps: not padding, wherever it stands."""
         if self.ids is not None:
@@ -476,20 +490,6 @@ class _PerStepPerturbation(AttributionMethod):
         """Captum's attribution of one row ``x`` ``(1, time, dim)``; ``real`` ``(time,)``
         marks its real steps when it keeps its padding (see :meth:`_feature_mask`)."""
         raise NotImplementedError
-
-    def _reads_padding(
-        self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor, target: Tensor
-    ) -> bool:
-        """Whether the explained output of row ``row`` changes when its padding is cut out
-        (padding fed to a recurrent layer as content, positions that move with left
-        padding): the row is then perturbed in place, not cut to its real steps."""
-        with torch.no_grad():
-            full = self.model(inputs[row], *self.forward_args(lengths, row))
-            cut = self.model(inputs[row][:, keep], *self.forward_args(lengths, row, keep))
-        column = target[row].reshape(1, 1).to(full.device)
-        if int(column.max()) >= cut.shape[-1]:
-            return True
-        return not torch.allclose(cut.gather(1, column), full.gather(1, column), 1e-4, 1e-5)
 
     def attribute(self, inputs, baselines, target, lengths, features=None, **kwargs):
         features = resolve_features(features, self.model.is_token_model, inputs.shape[2])

@@ -52,6 +52,21 @@ class _Counting(torch.nn.Module):
         return self.model(x, *args)
 
 
+class _InPlace(torch.nn.Module):
+    """One sequence's real steps put back into the sequence as given, its padding held
+    fixed: for a model whose output reads its padding, the events are perturbed where
+    they stand."""
+
+    def __init__(self, model: Any, row: Tensor, steps: Tensor, args: tuple) -> None:
+        super().__init__()
+        self.model, self.row, self.steps, self.args = model, row, steps, args
+
+    def forward(self, x: Tensor, *_cut_args: Any) -> Tensor:
+        full = self.row.expand(x.shape[0], -1, -1).clone()
+        full[:, self.steps] = x
+        return self.model(full, *(_repeat(a, x.shape[0]) for a in self.args))
+
+
 def prune_events(
     forward: Any,
     x: Tensor,
@@ -160,6 +175,12 @@ class PrunedShapleyMethod(AttributionMethod):
             row = slice(i, i + 1)
             x, b = inputs[row][:, steps].detach(), baselines[row][:, steps].detach()
             args = self.forward_args(lengths, row, steps)
+            counting.model = self.model
+            if len(steps) < inputs.shape[1] and self._reads_padding(
+                inputs, lengths, row, steps, target
+            ):
+                full = self.forward_args(lengths, row)
+                counting.model = _InPlace(self.model, inputs[row].detach(), steps, full)
             counting.rows = 0
             k = x.shape[1]
             if tolerance > 0:
