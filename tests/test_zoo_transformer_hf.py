@@ -150,6 +150,20 @@ def test_attention_methods_explain_the_tutorial_transformer(method):
         assert bool((by_hand[i, n:] == 0).all())  # padding gets exactly nothing
         if method in ("attention_rollout", "attention_flow"):
             assert sum(e.scores) == pytest.approx(1.0, abs=1e-5)
+    # padded in front: the same as the model's own mask gives, padding still nothing
+    front = _native(case, _padded_in_front(case, _batch_first(case, src)))
+    explanations = captum_rnn.explain(
+        case.model, front, method=method, target=1, position="mean", **case.hints
+    )
+    by_hand = ATTENTION[method](case.model).attribute(
+        front, target=1, additional_forward_args=(front.T == case.pad_id,), position="mean"
+    )
+    for i, e in enumerate(explanations):
+        n = int(lengths[i])
+        assert bool((by_hand[i, : front.shape[0] - n] == 0).all())
+        torch.testing.assert_close(
+            torch.tensor(e.scores), by_hand[i, front.shape[0] - n :].float(), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_attention_classes_take_hints_on_time_major_input():
@@ -181,19 +195,26 @@ def test_the_benchmark_lists_attention_methods_for_a_users_transformer_only():
 
 
 # ---------------------------------------------------------------- gradient and perturbation
+def _padded_in_front(case, ids):
+    return torch.stack([torch.cat([s[s == case.pad_id], s[s != case.pad_id]]) for s in ids])
+
+
 @pytest.mark.parametrize("name", BOTH)
-def test_integrated_gradients_equal_captum_by_hand_with_the_users_mask(name):
+@pytest.mark.parametrize("where", ["end", "start"])
+def test_integrated_gradients_equal_captum_by_hand_with_the_users_mask(name, where):
     case = zoo.build(name)
-    native = _rows(case, 6)
-    ids = _batch_first(case, native)
+    ids = _batch_first(case, _rows(case, 6))
+    if where == "start":
+        ids = _padded_in_front(case, ids)
+    native = _native(case, ids)
     explanations = captum_rnn.explain(case.model, native, target=1, **case.hints, **STEPS)
     expected = _ig_by_hand(case, ids, target=1)
     for i, e in enumerate(explanations):
-        n = int(case.lengths[i])
-        assert len(e.scores) == n and e.tokens == [str(t) for t in ids[i, :n].tolist()]
+        real = ids[i] != case.pad_id
+        assert e.tokens == [str(t) for t in ids[i][real].tolist()]
         torch.testing.assert_close(
             torch.tensor(e.scores, dtype=torch.float64),
-            expected[i, :n].double(),
+            expected[i][real].double(),
             rtol=1e-4,
             atol=1e-6,
         )
@@ -224,7 +245,7 @@ def test_occlusion_explains_the_prediction_on_the_input_as_padded(name, where):
     case = zoo.build(name)
     ids = _batch_first(case, _rows(case, 5))
     if where == "start":  # the same sentences, padded in front
-        ids = torch.stack([torch.cat([s[s == case.pad_id], s[s != case.pad_id]]) for s in ids])
+        ids = _padded_in_front(case, ids)
     explanations = captum_rnn.explain(
         case.model, _native(case, ids), method="occlusion", target=1, **case.hints
     )
