@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from zoo import ZooCase
+from zoo import ZooCase, nll_gru
 
-PAD = 0
-CUES = (1, 2, 3)
-VOCAB_SIZE = 24
-N_CLASSES = 3
+PAD = nll_gru.PAD  # 0
+VOCAB_SIZE = nll_gru.VOCAB_SIZE
+N_CLASSES = nll_gru.N_CLASSES
 MAX_LEN = 10
 
 
@@ -74,15 +73,9 @@ def attention_mask(input_ids: torch.Tensor, lengths: torch.Tensor | None) -> tor
 
 
 def make_sentences(n, generator, min_len=3, max_len=MAX_LEN):
-    """(input_ids (n, max_len) batch-first, lengths (n,), labels (n,)) with pad 0 at the end."""
-    lengths = torch.randint(min_len, max_len + 1, (n,), generator=generator)
-    lengths[0] = max_len
-    ids = torch.randint(max(CUES) + 1, VOCAB_SIZE, (n, max_len), generator=generator)
-    labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
-    where = (torch.rand(n, generator=generator) * lengths).long()
-    ids[torch.arange(n), where] = torch.tensor(CUES)[labels]
-    ids[torch.arange(max_len)[None, :] >= lengths[:, None]] = PAD
-    return ids, lengths, labels
+    """(input_ids (n, max_len) batch-first, lengths (n,), labels (n,)) with pad 0 at the
+    end: the cue-token sentences of the NLLLoss GRU tutorial (same vocabulary and cues)."""
+    return nll_gru.make_sentences(n, generator, min_len=min_len, max_len=max_len)
 
 
 def make(seed: int = 0) -> ZooCase:
