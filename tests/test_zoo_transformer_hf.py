@@ -683,3 +683,74 @@ def test_a_mask_that_hides_the_real_tokens_is_an_error_naming_mask_marks():
         assert a.scores == b.scores and a.output == b.output
     hf = captum_rnn.adapt(zoo.build(HF).model)
     assert hf.mask_marks == "real" and "mask_marks='real'" in repr(hf)
+
+
+def test_the_explanation_logger_on_a_lightning_wrapped_tutorial_transformer(tmp_path):
+    """Time-major (src, label) batches, the mask built in the steps as the user does;
+    integrated gradients and attention rollout logged equal explain afterwards."""
+    import copy
+
+    import pytorch_lightning as pl
+    from callbacks.callback_helpers import trainer
+
+    from captum_rnn.callbacks import ExplanationLogger
+
+    case = zoo.build(TRANSFORMER)
+
+    class LitTransformer(pl.LightningModule):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, src, src_key_padding_mask):
+            return self.model(src, src_key_padding_mask)
+
+        def training_step(self, batch, batch_idx):
+            src, labels = batch
+            return nn.functional.cross_entropy(self(src, src.T == case.pad_id), labels)
+
+        def validation_step(self, batch, batch_idx):
+            src, labels = batch
+            loss = nn.functional.cross_entropy(self(src, src.T == case.pad_id), labels)
+            self.log("val_loss", loss)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+    def collate(items):
+        src = torch.nn.utils.rnn.pad_sequence(
+            [item["input_ids"] for item in items], padding_value=case.pad_id
+        )
+        return src, torch.stack([torch.as_tensor(item["labels"]) for item in items])
+
+    train_src, _, train_labels = case.train_data
+    loader = torch.utils.data.DataLoader
+    train = _Sentences(train_src.T[:32], train_labels[:32], case.pad_id)
+    val = _Sentences(case.inputs.T[:8], case.labels[:8], case.pad_id)
+    model = LitTransformer(copy.deepcopy(case.model))
+    methods = {"integrated_gradients": dict(n_steps=32, max_steps=64)}
+    methods["attention_rollout"] = {"position": "mean"}
+    cb = ExplanationLogger(
+        range(4),
+        methods=tuple(methods),
+        method_kwargs={"attention_rollout": methods["attention_rollout"]},
+        **case.hints,
+    )
+    pl.seed_everything(0, verbose=False)
+    trainer(tmp_path, max_epochs=1, callbacks=[cb]).fit(
+        model,
+        loader(train, batch_size=16, collate_fn=collate),
+        loader(val, batch_size=8, collate_fn=collate),
+    )
+    model.eval()
+    for method, options in methods.items():
+        logged = cb.last_explanations[method]
+        direct = captum_rnn.explain(
+            model, case.inputs[:, :4], method=method, **options, **case.hints
+        )
+        assert [e.tokens for e in logged] == [e.tokens for e in direct]
+        for got, want in zip(logged, direct, strict=True):
+            torch.testing.assert_close(
+                torch.tensor(got.scores), torch.tensor(want.scores), rtol=1e-5, atol=1e-6
+            )
+    assert "explanations/attention_rollout/comprehensiveness" in cb.history[-1]
