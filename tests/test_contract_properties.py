@@ -250,28 +250,38 @@ def pad_invariant(spec: Spec) -> bool:
     )
 
 
+def examples(n: int):
+    """Hypothesis settings of these tests: ``n`` examples, no deadline (tiny models, but
+    a loaded machine)."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+def case(spec: Spec, lengths: list[int]) -> tuple[list[int], nn.Module, torch.Tensor, dict]:
+    """``(lengths, model, inputs, hints)`` of one drawn case; continuous input that the
+    model reads without lengths gets no padding."""
+    if spec.features and spec.reads == "padded":
+        lengths = [max(lengths)] * len(lengths)
+    return lengths, build(spec), batch(spec, lengths), needed_hints(spec)
+
+
 def one(spec: Spec, x: torch.Tensor, i: int) -> torch.Tensor:
     """Sequence ``i`` of a batch in the model's layout, as a batch of one."""
     return x[i : i + 1] if spec.batch_first else x[:, i : i + 1]
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@examples(150)
 @given(
     spec=specs(),
     lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4),
     method=st.sampled_from(METHODS),
 )
 def test_any_tutorial_model_is_explained_right_or_asks_for_a_named_hint(spec, lengths, method):
-    if spec.features and spec.reads == "padded":
-        lengths = [max(lengths)] * len(lengths)  # continuous input without lengths: no padding
-    model = build(spec)
-    ids = batch(spec, lengths)
+    lengths, model, ids, hints = case(spec, lengths)
     before = state(model)
-    hints = needed_hints(spec)
 
     if hints:  # without the hint: a clear error naming it, never a guess
         with pytest.raises(ValueError, match="pad_id"):
@@ -307,11 +317,7 @@ def test_any_tutorial_model_is_explained_right_or_asks_for_a_named_hint(spec, le
     assert same_state(before, state(model))
 
 
-@settings(
-    max_examples=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@examples(80)
 @given(
     spec=specs(),
     lengths=st.lists(st.integers(1, 6), min_size=2, max_size=4),
@@ -322,11 +328,7 @@ def test_faithfulness_metrics_read_any_tutorial_model_through_the_same_contract(
 ):
     from captum_rnn import metrics
 
-    if spec.features and spec.reads == "padded":
-        lengths = [max(lengths)] * len(lengths)
-    model = build(spec)
-    ids = batch(spec, lengths)
-    hints = needed_hints(spec)
+    lengths, model, ids, hints = case(spec, lengths)
     explanations = explain(model, ids, "saliency", lengths, **hints)
     before = state(model)
     score = getattr(metrics, metric)
@@ -364,19 +366,13 @@ def user_class(model: nn.Module, spec: Spec, ids: torch.Tensor) -> int:
     return int(out[0] > 0) if spec.width == 1 else int(out.argmax())
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@examples(40)
 @given(
     spec=specs().filter(lambda s: s.head == "sequence" and not s.features),
     lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
 )
 def test_counterfactuals_are_verified_by_the_authors_own_call(spec, lengths):
-    model = build(spec)
-    ids = batch(spec, lengths)
-    hints = needed_hints(spec)
+    lengths, model, ids, hints = case(spec, lengths)
     before = state(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -400,22 +396,14 @@ def test_counterfactuals_are_verified_by_the_authors_own_call(spec, lengths):
             assert spec.pad not in c.counterfactual.tolist()
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@examples(30)
 @given(spec=specs(), lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4))
 def test_a_loader_batch_under_inference_mode_explains_as_explain_does(spec, lengths):
     """What ``trainer.predict`` with ``ExplainingModule`` runs on each batch: the
     ``(inputs, lengths, labels)`` tuple a loader yields, inside ``torch.inference_mode()``."""
     from captum_rnn.callbacks import explain_batch
 
-    if spec.features and spec.reads == "padded":
-        lengths = [max(lengths)] * len(lengths)
-    model = build(spec)
-    ids = batch(spec, lengths)
-    hints = needed_hints(spec)
+    lengths, model, ids, hints = case(spec, lengths)
     expected = explain(model, ids, "integrated_gradients", lengths, **hints)
     labels = torch.zeros(len(lengths), dtype=torch.long)
     before = state(model)
