@@ -122,19 +122,34 @@ class AttributionMethod:
             ids = ids[:, steps]
         return (lengths[rows], ids)
 
-    def _reads_padding(
-        self, inputs: Tensor, lengths: Tensor, row: slice, keep: Tensor, target: Tensor
-    ) -> bool:
-        """Whether the explained output of row ``row`` changes when its padding is cut out
-        (padding fed to a recurrent layer as content, positions that move with left
-        padding): the row is then perturbed in place, not cut to its real steps."""
+    def reads_padding(self, inputs: Tensor, lengths: Tensor, target: Tensor) -> Tensor:
+        """``(batch,)`` whether each sequence's explained output changes when its padding is
+        cut out (padding fed to a recurrent layer as content, positions that move with
+        left padding): such a sequence is perturbed in place, not cut to its real steps.
+        One forward pass for the batch and one per distinct length."""
+        real = self.real_steps(lengths, inputs.shape[1])
+        counts = real.sum(dim=1)
+        reads = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)
+        padded = (counts < inputs.shape[1]).nonzero()[:, 0]
+        if len(padded) == 0:
+            return reads
+        column = target.reshape(-1, 1).to(inputs.device)
         with torch.no_grad():
-            full = self.model(inputs[row], *self.forward_args(lengths, row))
-            cut = self.model(inputs[row][:, keep], *self.forward_args(lengths, row, keep))
-        column = target[row].reshape(1, 1).to(full.device)
-        if int(column.max()) >= cut.shape[-1]:
-            return True
-        return not torch.allclose(cut.gather(1, column), full.gather(1, column), 1e-4, 1e-5)
+            full = self.model(inputs[padded], *self.forward_args(lengths, padded))
+            full = full.gather(1, column[padded])
+            for n in counts[padded].unique().tolist():
+                rows = padded[counts[padded] == n]
+                keep = real[rows].nonzero()[:, 1].view(len(rows), n)
+                cut = inputs[rows].gather(1, keep[..., None].expand(-1, -1, inputs.shape[2]))
+                length, ids = self.forward_args(lengths, rows)
+                out = self.model(cut, length, None if ids is None else ids.gather(1, keep))
+                if int(column[rows].max()) >= out.shape[-1]:
+                    reads[rows] = True
+                    continue
+                same = torch.isclose(out.gather(1, column[rows]), full[counts[padded] == n],
+                                     rtol=1e-4, atol=1e-5)  # fmt: skip
+                reads[rows] = ~same[:, 0]
+        return reads
 
     def real_steps(self, lengths: Tensor, time: int) -> Tensor:
         """``(batch, time)`` True at real steps: not padding, wherever it stands."""
@@ -507,14 +522,13 @@ class _PerStepPerturbation(AttributionMethod):
         spread = 1 if per_cell else inputs.shape[2]
         attributions = torch.zeros_like(inputs)
         real = self.real_steps(lengths, inputs.shape[1])
+        reads = self.reads_padding(inputs, lengths, target)
         for i in range(inputs.shape[0]):
             # only the real steps are perturbed, wherever the padding stands (left, right or
             # inside); the row is cut to them unless the model's output reads its padding
             keep = real[i].nonzero()[:, 0]
             row = slice(i, i + 1)
-            if len(keep) == inputs.shape[1] or not self._reads_padding(
-                inputs, lengths, row, keep, target
-            ):
+            if not reads[i]:
                 x, base, held = inputs[row][:, keep], baselines[row][:, keep], None
                 args = self.forward_args(lengths, row, keep)
             else:  # in place: the padding stays as given (its baseline is itself)

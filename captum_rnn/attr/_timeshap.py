@@ -170,15 +170,14 @@ class PrunedShapleyMethod(AttributionMethod):
         out = torch.zeros_like(inputs)
         passes = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)
         real = self.real_steps(lengths, inputs.shape[1])
+        reads = self.reads_padding(inputs, lengths, target)
         for i in range(inputs.shape[0]):
             steps = real[i].nonzero()[:, 0]
             row = slice(i, i + 1)
             x, b = inputs[row][:, steps].detach(), baselines[row][:, steps].detach()
             args = self.forward_args(lengths, row, steps)
             counting.model = self.model
-            if len(steps) < inputs.shape[1] and self._reads_padding(
-                inputs, lengths, row, steps, target
-            ):
+            if reads[i]:
                 full = self.forward_args(lengths, row)
                 counting.model = _InPlace(self.model, inputs[row].detach(), steps, full)
             counting.rows = 0
