@@ -467,6 +467,7 @@ def test_the_benchmark_runs_on_the_users_model(name):
     methods = ["saliency", "occlusion", "integrated_gradients"]
     if name == TRANSFORMER:
         methods.append("attention_rollout")
+    before = _state(case.model)
     result = captum_rnn.benchmark(
         case.model,
         _rows(case, 6),
@@ -475,6 +476,7 @@ def test_the_benchmark_runs_on_the_users_model(name):
         progress=False,
         **case.hints,
     )
+    _same(before, _state(case.model))  # the randomisation check restored the weights
     assert result.methods == methods and not result.skipped
     assert result.recommendation in methods
     for method in ("occlusion", "integrated_gradients"):  # faithful on a planted cue
@@ -616,9 +618,11 @@ def test_trainer_predict_explains_time_major_batches_of_the_transformer(tmp_path
 
     loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate)
     module = ExplainingModule(case.model, target="label", n_steps=24, **case.hints)
+    before = _state(case.model)
     trainer(tmp_path, callbacks=[ExplanationWriter(tmp_path / "out")]).predict(
         module, loader, return_predictions=False
     )
+    _same(before, _state(case.model))
     written = read_explanations(tmp_path / "out")
     direct = captum_rnn.explain(
         case.model, case.inputs[:, :10], target=case.labels[:10], n_steps=24, **case.hints
