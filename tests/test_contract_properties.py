@@ -20,6 +20,7 @@ Whatever it writes, ``explain``:
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -426,3 +427,56 @@ def test_a_loader_batch_under_inference_mode_explains_as_explain_does(spec, leng
         else:
             got = got[: len(e.scores)]
         assert np.allclose(got, np.asarray(e.scores, float), rtol=1e-4, atol=1e-5)
+
+
+@examples(40)
+@given(spec=specs().filter(lambda s: s.head == "sequence" and not s.features))
+def test_an_extracted_automaton_agrees_with_the_authors_own_call(spec):
+    """L* asks the model through the contract; every word up to ``max_length`` is a test
+    word, so a converged automaton must answer each as the model alone does (a model that
+    reads its padding must not be asked beside longer words)."""
+    from captum_rnn.rules import extract_dfa
+
+    model = build(spec)
+    symbols = {"a": 3, "b": 4} if spec.pad not in (3, 4) else {"a": 5, "b": 6}
+    words = ["".join(w) for n in range(1, 6) for w in itertools.product("ab", repeat=n)]
+    before = state(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if spec.width > 2:
+            with pytest.raises(ValueError, match="binary classifier"):
+                extract_dfa(model, symbols, max_length=5, **needed_hints(spec))
+            return
+        dfa = extract_dfa(
+            model, symbols, max_length=5, samples=words, time_limit=20, **needed_hints(spec)
+        )
+    assert same_state(before, state(model))
+    assert dfa.report.stopped_by == "equivalence"
+    for word in words:
+        ids = torch.tensor([symbols[c] for c in word])
+        assert dfa.accepts(word) == (user_class(model, spec, ids) == 1), word
+
+
+@examples(40)
+@given(
+    spec=specs().filter(lambda s: s.head == "sequence" and not s.features),
+    lengths=st.lists(st.integers(1, 6), min_size=3, max_size=8),
+)
+def test_each_training_sequence_is_its_own_nearest_example(spec, lengths):
+    """NearestExamples encodes the training set batch by batch and a query in the model's
+    own layout: a training sequence asked again finds itself (cosine 1)."""
+    from captum_rnn.influence import NearestExamples
+
+    lengths, model, ids, hints = case(spec, lengths)
+    rows = ids if spec.batch_first else ids.T
+    train = [
+        (row[real_steps(spec, row, n).bool()], 0) for row, n in zip(rows, lengths, strict=True)
+    ]
+    before = state(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        nearest = NearestExamples(model, train, layers="fc:input", batch_size=3, **hints)
+        _, scores = nearest.influence(ids, top_k=1)["fc:input"]
+    assert same_state(before, state(model))
+    assert scores.shape == (len(lengths), 1)
+    assert torch.allclose(scores[:, 0], torch.ones(len(lengths)), atol=1e-4), scores

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from captum_rnn._utils.options import check_int
-from captum_rnn.data import pad_collate
+from captum_rnn.data import PadCollate, pad_collate
 from captum_rnn.influence import _credibility, _prototypes
 from captum_rnn.influence._credibility import Credibility
 from captum_rnn.influence._search import check_metric, check_top_k, make_index
@@ -285,8 +285,8 @@ class NearestExamples(DataInfluence):
         batch_size: examples encoded per forward pass.
         index: ``"exact"`` (chunked matmul + top-k in torch), or the approximate
             ``"faiss"`` / ``"hnsw"`` (optional packages ``faiss-cpu`` / ``hnswlib``).
-        collate_fn: builds batches; default :func:`captum_rnn.data.pad_collate`
-            (batches ``(inputs, lengths, targets)``; a pair is read as
+        collate_fn: builds batches; default :func:`captum_rnn.data.pad_collate` with the
+            model's pad id (batches ``(inputs, lengths, targets)``; a pair is read as
             ``(inputs, targets)``).
         sequence_pooling: how per-step layer outputs are pooled: ``"mean"``,
             ``"last"`` or ``"max"`` over the real (unpadded) steps.
@@ -387,7 +387,10 @@ class NearestExamples(DataInfluence):
         self.metric = check_metric(metric)
         self.batch_size = batch_size
         self.index = index
-        self.collate_fn = collate_fn if collate_fn is not None else pad_collate
+        if collate_fn is None:  # pad as the model pads: its pad id, not always 0
+            pad = seq.pad_id if seq is not None and seq.is_token_model else None
+            collate_fn = pad_collate if not pad else PadCollate(padding_value=pad)
+        self.collate_fn = collate_fn
         self.sequence_pooling = sequence_pooling
         self.store_path = store_path
         self.search_device = search_device
@@ -395,6 +398,7 @@ class NearestExamples(DataInfluence):
         self.index_options = dict(index_options or {})
         self.call = _check_call(call)
         self.seq = seq
+        self._padding_read: bool | None = None  # see _reads_padding
         self._modules = {
             full: (modules[_split_layer(full)[0]], _split_layer(full)[1]) for full in names or ()
         }
@@ -457,8 +461,11 @@ class NearestExamples(DataInfluence):
         extra: tuple[Any, ...],
         lengths: Tensor | None,
         time: int | None,
+        real: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], Tensor]:
         """One forward pass: the vectors of every layer ``(batch, dim)`` and the predictions.
+        Per-step layers are pooled over the ``real`` steps (``(batch, time)``), else over
+        the first ``lengths`` steps.
 
         Every call of a hooked layer is recorded; ``self.call`` picks the one kept.
         """
@@ -498,7 +505,7 @@ class NearestExamples(DataInfluence):
             captured[name] = self._select_call(name, values)
         batch = inputs[0].shape[0]
         vectors = {
-            name: self._flatten(name, captured.get(name), lengths, time, batch)
+            name: self._flatten(name, captured.get(name), lengths, time, batch, real)
             for name in self.layer_names
         }
         return vectors, self._predictions(outputs)
@@ -537,6 +544,7 @@ class NearestExamples(DataInfluence):
         lengths: Tensor | None,
         time: int | None,
         batch: int | None = None,
+        real: Tensor | None = None,
     ) -> Tensor:
         if value is None:
             raise RuntimeError(f"layer {name!r} did not run during the forward pass")
@@ -556,20 +564,26 @@ class NearestExamples(DataInfluence):
         ):
             value = value.transpose(0, 1)  # a time-major model's per-step output
         if value.dim() == 3 and time is not None and value.shape[1] == time:
-            value = self._pool_steps(value, lengths)
+            value = self._pool_steps(value, lengths, real)
         return value.reshape(value.shape[0], -1).float()
 
-    def _pool_steps(self, states: Tensor, lengths: Tensor | None) -> Tensor:
+    def _pool_steps(
+        self, states: Tensor, lengths: Tensor | None, real: Tensor | None = None
+    ) -> Tensor:
         batch, time = states.shape[:2]
-        if lengths is None:
-            lengths = torch.full((batch,), time, dtype=torch.long)
-        lengths = lengths.to(states.device).long()
-        mask = torch.arange(time, device=states.device)[None, :] < lengths[:, None]
+        steps = torch.arange(time, device=states.device)
+        if real is not None:
+            mask = real.to(states.device)
+        elif lengths is not None:
+            mask = steps[None, :] < lengths.to(states.device).long()[:, None]
+        else:
+            mask = torch.ones(batch, time, dtype=torch.bool, device=states.device)
         if self.sequence_pooling == "mean":
             summed = states.masked_fill(~mask[..., None], 0.0).sum(dim=1)
-            return summed / lengths[:, None].clamp_min(1).to(states.dtype)
-        if self.sequence_pooling == "last":
-            return states[torch.arange(batch, device=states.device), lengths - 1]
+            return summed / mask.sum(dim=1, keepdim=True).clamp_min(1).to(states.dtype)
+        if self.sequence_pooling == "last":  # the last real step, wherever padding stands
+            last = (mask * (steps + 1)).amax(dim=1).clamp_min(1) - 1
+            return states[torch.arange(batch, device=states.device), last]
         return states.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
 
     def _predictions(self, outputs: Any) -> Tensor:
@@ -623,10 +637,9 @@ class NearestExamples(DataInfluence):
             inputs = tuple(_to_device(x, device) for x in inputs)
             if lengths is None:
                 lengths = self._query_lengths(inputs, ())
-            _check_rows(self._real_counts(inputs, lengths), "the data set's item", start)
+            real = self._checked_real_steps(inputs, lengths, "the data set's item", start)
             run_lengths = None if lengths is None else _to_device(lengths, device)
-            time = inputs[0].shape[1] if inputs[0].dim() >= 2 else None
-            vectors, predictions = self._forward(inputs, (), run_lengths, time)
+            vectors, predictions = self._encode_rows(inputs, (), run_lengths, real)
             writer.add(vectors, targets, predictions)
             start += inputs[0].shape[0]
         info = {
@@ -684,7 +697,8 @@ class NearestExamples(DataInfluence):
         """Encode query inputs as the store encodes the training set.
 
         Args:
-            inputs: a batch (as the model's ``forward`` takes it), any batch size.
+            inputs: a batch as the model's ``forward`` takes it (``(time, batch)`` for a
+                time-major model), any batch size.
             additional_forward_args: passed to ``forward`` after ``inputs`` (e.g. the
                 lengths of continuous sequences).
 
@@ -692,6 +706,10 @@ class NearestExamples(DataInfluence):
             ``({layer: (batch, dim)}, predictions)`` on the model's device.
         """
         inputs = _as_input_tuple(inputs)
+        if self.seq is not None and not self.seq.batch_first and inputs[0].dim() >= 2:
+            # the model's own (time-major) layout in; batch-first inside, as the
+            # training set is collated
+            inputs = (self.seq.to_batch_first(inputs[0]), *inputs[1:])
         extra = _as_args_tuple(additional_forward_args)
         device = self._device()
         batch = inputs[0].shape[0]
@@ -700,24 +718,98 @@ class NearestExamples(DataInfluence):
             stop = start + self.batch_size
             rows = tuple(_to_device(_rows(x, start, stop, batch), device) for x in inputs)
             more = tuple(_to_device(_rows(a, start, stop, batch), device) for a in extra)
-            time = rows[0].shape[1] if rows[0].dim() >= 2 else None
             lengths = self._query_lengths(rows, more)
-            _check_rows(self._real_counts(rows, lengths), "inputs row", start)
-            parts.append(self._forward(rows, more, lengths, time))
+            real = self._checked_real_steps(rows, lengths, "inputs row", start)
+            parts.append(self._encode_rows(rows, more, lengths, real))
         vectors = {name: torch.cat([p[0][name] for p in parts]) for name in self.layer_names}
         return vectors, torch.cat([p[1] for p in parts])
 
-    def _real_counts(self, inputs: tuple[Tensor, ...], lengths: Any) -> Any:
-        """Real tokens per row: the padding mask of token ids (within the lengths)."""
+    def _encode_rows(
+        self,
+        inputs: tuple[Tensor, ...],
+        extra: tuple[Any, ...],
+        lengths: Tensor | None,
+        real: Tensor | None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """``_forward`` on a batch; for a model that reads its padding, each sequence is
+        encoded as it is alone (its real steps only, sequences of one length per call), so
+        that its vectors do not depend on how it was batched or padded."""
+        time = inputs[0].shape[1] if inputs[0].dim() >= 2 else None
+        plain = (
+            self.seq is None
+            or len(inputs) != 1
+            or real is None
+            or bool(real.all())
+            or (extra and not (len(extra) == 1 and extra[0] is lengths))
+        )
+        if plain or not self._reads_padding(inputs[0], real):
+            return self._forward(inputs, extra, lengths, time, real)
+        x, counts = inputs[0], real.sum(dim=1)
+        vectors: dict[str, list[Tensor | None]] = {
+            name: [None] * len(x) for name in self.layer_names
+        }
+        predictions: list[Tensor | None] = [None] * len(x)
+        for n in counts.unique().tolist():
+            rows = (counts == n).nonzero().flatten().tolist()
+            group = torch.stack([x[i][real[i]] for i in rows])
+            n_lengths = torch.full((len(rows),), n, dtype=torch.long, device=x.device)
+            got, predicted = self._forward((group,), (), n_lengths, n, None)
+            for j, i in enumerate(rows):
+                predictions[i] = predicted[j]
+                for name in self.layer_names:
+                    vectors[name][i] = got[name][j]
+        return (
+            {name: torch.stack(rows) for name, rows in vectors.items()},  # type: ignore[arg-type]
+            torch.stack(predictions),  # type: ignore[arg-type]
+        )
+
+    def _reads_padding(self, x: Tensor, real: Tensor) -> bool:
+        """Whether padding before or after a sequence changes its vectors (checked once, on
+        the first padded row: a model told no lengths reads it, a one-way RNN under a mask
+        reads padding in front, a bidirectional one padding behind)."""
+        if self._padding_read is None:
+            i = int((~real.all(dim=1)).nonzero()[0])
+            alone = x[i][real[i]][None]
+            n = alone.shape[1]
+            fill = self.seq.pad_id if self.seq.is_token_model else 0
+            pads = torch.full((1, 3, *alone.shape[2:]), fill, dtype=x.dtype, device=x.device)
+            lengths = torch.tensor([n], device=x.device)
+            steps = torch.arange(n + 3, device=x.device)[None, :]
+            reference, _ = self._forward((alone,), (), lengths, n, None)
+            self._padding_read = False
+            for padded, mask in (
+                (torch.cat([alone, pads], dim=1), steps < n),
+                (torch.cat([pads, alone], dim=1), steps >= 3),
+            ):
+                if self.seq.is_token_model:
+                    mask = None  # read off the ids
+                got, _ = self._forward((padded,), (), lengths, n + 3, mask)
+                if not all(
+                    torch.allclose(reference[k], got[k], rtol=1e-4, atol=1e-5)
+                    for k in self.layer_names
+                ):
+                    self._padding_read = True
+        return self._padding_read
+
+    def _real_steps(self, inputs: tuple[Tensor, ...], lengths: Any) -> Tensor | None:
+        """``(batch, time)``, True at real steps: token ids' padding mask wherever the
+        padding stands (left padding too), else the first ``lengths`` steps; ``None``
+        when neither says."""
         x = inputs[0]
         seq = self.seq
-        if seq is None or not seq.is_token_model or x.dim() != 2 or x.is_floating_point():
-            return lengths
-        real = seq.padding_mask(x)
-        if isinstance(lengths, Tensor) and lengths.dim() == 1:
+        if seq is not None and seq.is_token_model and x.dim() == 2 and not x.is_floating_point():
+            return seq.padding_mask(x)
+        if isinstance(lengths, Tensor) and lengths.dim() == 1 and x.dim() >= 2:
             steps = torch.arange(x.shape[1], device=x.device)
-            real = real & (steps[None, :] < lengths.to(x.device)[:, None])
-        return real.sum(dim=1)
+            return steps[None, :] < lengths.to(x.device)[:, None]
+        return None
+
+    def _checked_real_steps(
+        self, inputs: tuple[Tensor, ...], lengths: Any, what: str, start: int
+    ) -> Tensor | None:
+        real = self._real_steps(inputs, lengths)
+        _check_rows(lengths if real is None else real.sum(dim=1), what, start)
+        return real
 
     def _query_lengths(self, inputs: tuple[Tensor, ...], extra: tuple[Any, ...]) -> Tensor | None:
         batch = inputs[0].shape[0]

@@ -395,12 +395,36 @@ class TokenModelOracle(MembershipOracle):
         super().__init__(alphabet, bool(empty) if isinstance(empty, bool) else False)
         # one probe forward checks that the model is a binary classifier
         self._score([(0,)])
+        if model.ignores_trailing_padding is None:
+            model.ignores_trailing_padding = self._padding_changes_nothing()
+
+    def _padding_changes_nothing(self) -> bool:
+        """Whether the model answers a word the same with trailing padding after it: not
+        when it is told no lengths, nor when a bidirectional RNN runs over the padded
+        batch under a mask."""
+        word = self._ids_cpu[[0, len(self._ids_cpu) - 1]][None, :]
+        padded = torch.cat([word, torch.full((1, 3), self.pad, dtype=torch.long)], dim=1)
+        with torch.no_grad():
+            alone = self.model(word.to(self.device))
+            beside = self.model(padded.to(self.device))
+        return bool(torch.allclose(alone, beside, rtol=1e-4, atol=1e-5, equal_nan=True))
+
+    def _chunks(self, words: list[Indices]) -> Iterator[list[int]]:
+        """Indices of ``words`` in batches of at most ``batch_size``, shortest first; words
+        of one length per batch for a model that reads trailing padding (it would answer
+        a word differently beside longer ones than alone)."""
+        order = sorted(range(len(words)), key=lambda i: len(words[i]))
+        i = 0
+        while i < len(order):
+            chunk = order[i : i + self.batch_size]
+            if not self.model.ignores_trailing_padding:
+                chunk = [j for j in chunk if len(words[j]) == len(words[chunk[0]])]
+            yield chunk
+            i += len(chunk)
 
     def _score(self, words: list[Indices]) -> np.ndarray:
-        order = sorted(range(len(words)), key=lambda i: len(words[i]))
         out = np.zeros(len(words), dtype=bool)
-        for i in range(0, len(order), self.batch_size):
-            chunk = order[i : i + self.batch_size]
+        for chunk in self._chunks(words):
             width = max(len(words[j]) for j in chunk)
             x = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, j in enumerate(chunk):

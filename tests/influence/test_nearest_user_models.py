@@ -91,9 +91,9 @@ def test_hand_written_cell_records_every_call():
     nearest = NearestExamples(
         model, data, layers="i2h", call="last", batch_first=False, pad_id=0, batch_size=8
     )
-    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 10]])  # batch-first, no padding
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 10]]).T  # the model's layout (time, batch)
     vectors, _ = nearest.encode(ids)
-    seen = _manual_last_call(model, ids.T)
+    seen = _manual_last_call(model, ids)
     assert len(seen) == 4
     torch.testing.assert_close(vectors["i2h"], seen[-1])
     first = NearestExamples(model, data, layers="i2h", call=0, batch_first=False, pad_id=0)
@@ -116,7 +116,7 @@ def test_label_agreement_of_the_last_call():
         model, SequenceDataset(seqs, labels), layers="i2h", batch_first=False, pad_id=0
     )
     queries = torch.stack([torch.randint(1, 6, (5,), generator=g) for _ in range(20)])
-    idx, _ = nearest.influence(queries, top_k=1)["i2h"]
+    idx, _ = nearest.influence(queries.T, top_k=1)["i2h"]  # time-major, as the model reads
     neighbour_last = torch.stack([seqs[i][-1] for i in idx[:, 0]])
     # the last hidden state is dominated by the last token; agreement on it must be high
     assert float((neighbour_last == queries[:, -1]).float().mean()) > 0.9
