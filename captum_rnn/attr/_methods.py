@@ -418,9 +418,12 @@ class DeepLiftMethod(_OnePassGradientMethod):
 
 
 class GradientShapMethod(AttributionMethod):
-    """Captum's ``GradientShap`` with the baseline and Gaussian noise around it.
+    """Captum's ``GradientShap`` with the baseline and Gaussian noise around it, one
+    sequence at a time on its real steps (cut as :class:`_PerStepPerturbation` cuts them),
+    each with the same seed: a sequence's draws do not depend on its batch or padding.
 
-    Options: ``n_samples`` (default 20), ``stdevs`` (default 0.09 of the input's scale).
+    Options: ``n_samples`` (default 20), ``stdevs`` (default 0.09 of the mean absolute
+    input over the sequence's real steps).
     """
 
     name = "gradient_shap"
@@ -430,19 +433,32 @@ class GradientShapMethod(AttributionMethod):
         n_samples = check_int("n_samples", n_samples, 1)
         if stdevs is not None:
             stdevs = check_float("stdevs", stdevs, 0.0)
-        if stdevs is None:
-            stdevs = 0.09 * float(inputs.detach().abs().mean().clamp_min(1e-6))
-        with seeded(0, inputs.device):
-            attr = GradientShap(self.model).attribute(
-                inputs,
-                baselines=torch.cat([baselines, torch.zeros_like(baselines)]),
-                target=target,
-                additional_forward_args=self.forward_args(lengths),
-                n_samples=n_samples,
-                stdevs=stdevs,
-                **kwargs,
-            )
-        return MethodResult(attr.detach())
+        attributions = torch.zeros_like(inputs)
+        real = self.real_steps(lengths, inputs.shape[1])
+        reads = self.reads_padding(inputs, lengths, target)
+        for i in range(inputs.shape[0]):
+            keep, row = real[i].nonzero()[:, 0], slice(i, i + 1)
+            if reads[i]:  # the model reads its padding: the row as given
+                x, base, args = inputs[row], baselines[row], self.forward_args(lengths, row)
+            else:
+                x, base = inputs[row][:, keep], baselines[row][:, keep]
+                args = self.forward_args(lengths, row, keep)
+            noise = stdevs
+            if noise is None:
+                noise = 0.09 * float(inputs[i, keep].detach().abs().mean().clamp_min(1e-6))
+            with seeded(0, inputs.device):
+                found = GradientShap(self.model).attribute(
+                    x,
+                    baselines=torch.cat([base, torch.zeros_like(base)]),
+                    target=target[row],
+                    additional_forward_args=args,
+                    n_samples=n_samples,
+                    stdevs=noise,
+                    **kwargs,
+                )
+            found = found[0].detach()
+            attributions[i, keep] = found[keep] if reads[i] else found
+        return MethodResult(attributions)
 
 
 def resolve_features(features: str | None, token_model: bool, dim: int) -> str:
