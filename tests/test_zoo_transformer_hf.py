@@ -6,6 +6,8 @@ forward with the user's own mask."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import zoo
@@ -668,10 +670,13 @@ class _MaskNamedMask(nn.Module):
         return self.inner(src, mask.bool())
 
 
-@pytest.mark.skipif(
+_NEEDS_CONTRACT_CHECKS = pytest.mark.skipif(
     "mask_marks" not in captum_rnn.models.protocol.HINT_NAMES,
-    reason="needs the model contract's mask_marks hint",
+    reason="needs the model contract's mask_marks hint and attention layout check",
 )
+
+
+@_NEEDS_CONTRACT_CHECKS
 def test_a_mask_that_hides_the_real_tokens_is_an_error_naming_mask_marks():
     case = zoo.build(TRANSFORMER)
     model, src = _MaskNamedMask(case.model), _rows(case, 3)
@@ -758,3 +763,33 @@ def test_the_explanation_logger_on_a_lightning_wrapped_tutorial_transformer(tmp_
                 torch.tensor(got.scores), torch.tensor(want.scores), rtol=1e-5, atol=1e-6
             )
     assert "explanations/attention_rollout/comprehensiveness" in cb.history[-1]
+
+
+class _BatchFirstOutside(nn.Module):
+    """The tutorial transformer with a batch-first forward that transposes its embeddings
+    for the time-major encoder: the attention layers say time-major, the input is not."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, src, src_key_padding_mask):  # src: [batch_size, seq_len]
+        m = self.inner
+        x = (m.embedding(src) * math.sqrt(m.d_model)).transpose(0, 1)
+        out = m.transformer_encoder(m.pos_encoder(x), src_key_padding_mask=src_key_padding_mask)
+        keep = (~src_key_padding_mask).T.unsqueeze(-1).float()
+        return m.classifier((out * keep).sum(0) / keep.sum(0).clamp(min=1))
+
+
+@_NEEDS_CONTRACT_CHECKS
+def test_a_forward_transposing_before_its_attention_names_batch_first():
+    case = zoo.build(TRANSFORMER)
+    model = _BatchFirstOutside(case.model)
+    ids = _batch_first(case, _rows(case, 4))  # (4, 10): batch-first, as the forward reads it
+    with pytest.raises(ValueError, match="batch_first=True"):
+        captum_rnn.explain(model, ids, **case.hints)
+    got = captum_rnn.explain(model, ids, batch_first=True, **case.hints, **STEPS)
+    want = captum_rnn.explain(case.model, _native(case, ids), **case.hints, **STEPS)
+    for a, b in zip(got, want, strict=True):
+        assert a.tokens == b.tokens
+        torch.testing.assert_close(torch.tensor(a.scores), torch.tensor(b.scores))
