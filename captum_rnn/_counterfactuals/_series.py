@@ -104,6 +104,10 @@ class SeriesSearch:
     ) -> None:
         self.model = model
         self.device = next(model.parameters()).device
+        # the model's own precision (a model trained in float64 is called in float64)
+        self.dtype = next(
+            (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32
+        )
         self.target = target
         self.method = method
         self.neighbours = neighbours
@@ -133,7 +137,7 @@ class SeriesSearch:
             lengths = torch.full((len(part),), part.shape[1], dtype=torch.long, device=self.device)
             with torch.no_grad():
                 out.append(
-                    self.model.probabilities(self.model(part.to(self.device), lengths))
+                    self.model.probabilities(self.model(part.to(self.device, self.dtype), lengths))
                     .float()
                     .cpu()
                 )
@@ -187,8 +191,8 @@ class SeriesSearch:
         if self.attribution != "integrated_gradients":
             options = {}
         result = method.attribute(
-            x[None].to(self.device),
-            z[None].to(self.device),
+            x[None].to(self.device, self.dtype),
+            z[None].to(self.device, self.dtype),
             torch.tensor([cls], device=self.device),
             torch.tensor([len(x)], device=self.device),
             **options,

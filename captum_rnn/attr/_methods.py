@@ -457,7 +457,7 @@ class GradientShapMethod(AttributionMethod):
                     **kwargs,
                 )
             found = found[0].detach()
-            attributions[i, keep] = found[keep] if reads[i] else found
+            attributions[i, keep] = (found[keep] if reads[i] else found).to(attributions.dtype)
         return MethodResult(attributions)
 
 
@@ -552,7 +552,9 @@ class _PerStepPerturbation(AttributionMethod):
                 base = torch.where(held[None, :, None], baselines[row], x)
             found = self._one(x, base, target[row], args, per_cell, real=held, **kwargs)
             found = found[0].detach()
-            attributions[i, keep] = (found if held is None else found[keep]) / spread
+            attributions[i, keep] = ((found if held is None else found[keep]) / spread).to(
+                attributions.dtype
+            )
         return MethodResult(attributions)
 
     @staticmethod

@@ -515,6 +515,7 @@ def benchmark(
     progress: bool = True,
     output: str | None = None,
     outputs: Any = None,
+    lengths: Any = None,
     **hints: Any,
 ) -> BenchmarkResult:
     """Benchmark attribution methods on a model: speed, faithfulness, plausibility, sanity.
@@ -588,6 +589,8 @@ def benchmark(
             ``rationale`` of shape ``(batch, output steps, time)`` the average precision
             of each output's row). A tagger is scored with ``removal="replace"``
             (deleting tokens would move its outputs) unless told otherwise.
+        lengths: true lengths of padded continuous ``data`` given as a tensor (as
+            ``explain`` and the metrics take them; the same as ``data=(inputs, lengths)``).
         hints: ``pad_id``, ``batch_first``, ``embedding``, ``num_classes``,
             ``lengths_arg``, ``mask_arg`` for :func:`captum_rnn.adapt`.
 
@@ -609,6 +612,13 @@ def benchmark(
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
     truth_tolerance = check_float("truth_tolerance", truth_tolerance, 0.0)
     method_kwargs = dict(method_kwargs or {})
+    if lengths is not None:
+        if not isinstance(data, Tensor):
+            raise ValueError(
+                "lengths= goes with data given as a tensor; for other data put the lengths "
+                "in it: data=(inputs, lengths)"
+            )
+        data = (data, lengths)
     if outputs is not None:
         return _benchmark_outputs(
             model, data, methods, outputs, rationale=rationale, metrics=metrics,
