@@ -670,13 +670,6 @@ class _MaskNamedMask(nn.Module):
         return self.inner(src, mask.bool())
 
 
-_NEEDS_CONTRACT_CHECKS = pytest.mark.skipif(
-    "mask_marks" not in captum_rnn.models.protocol.HINT_NAMES,
-    reason="needs the model contract's mask_marks hint and attention layout check",
-)
-
-
-@_NEEDS_CONTRACT_CHECKS
 def test_a_mask_that_hides_the_real_tokens_is_an_error_naming_mask_marks():
     case = zoo.build(TRANSFORMER)
     model, src = _MaskNamedMask(case.model), _rows(case, 3)
@@ -781,7 +774,6 @@ class _BatchFirstOutside(nn.Module):
         return m.classifier((out * keep).sum(0) / keep.sum(0).clamp(min=1))
 
 
-@_NEEDS_CONTRACT_CHECKS
 def test_a_forward_transposing_before_its_attention_names_batch_first():
     case = zoo.build(TRANSFORMER)
     model = _BatchFirstOutside(case.model)

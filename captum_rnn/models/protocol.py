@@ -74,6 +74,7 @@ HINT_NAMES = (
     "num_classes",
     "lengths_arg",
     "mask_arg",
+    "mask_marks",
     "output_steps",
     "target_arg",
     "target_embedding",
@@ -171,6 +172,11 @@ class SequenceModel(nn.Module):
                 )
             self.provenance["channels_first"] = source("channels_first")
         self.lengths_arg, self.mask_arg = self._find_length_args(merged, source)
+        self.mask_marks = self._find_mask_marks(merged, source)
+        # read off the mask's name: checked on the first call that reaches attention
+        self._mask_checked = "mask_marks" in merged or not any(
+            isinstance(m, nn.MultiheadAttention) for m in module.modules()
+        )
         self.output: str | None = None
         self.num_classes: int | None = None
         if "output" in merged:
@@ -342,6 +348,31 @@ class SequenceModel(nn.Module):
                 self.provenance[key] = "inferred: the forward takes none"
         return lengths_arg, mask_arg
 
+    def _find_mask_marks(self, hints: dict, source: Callable) -> str | None:
+        """What a True / 1 in the forward's padding mask marks: ``"real"`` tokens (Hugging
+        Face's ``attention_mask``) or ``"padding"`` (PyTorch's ``*key_padding_mask``)."""
+        marks = hints.get("mask_marks")
+        if marks is not None and marks not in ("real", "padding"):
+            raise ValueError(f"mask_marks must be 'real' or 'padding', got {marks!r}")
+        if self.mask_arg is None:
+            if marks is not None:
+                raise ValueError("mask_marks= describes a padding mask: pass mask_arg= too")
+            return None
+        if marks is not None:
+            self.provenance["mask_marks"] = source("mask_marks")
+            return marks
+        if self.mask_arg in _MASK_PAD:
+            self.provenance["mask_marks"] = "inferred: PyTorch's name (True = padding)"
+            return "padding"
+        if self.mask_arg in _MASK_REAL:
+            self.provenance["mask_marks"] = "inferred: the name (1 = real token, as attention_mask)"
+            return "real"
+        raise ValueError(
+            f"what does a True / 1 in the forward's {self.mask_arg!r} mark? pass "
+            "mask_marks='real' (1 at real tokens, as Hugging Face's attention_mask) or "
+            "mask_marks='padding' (True at padding, as PyTorch's src_key_padding_mask)"
+        )
+
     def _find_target(self, hints: dict, source: Callable) -> None:
         """Encoder-decoders: the forward's target argument, its teacher-forcing switch, the
         target embedding and the offset of the first real output step."""
@@ -475,7 +506,8 @@ class SequenceModel(nn.Module):
                 raise ValueError(
                     f"the model's forward needs argument {p.name!r}, which captum-rnn cannot "
                     f"fill: if it takes the lengths pass lengths_arg={p.name!r}; if it takes a "
-                    f"padding mask pass mask_arg={p.name!r}; for anything else (a hidden "
+                    f"padding mask pass mask_arg={p.name!r} and mask_marks='real' (1 at real "
+                    "tokens) or mask_marks='padding' (True at padding); for anything else (a hidden "
                     f"state, a flag) pass forward_kwargs={{{p.name!r}: value}}, where a callable "
                     "value gets the batch size (e.g. the model's init_hidden)"
                 )
@@ -517,6 +549,8 @@ class SequenceModel(nn.Module):
             ("lengths_arg", self.lengths_arg, self.provenance.get("lengths_arg")),
             ("mask_arg", self.mask_arg, self.provenance.get("mask_arg")),
         ]
+        if self.mask_arg is not None:
+            rows.append(("mask_marks", self.mask_marks, self.provenance.get("mask_marks")))
         if self.channels_first is not None:
             rows.append(
                 ("channels_first", self.channels_first, self.provenance.get("channels_first"))
@@ -742,18 +776,22 @@ class SequenceModel(nn.Module):
         state before a second attempt (lengths moved to the CPU)."""
         layer = None
         if not self._layout_checked and batch != time:
-            layer = next((m for m in self.module.modules() if isinstance(m, nn.RNNBase)), None)
+            kinds = (nn.RNNBase, nn.MultiheadAttention)  # the first of these that there is
+            layer = next(
+                (m for kind in kinds for m in self.module.modules() if isinstance(m, kind)), None
+            )
         if layer is None:
             return self._invoke(x, kwargs, retry)
         seen: list[Any] = []
-        handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[:1]))
-        try:
-            out = self._invoke(x, kwargs, retry)
-        finally:
-            handle.remove()
-        self._layout_checked = True
-        received = seen[0][0] if seen and seen[0] else None
-        if isinstance(received, Tensor) and received.dim() == 3:
+
+        def check(_module: nn.Module, args: tuple) -> None:
+            # in the pre-hook: attention given swapped axes fails inside on its mask's shape
+            if seen:
+                return
+            seen.append(True)
+            received = args[0] if args else None
+            if not isinstance(received, Tensor) or received.dim() != 3:
+                return
             expected = (batch, time) if layer.batch_first else (time, batch)
             if tuple(received.shape[:2]) == expected[::-1]:
                 layout = "batch-first" if layer.batch_first else "time-major"
@@ -763,12 +801,21 @@ class SequenceModel(nn.Module):
                     f"the forward transposes its input, so pass "
                     f"batch_first={not self.batch_first} for the layout of the model's input"
                 )
+
+        handle = layer.register_forward_pre_hook(check)
+        try:
+            out = self._invoke(x, kwargs, retry)
+        finally:
+            handle.remove()
+        self._layout_checked = True
         return out
 
     def _invoke(self, x: Tensor, kwargs: dict[str, Any], retry: Callable) -> Any:
         """``module(x, **kwargs)``; a forward that packs with lengths on the input's device
         (``pack_padded_sequence`` wants them on the CPU, and the user's own loop kept them
         there) is called again with CPU lengths, and from then on always."""
+        if not self._mask_checked:
+            return self._invoke_checking_mask(x, kwargs, retry)
         try:
             return self.module(x, **kwargs)
         except RuntimeError as error:
@@ -778,6 +825,46 @@ class SequenceModel(nn.Module):
             self._lengths_on_cpu = True
             retry()
             return self.module(x, **{**kwargs, self.lengths_arg: lengths.cpu()})
+
+    def _invoke_checking_mask(self, x: Tensor, kwargs: dict[str, Any], retry: Callable) -> Any:
+        """The first call when what the mask marks was read off its name: the
+        ``key_padding_mask`` the model's ``nn.MultiheadAttention`` layers get must ignore
+        the padding, not the real tokens (a forward naming ``mask`` what is True at padding
+        would otherwise be explained with the real tokens hidden)."""
+        seen: list[tuple[str, Tensor]] = []
+
+        def record(name: str) -> Callable:
+            def hook(_module: nn.Module, args: tuple, kw: dict) -> None:
+                kpm = kw.get("key_padding_mask", args[3] if len(args) > 3 else None)
+                if isinstance(kpm, Tensor):
+                    seen.append((name, kpm))
+
+            return hook
+
+        self._mask_checked = True
+        handles = [
+            m.register_forward_pre_hook(record(n), with_kwargs=True)
+            for n, m in self.module.named_modules()
+            if isinstance(m, nn.MultiheadAttention)
+        ]
+        try:
+            out = self._invoke(x, kwargs, retry)
+        finally:
+            for handle in handles:
+                handle.remove()
+        given = kwargs[self.mask_arg]
+        real = ~given.bool() if self.mask_marks == "padding" else given.bool()
+        for name, kpm in seen:
+            ignored = kpm if kpm.dtype == torch.bool else kpm < 0
+            if ignored.shape == real.shape and torch.equal(ignored, real.to(ignored.device)):
+                other = "padding" if self.mask_marks == "real" else "real"
+                raise ValueError(
+                    f"the model's {name} ignores the real tokens and attends to the padding: "
+                    f"a True / 1 in its {self.mask_arg!r} argument was read as marking "
+                    f"{self.mask_marks} tokens ({self.provenance.get('mask_marks')}); pass "
+                    f"mask_marks={other!r} if it marks {other} tokens"
+                )
+        return out
 
     def length_kwargs(
         self, ids: Tensor | None, lengths: Tensor, time: int | None = None
@@ -792,7 +879,7 @@ class SequenceModel(nn.Module):
             real = self.padding_mask(ids)
         else:
             real = torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
-        return {self.mask_arg: ~real if self.mask_arg in _MASK_PAD else real.long()}
+        return {self.mask_arg: ~real if self.mask_marks == "padding" else real.long()}
 
     def _as_matrix(self, out: Any, time: int, lengths: Tensor) -> Tensor:
         if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
@@ -892,6 +979,7 @@ def adapt(
     num_classes: int | None = None,
     lengths_arg: str | None = None,
     mask_arg: str | None = None,
+    mask_marks: str | None = None,
     output_steps: bool | None = None,
     target_arg: str | None = None,
     target_embedding: str | nn.Module | None = None,
@@ -917,6 +1005,8 @@ def adapt(
         lengths_arg: the forward's parameter that takes lengths ``(batch,)``.
         mask_arg: the forward's parameter that takes a padding mask ``(batch, time)``
             (``mask``/``attention_mask``: 1 = real; ``*key_padding_mask``: True = pad).
+        mask_marks: what a True / 1 in that mask marks: ``"real"`` tokens or ``"padding"``
+            (read off the name otherwise; checked against ``nn.MultiheadAttention``).
         output_steps: ``True`` for a model returning one output per step
             ``(batch, steps, classes)`` (time-major models: ``(steps, batch, classes)``).
         target_arg: an encoder-decoder's forward parameter taking the target ids (teacher
@@ -960,6 +1050,7 @@ def adapt(
         "num_classes": num_classes,
         "lengths_arg": lengths_arg,
         "mask_arg": mask_arg,
+        "mask_marks": mask_marks,
         "output_steps": output_steps,
         "target_arg": target_arg,
         "target_embedding": target_embedding,
