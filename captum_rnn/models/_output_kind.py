@@ -7,7 +7,8 @@ independent labels. This module collects that evidence without running anything:
 
 * loss modules the model holds (``self.criterion = nn.MSELoss()``, Lightning style);
 * loss functions named in the source of its training methods (``training_step`` and
-  methods whose name says step or loss, e.g. ``F.cross_entropy(logits, y)``).
+  methods whose name says step or loss, e.g. ``F.cross_entropy(logits, y)``) and of its
+  ``forward`` (Hugging Face style models compute the loss there when given labels).
 
 :meth:`SequenceModel.observe` uses it to decide the output kind where the model declares
 none, and to refuse where the evidence and the values disagree.
@@ -54,7 +55,9 @@ _NAMES = {**_LOSS_FUNCTIONS, **{cls.__name__: kind for cls, kind in _LOSS_MODULE
 _CALL = re.compile(
     r"\b(" + "|".join(sorted(map(re.escape, _NAMES), key=len, reverse=True)) + r")\s*\("
 )
-_TRAINING_METHOD = re.compile(r"step|loss", re.IGNORECASE)
+# training methods, and forward: Hugging Face style models compute their loss there when
+# given labels
+_TRAINING_METHOD = re.compile(r"step|loss|^forward$", re.IGNORECASE)
 _LIBRARY_PREFIXES = ("torch", "pytorch_lightning", "lightning", "captum")
 
 
@@ -103,7 +106,8 @@ def loss_evidence(module: nn.Module) -> list[LossEvidence]:
 
 def _training_sources(cls: type) -> list[tuple[str, str]]:
     """Source of the user's own methods that train (``training_step``, ``*loss*``,
-    ``*step*``), from the class and its user-written bases; library classes are skipped."""
+    ``*step*``) and of ``forward``, from the class and its user-written bases; library
+    classes are skipped."""
     sources = []
     seen: set[str] = set()
     for klass in cls.__mro__:

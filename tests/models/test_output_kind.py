@@ -214,3 +214,15 @@ def test_predict_and_test_steps_say_nothing_about_training():
             return F.cross_entropy(self(batch[0]), batch[1])
 
     assert loss_evidence(Scored()) == []
+
+
+def test_a_loss_computed_in_forward_counts_hugging_face_style():
+    class WithLabels(_Net):
+        def forward(self, x, labels=None):
+            logits = super().forward(x)
+            if labels is not None:
+                return F.cross_entropy(logits, labels), logits
+            return logits
+
+    output, provenance = _inferred(WithLabels())
+    assert output == "logits" and "forward calls cross_entropy" in provenance
