@@ -83,13 +83,24 @@ def find_recurrent(
                 raise ValueError("layer= is not a module of the model")
     else:
         found = [(n, m) for n, m in named.items() if isinstance(m, nn.RNNBase)]
+    if layer is not None and not isinstance(found[0][1], nn.RNNBase):
+        raise ValueError(
+            f"layer= names a {type(found[0][1]).__name__}, not an nn.LSTM or nn.GRU layer"
+        )
     found = [(n, m) for n, m in found if isinstance(m, nn.RNNBase)]
     cells = [(n, m) for n, m in found if m.mode in ("LSTM", "GRU")]
     if not cells:
-        kinds = sorted({type(m).__name__ for _, m in found}) or ["none"]
+        if not found:  # nothing to name with layer=: say what works instead
+            raise ValueError(
+                "the decomposition needs an nn.LSTM or nn.GRU layer and this model has none "
+                "(a hand-written cell or an attention model cannot be decomposed): use a "
+                "gradient or perturbation method, e.g. method='integrated_gradients'"
+            )
+        kinds = sorted({type(m).__name__ for _, m in found})
         raise ValueError(
-            "the decomposition needs an nn.LSTM or nn.GRU layer; found "
-            f"{', '.join(kinds)} (a hand-written cell cannot be decomposed): pass layer="
+            f"the decomposition needs an nn.LSTM or nn.GRU layer; found {', '.join(kinds)} "
+            "(an Elman nn.RNN cannot be decomposed): use a gradient or perturbation method, "
+            "e.g. method='integrated_gradients'"
         )
     if len(cells) > 1:
         raise ValueError(
