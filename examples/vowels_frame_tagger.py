@@ -77,6 +77,7 @@ def main() -> None:
         model,
         x_test[i : i + 1, :n],
         outputs="all",
+        output="logits",  # per-frame class logits: the module holds no loss that says so
         feature_names=names,
         class_names=[f"speaker {c}" for c in train.class_names],
         n_steps=128,
