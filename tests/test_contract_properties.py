@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +53,7 @@ class Spec:
     features: int  # 0: token ids; else continuous input with this many features
     head: str = "sequence"  # or "tagger" (an output per step), "trimmed" (a tagger whose
     # pad_packed_sequence has no total_length: as many steps as the longest in the call)
+    wrapped: bool = False  # inside a LightningModule whose forward passes *args, **kwargs on
 
 
 class _Base(nn.Module):
@@ -137,12 +139,26 @@ def specs(draw) -> Spec:
         head=draw(st.sampled_from(["sequence", "tagger", "trimmed"]))
         if reads == "lengths"
         else draw(st.sampled_from(["sequence", "tagger"])),
+        wrapped=draw(st.booleans()),
     )
+
+
+class _Lightning(pl.LightningModule):
+    """The Lightning wrapper many tutorials put around the network."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.spec = net.spec
+
+    def forward(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
 
 
 def build(spec: Spec, seed: int = 0) -> nn.Module:
     cls = {"lengths": _PacksLengths, "mask": _MaskedMean, "padded": _ReadsPadding}[spec.reads]
-    return cls(spec, seed).eval()
+    net = cls(spec, seed)
+    return (_Lightning(net) if spec.wrapped else net).eval()
 
 
 def needed_hints(spec: Spec) -> dict:
@@ -489,8 +505,9 @@ def test_each_training_sequence_is_its_own_nearest_example(spec, lengths):
     before = state(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        nearest = NearestExamples(model, train, layers="fc:input", batch_size=3, **hints)
-        _, scores = nearest.influence(ids, top_k=1)["fc:input"]
+        layer = "net.fc:input" if spec.wrapped else "fc:input"
+        nearest = NearestExamples(model, train, layers=layer, batch_size=3, **hints)
+        _, scores = nearest.influence(ids, top_k=1)[layer]
     assert same_state(before, state(model))
     assert scores.shape == (len(lengths), 1)
     assert torch.allclose(scores[:, 0], torch.ones(len(lengths)), atol=1e-4), scores

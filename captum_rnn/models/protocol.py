@@ -96,14 +96,39 @@ _TARGET_NAMES = (
     "target_ids",
 )
 _FORCING_NAMES = ("teacher_forcing_ratio", "teacher_forcing", "tf_ratio")
+#: Layers that mark the module holding a sequence network (for wrappers passing *args on).
+_SEQUENCE_LAYERS = (nn.RNNBase, nn.Embedding, nn.MultiheadAttention, nn.Conv1d)
 
 
 def _forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
+    """The named parameters of ``module.forward``; for a wrapper whose forward only
+    passes ``*args, **kwargs`` on (a LightningModule around the network), those of the
+    one child that holds the sequence layers."""
     try:
         params = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):
         return []
-    return [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    passes_on = {p.kind for p in params} == {
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+    }
+    if named or not passes_on:
+        return named
+    holders = [
+        child
+        for child in module.children()
+        if any(isinstance(m, _SEQUENCE_LAYERS) for m in child.modules())
+    ]
+    return _forward_parameters(holders[0]) if len(holders) == 1 else []
+
+
+def _takes_any_keyword(module: nn.Module) -> bool:
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 class SequenceModel(nn.Module):
@@ -326,7 +351,7 @@ class SequenceModel(nn.Module):
         for key in ("lengths_arg", "mask_arg"):
             if key in hints:
                 value = hints[key]
-                if value is not None and value not in names:
+                if value is not None and value not in names and not _takes_any_keyword(self.module):
                     raise ValueError(
                         f"{key}={value!r} is not a parameter of the model's forward{tuple(names)}"
                     )

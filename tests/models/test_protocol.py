@@ -523,3 +523,30 @@ def test_packing_with_device_lengths_works_on_cuda():
     gpu = captum_rnn.explain(model.cuda(), ids.cuda(), n_steps=8)
     for e, f in zip(cpu, gpu, strict=True):
         assert e.scores == pytest.approx(f.scores, rel=1e-3, abs=1e-5)
+
+
+class _PassesOn(nn.Module):
+    """A Lightning-tutorial wrapper: forward(*args, **kwargs) calls the network."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.criterion = nn.BCEWithLogitsLoss()
+
+    def forward(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
+
+
+def test_a_wrapper_passing_args_on_is_read_through_to_its_network():
+    torch.manual_seed(0)
+    net = ImdbLSTM().eval()
+    wrapped = _PassesOn(net).eval()
+    seq = adapt(wrapped)
+    assert seq.lengths_arg == "text_lengths" and seq.pad_id == 1 and not seq.batch_first
+    text = torch.tensor([[5, 6, 7], [8, 9, 1], [3, 1, 1]])  # (time, batch), pad 1
+    got = captum_rnn.explain(wrapped, text)
+    want = captum_rnn.explain(net, text, output="logits")
+    for g, w in zip(got, want, strict=True):
+        assert g.scores == pytest.approx(w.scores, abs=1e-6)
+    # a forward taking **kwargs accepts a hint naming what it passes on
+    assert adapt(wrapped, lengths_arg="text_lengths").lengths_arg == "text_lengths"
