@@ -46,7 +46,7 @@ from captum_rnn.attr._methods import (
     check_options,
     get_method,
 )
-from captum_rnn.models.protocol import adapt
+from captum_rnn.models.protocol import adapt, pop_hints
 
 __all__ = [
     "TemporalIntegratedGradientsMethod",
@@ -235,31 +235,37 @@ def time_forward_attributions(
     prediction at step ``t`` (from ``x[:t+1]``) by step ``t``'s cells.
 
     Args:
-        model: the user's model (through :func:`captum_rnn.adapt`).
-        inputs: ``(batch, time, features)``, batch-first, padded on the right.
+        model: the user's model (through :func:`captum_rnn.adapt`; its hints, e.g.
+            ``batch_first=``, go in ``options``).
+        inputs: ``(batch, time, features)`` in the model's own layout (``(time, batch,
+            features)`` for a time-major model), padded on the right.
         lengths: ``(batch,)`` true lengths; all full when ``None``.
         method: a registered method name; ``"temporal_integrated_gradients"`` runs as
             itself, any other through :class:`TimeForwardMethod`.
         target: class explained at every step: an int, ``(batch,)``, ``(batch, time)``,
             or ``None`` for the class the model predicts at each step.
-        baselines: reference input (zeros when ``None``).
+        baselines: reference input, shaped like ``inputs`` (zeros when ``None``).
         normalize: ``None`` (the method's values) or ``"step"``: each row divided by
             its L1 norm (see :func:`normalize_steps`).
         options: the method's options.
 
     Returns:
-        ``(batch, time, features)`` attributions, 0 at padded steps.
+        ``(batch, time, features)`` attributions (batch-first, one row per sequence),
+        0 at padded steps.
 
     Example:
         >>> # attr = time_forward_attributions(gru, x, lengths, "deeplift", normalize="step")
     """
-    seq = adapt(model)
+    seq = adapt(model, **pop_hints(options))
     if seq.is_token_model:
         raise ValueError("time_forward_attributions takes continuous input; use explain()")
     if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
         raise TypeError("inputs must be a float tensor (batch, time, features)")
     if inputs.dim() != 3 or 0 in inputs.shape:
         raise ValueError(f"inputs must be (batch, time, features), got {tuple(inputs.shape)}")
+    inputs = seq.to_batch_first(inputs)  # the model's own layout in
+    if baselines is not None:
+        baselines = seq.to_batch_first(baselines)
     batch, time = inputs.shape[:2]
     device = inputs.device
     if lengths is None:

@@ -348,3 +348,29 @@ def test_explain_reports_timeshaps_forward_passes_per_sequence():
     passes = [e.extra["forward_passes"] for e in explanations]
     assert all(isinstance(p, int) and p > 0 for p in passes)
     assert "forward_passes" not in captum_rnn.explain(model, x, method="saliency")[0].extra
+
+
+class _PackedGRU(torch.nn.Module):
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = torch.nn.GRU(3, 5, batch_first=batch_first)
+        self.fc = torch.nn.Linear(5, 2)
+
+    def forward(self, x, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            x, lengths.cpu(), batch_first=self.rnn.batch_first, enforce_sorted=False
+        )
+        return self.fc(self.rnn(packed)[1][-1])
+
+
+@pytest.mark.parametrize("method", ["temporal_integrated_gradients", "saliency"])
+def test_time_forward_reads_a_time_major_models_own_layout(method):
+    """(time, batch, features) in for a time-major model, as explain takes it; rows
+    come back per sequence (batch-first), equal to the batch-first twin's."""
+    x = torch.randn(3, 4, 3, generator=torch.Generator().manual_seed(0))  # (batch=3, time=4)
+    lengths = torch.tensor([4, 2, 3])
+    want = time_forward_attributions(_PackedGRU(True).eval(), x, lengths, method)
+    got = time_forward_attributions(_PackedGRU(False).eval(), x.transpose(0, 1), lengths, method)
+    assert got.shape == (3, 4, 3)
+    assert torch.allclose(got, want, atol=1e-5)
