@@ -589,7 +589,7 @@ def _token_flip_rates(
 def _feature_flip_rates(
     model: nn.Module, x: Tensor, lengths: Tensor, baseline: float, batch_size: int
 ) -> list[float]:
-    batch = _prepare(model, x, lengths)
+    batch = _prepare(model, model.to_native(x), lengths)  # x is batch-first here
     before = _predictions(model, batch.x, batch.lengths, batch_size)
     rates = []
     for f in range(batch.x.shape[2]):
@@ -781,7 +781,8 @@ def dataset_attribution_summary(
             ``(batch, time, features)`` for continuous input.
         inputs: token ids ``(batch, time)`` (needed with a 2-D attribution tensor; with
             ``Explanations`` they identify tokens for the flip test), or the continuous
-            input ``(batch, time, features)`` (needed for the flip test).
+            input ``(batch, time, features)`` (needed for the flip test); with ``model``
+            in the model's own layout (``(time, batch)`` for a time-major model).
         lengths: true lengths; inferred from the padding id for token ids, else every
             step is real.
         classes: one class per sequence to group by (predicted classes or labels); with
@@ -841,6 +842,8 @@ def dataset_attribution_summary(
         model, _ = _adapt(model, **hints)
         if padding_idx is None and model.is_token_model:
             padding_idx = model.pad_id
+        if isinstance(inputs, Tensor) and inputs.dim() >= 2:
+            inputs = model.to_batch_first(inputs)  # the model's own layout in
     elif hints:
         raise TypeError(f"model hints {sorted(hints)} need model=")
 
@@ -878,7 +881,7 @@ def dataset_attribution_summary(
             batch = _prepare(model, list(data.ids))
             classes = _predictions(model, batch.x, batch.lengths, batch_size).tolist()
         elif data.inputs is not None:
-            batch = _prepare(model, data.inputs, data.lengths)
+            batch = _prepare(model, model.to_native(data.inputs), data.lengths)
             classes = _predictions(model, batch.x, batch.lengths, batch_size).tolist()
     class_list = _sorted_classes(classes) if classes is not None else []
     class_counts = {c: sum(1 for v in classes if v == c) for c in class_list} if classes else {}

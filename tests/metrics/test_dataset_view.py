@@ -297,3 +297,29 @@ def test_flip_test_on_cuda_matches_cpu():
     cpu = dataset_attribution_summary(scores, ids, model=model, min_count=1)
     gpu = dataset_attribution_summary(scores, ids.cuda(), model=model.cuda(), min_count=1)
     assert [r["flip_rate"] for r in cpu.rows] == [r["flip_rate"] for r in gpu.rows]
+
+
+class _Twin(torch.nn.Module):
+    """A packed GRU over token ids, batch-first or time-major with the same weights."""
+
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = torch.nn.Embedding(12, 4, padding_idx=1)
+        self.rnn = torch.nn.GRU(4, 5, batch_first=batch_first)
+        self.fc = torch.nn.Linear(5, 2)
+
+    def forward(self, text, text_lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            self.embedding(text), text_lengths.cpu(), self.rnn.batch_first, enforce_sorted=False
+        )
+        return self.fc(self.rnn(packed)[1][-1])
+
+
+def test_inputs_are_read_in_a_time_major_models_own_layout():
+    ids = torch.tensor([[3, 4, 5, 1], [6, 3, 1, 1], [7, 8, 9, 3]])  # (batch, time), pad 1
+    first, major = _Twin(True).eval(), _Twin(False).eval()
+    explanations = captum_rnn.explain(first, ids, method="saliency")
+    want = dataset_attribution_summary(explanations, model=first, inputs=ids, min_count=1)
+    got = dataset_attribution_summary(explanations, model=major, inputs=ids.T, min_count=1)
+    assert repr(got.rows) == repr(want.rows)
