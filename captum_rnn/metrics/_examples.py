@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from captum_rnn._utils.options import check_int
+from captum_rnn.models.protocol import SequenceModel, adapt
 
 __all__ = [
     "MislabelDetection",
@@ -278,22 +279,45 @@ def _check_checkpoints(checkpoints: Any) -> list[Checkpoint]:
     return checkpoints
 
 
-def _batches(dataset: Dataset, batch_size: int, collate_fn: Callable | None) -> DataLoader:
-    from captum_rnn.data import pad_collate
+def _collate(seq: SequenceModel, collate_fn: Callable | None) -> Callable:
+    """The batch builder: given, or ``pad_collate`` with the model's pad id."""
+    from captum_rnn.data import PadCollate, pad_collate
 
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn or pad_collate
-    )
+    if collate_fn is not None:
+        return collate_fn
+    pad = seq.pad_id if seq.is_token_model else None
+    return PadCollate(padding_value=pad) if pad else pad_collate
+
+
+def _batches(dataset: Dataset, batch_size: int, collate: Callable) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
 
 def _forward_args(batch: Any, device: torch.device) -> tuple[tuple[Tensor, ...], Tensor]:
+    """``((inputs, lengths), targets)`` of a collated batch (batch-first, as the contract
+    takes it), on ``device``."""
     from captum_rnn.models.recurrent import RecurrentModel
 
     inputs, lengths, targets = RecurrentModel.unpack_batch(batch)
     if targets is None:
         raise ValueError("the data set's batches need targets")
-    args = (inputs.to(device),) + (() if lengths is None else (lengths.to(device),))
-    return args, targets.to(device).long()
+    lengths = None if lengths is None else lengths.to(device)
+    return (inputs.to(device), lengths), targets.to(device).long()
+
+
+def _log_probabilities(seq: SequenceModel, outputs: Tensor) -> Tensor:
+    """``(batch, classes)`` log-probabilities of a classifier's outputs, whatever it returns
+    (logits, probabilities, log-probabilities, one binary logit)."""
+    seq.observe(outputs)
+    if not seq.is_classifier:
+        raise ValueError("mislabel detection needs a classifier; this model's output is regression")
+    if outputs.shape[-1] == 1:  # one binary logit or probability
+        return seq.probabilities(outputs).clamp_min(1e-12).log()
+    if seq.output == "logits":
+        return torch.log_softmax(outputs, dim=-1)
+    if seq.output == "log_probs":
+        return outputs
+    return outputs.clamp_min(1e-12).log()
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -308,6 +332,7 @@ def checkpoint_loss_scores(
     *,
     batch_size: int = 256,
     collate_fn: Callable | None = None,
+    **hints: Any,
 ) -> Tensor:
     """Cross-entropy of every example, summed over training checkpoints.
 
@@ -319,22 +344,27 @@ def checkpoint_loss_scores(
         dataset: ``(sequence, target)`` items.
         checkpoints: state dicts, or paths read with ``torch.load(weights_only=True)``.
         batch_size: examples per forward pass.
-        collate_fn: batch builder (default :func:`captum_rnn.data.pad_collate`).
+        collate_fn: batch builder (default :func:`captum_rnn.data.pad_collate` with the
+            model's pad id); batches batch-first, as :func:`captum_rnn.adapt` reads them.
+        hints: the model contract's keywords (``pad_id``, ``output`` ...).
 
     Returns:
         ``(n,)`` float tensor.
     """
     checkpoints = _check_checkpoints(checkpoints)
     worker = copy.deepcopy(model).eval()
+    seq = adapt(worker, **hints)
     device = _device_of(worker)
+    collate = _collate(seq, collate_fn)
     total = torch.zeros(len(dataset), dtype=torch.float64)  # type: ignore[arg-type]
     for i, checkpoint in enumerate(checkpoints):
         worker.load_state_dict(_load_checkpoint(checkpoint, i))
         start = 0
         with torch.no_grad():
-            for batch in _batches(dataset, batch_size, collate_fn):
+            for batch in _batches(dataset, batch_size, collate):
                 args, targets = _forward_args(batch, device)
-                loss = nn.functional.cross_entropy(worker(*args), targets, reduction="none")
+                log_p = _log_probabilities(seq, seq(*args))
+                loss = nn.functional.nll_loss(log_p, targets, reduction="none")
                 total[start : start + len(targets)] += loss.double().cpu()
                 start += len(targets)
     return total.float()
@@ -349,6 +379,7 @@ def tracin_self_influence(
     learning_rate: float = 1.0,
     batch_size: int = 256,
     collate_fn: Callable | None = None,
+    **hints: Any,
 ) -> Tensor:
     """Captum ``TracInCPFast`` self-influence of every training example, final layer only.
 
@@ -364,7 +395,9 @@ def tracin_self_influence(
         final_layer: the name of the final linear layer (``"head"`` in captum_rnn models).
         learning_rate: the per-checkpoint weight TracIn multiplies by.
         batch_size: examples per batch.
-        collate_fn: batch builder (default :func:`captum_rnn.data.pad_collate`).
+        collate_fn: batch builder (default :func:`captum_rnn.data.pad_collate` with the
+            model's pad id).
+        hints: the model contract's keywords.
 
     Returns:
         ``(n,)`` float tensor.
@@ -375,6 +408,7 @@ def tracin_self_influence(
 
     checkpoints = _check_checkpoints(checkpoints)
     worker = copy.deepcopy(model).eval()
+    seq = adapt(worker, **hints)
     try:
         layer = worker.get_submodule(final_layer)
     except AttributeError:
@@ -387,32 +421,42 @@ def tracin_self_influence(
     states = [_load_checkpoint(c, i) for i, c in enumerate(checkpoints)]
 
     def load(module: nn.Module, key: int) -> float:
-        module.load_state_dict(states[key])
+        worker.load_state_dict(states[key])  # ``module`` is the contract around ``worker``
         return learning_rate
 
     device = _device_of(worker)
 
     def to_device(batch: Any) -> tuple[Tensor, ...]:
-        args, targets = _forward_args(batch, device)
-        return (*args, targets)
+        (inputs, lengths), targets = _forward_args(batch, device)
+        if lengths is None:
+            lengths = torch.full((len(inputs),), inputs.shape[1], device=device)
+        return (inputs, lengths, targets)
 
-    from captum_rnn.data import pad_collate
-
-    collate = collate_fn or pad_collate
+    collate = _collate(seq, collate_fn)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
         collate_fn=lambda items: to_device(collate(items)),
     )
-    _check_final_layer(worker, layer, final_layer, next(iter(loader)))
+    first = next(iter(loader))
+    _check_final_layer(seq, layer, final_layer, first)
+    with torch.no_grad():
+        width = seq(*first[:-1]).shape[-1]
+    if seq.output not in ("logits", "log_probs") or seq.step_shape is not None or width < 2:
+        raise ValueError(
+            f"TracIn differentiates the loss of the final layer's output, which must be the "
+            f"model's class logits; this model returns {seq.output} (pass output='logits' "
+            "if it returns logits)"
+        )
+    loss_fn = nn.CrossEntropyLoss if seq.output == "logits" else nn.NLLLoss
     tracin = TracInCPFast(
-        worker,
+        seq,
         layer,
         loader,
         list(range(len(states))),
         checkpoints_load_func=load,
-        loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+        loss_fn=loss_fn(reduction="sum"),
         batch_size=None,
     )
     with gradient_context(worker):
@@ -445,11 +489,11 @@ def _train_copy(
     batch_size: int,
     collate_fn: Callable | None,
     seed: int,
+    **hints: Any,
 ) -> tuple[nn.Module, list[dict[str, Tensor]]]:
     """Train a copy of ``model`` with Adam; one CPU state dict per epoch."""
-    from captum_rnn.data import pad_collate
-
     worker = copy.deepcopy(model)
+    seq = adapt(worker, **hints)
     for p in worker.parameters():
         p.requires_grad_(True)
     device = _device_of(worker)
@@ -458,7 +502,7 @@ def _train_copy(
         dataset,
         batch_size=batch_size,
         shuffle=True,
-        collate_fn=collate_fn or pad_collate,
+        collate_fn=_collate(seq, collate_fn),
         generator=torch.Generator().manual_seed(seed),
     )
     checkpoints = []
@@ -469,7 +513,8 @@ def _train_copy(
             for batch in loader:
                 args, targets = _forward_args(batch, device)
                 optimiser.zero_grad()
-                nn.functional.cross_entropy(worker(*args), targets).backward()
+                log_p = _log_probabilities(seq, seq(*args))
+                nn.functional.nll_loss(log_p, targets).backward()
                 optimiser.step()
             checkpoints.append(
                 {k: v.detach().cpu().clone() for k, v in worker.state_dict().items()}
@@ -541,6 +586,8 @@ def mislabel_detection(
     fractions: Sequence[float] = DEFAULT_CHECK_FRACTIONS,
     num_classes: int | None = None,
     seed: int = 0,
+    layers: str | Sequence[str] | None = None,
+    **hints: Any,
 ) -> MislabelDetection:
     """Flip training labels, rank the training set by suspicion, count the flips found.
 
@@ -561,7 +608,9 @@ def mislabel_detection(
     The given model is never changed.
 
     Args:
-        model: a classifier with ``forward(x, lengths)`` (untrained or trained, see above).
+        model: any sequence classifier, seen through :func:`captum_rnn.adapt` (untrained
+            or trained, see above); its outputs may be logits, probabilities or
+            log-probabilities.
         train_dataset: ``(sequence, target)`` items with integer classes.
         share: fraction of labels to flip (ignored when ``flipped`` is given).
         methods: which scores to compute.
@@ -575,6 +624,9 @@ def mislabel_detection(
         fractions: shares of the data checked.
         num_classes: classes (default: from the labels).
         seed: flips, shuffling and dropout.
+        layers: the k-NN score's representation, as :class:`~captum_rnn.attr.NearestExamples`
+            takes it (needed for a model without ``encode``, e.g. ``"fc:input"``).
+        hints: the model contract's keywords (``pad_id``, ``output`` ...).
 
     Returns:
         A :class:`MislabelDetection`; ``print(result.summary())``.
@@ -600,7 +652,9 @@ def mislabel_detection(
         epochs = check_int("epochs", epochs, 1)
         noisy, flipped = flip_labels(labels, share, num_classes, seed)
         data: Dataset = _Relabelled(train_dataset, noisy)
-        trained, states = _train_copy(model, data, epochs, lr, batch_size, collate_fn, seed)
+        trained, states = _train_copy(
+            model, data, epochs, lr, batch_size, collate_fn, seed, **hints
+        )
         scoring_model: nn.Module = trained
         checkpoint_list: list[Checkpoint] = list(states)
     else:
@@ -620,16 +674,27 @@ def mislabel_detection(
         from captum_rnn.attr import NearestExamples
 
         nearest = NearestExamples(
-            scoring_model, data, metric=metric, collate_fn=collate_fn, batch_size=256
+            scoring_model,
+            data,
+            layers,
+            metric=metric,
+            collate_fn=collate_fn,
+            batch_size=256,
+            **hints,
         )
         scores["knn"] = nearest.label_disagreement(top_k=min(top_k, len(labels) - 1))
     if "loss" in methods:
         scores["loss"] = checkpoint_loss_scores(
-            scoring_model, data, checkpoint_list, collate_fn=collate_fn
+            scoring_model, data, checkpoint_list, collate_fn=collate_fn, **hints
         )
     if "tracin" in methods:
         scores["tracin"] = tracin_self_influence(
-            scoring_model, data, checkpoint_list, final_layer=final_layer, collate_fn=collate_fn
+            scoring_model,
+            data,
+            checkpoint_list,
+            final_layer=final_layer,
+            collate_fn=collate_fn,
+            **hints,
         )
     found = {name: flips_found(value, flipped, fractions) for name, value in scores.items()}
     return MislabelDetection(

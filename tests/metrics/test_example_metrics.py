@@ -348,3 +348,46 @@ def test_vowels_task_explains_speaker_errors(tmp_path):
     assert {"neighbors_0", "prototypes", "ig_predicted", "ig_true"} <= set(metrics["figures"])
     saved = json.loads((tmp_path / "vowels_metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"]
+
+
+def _zoo_dataset(case, n: int = 24) -> list:
+    """``(ids without padding, label)`` items from a zoo case's training data."""
+    x, lengths, labels = case.train_data
+    rows = x if case.batch_first else x.transpose(0, 1)
+    return [(rows[i, : int(lengths[i])], int(labels[i])) for i in range(n)]
+
+
+def test_loss_scores_call_a_users_model_through_the_contract():
+    """The IMDB tutorial LSTM: time-major, pad id 1, one logit. Each example's loss is the
+    binary cross-entropy of the model called on it alone, as its author calls it."""
+    import zoo
+
+    case = zoo.build("imdb_lstm")
+    data = _zoo_dataset(case)
+    scores = checkpoint_loss_scores(case.model, data, [case.model.state_dict()], output="logits")
+    with torch.no_grad():
+        by_hand = torch.stack(
+            [
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    case.model(ids[:, None], torch.tensor([len(ids)]))[0, 0], torch.tensor(float(y))
+                )
+                for ids, y in data
+            ]
+        )
+    assert torch.allclose(scores, by_hand.float(), atol=1e-5)
+
+
+def test_mislabel_detection_runs_on_a_users_model():
+    import zoo
+
+    case = zoo.build("imdb_lstm")
+    result = mislabel_detection(
+        case.model, _zoo_dataset(case, 40), share=0.2, methods=("knn", "loss"), epochs=1,
+        layers="fc:input", output="logits",
+    )  # fmt: skip
+    assert set(result.found) == {"knn", "loss"}
+    with pytest.raises(ValueError, match="TracIn.*class logits"):
+        mislabel_detection(
+            case.model, _zoo_dataset(case, 40), share=0.2, methods=("tracin",), epochs=1,
+            final_layer="fc", output="logits",
+        )  # fmt: skip
