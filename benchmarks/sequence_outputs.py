@@ -75,7 +75,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, medians of {args.repeats}")  # fmt: skip
     for time in args.lengths:
         ids = torch.randint(1, 50, (1, time))
-        [full] = captum_rnn.explain(tagger, ids, **ig)
+        [full] = captum_rnn.explain(tagger, ids, output="logits", **ig)
         targets = [t * 5 + c for t, c in enumerate(full.target)]
         looped = targets if time <= 50 else targets[:: max(1, time // args.sampled)]
         scale = len(targets) / len(looped)
@@ -87,7 +87,7 @@ def main() -> None:
                 )
 
         def all_outputs(ids=ids):
-            captum_rnn.explain(tagger, ids, outputs="all", **ig)
+            captum_rnn.explain(tagger, ids, outputs="all", output="logits", **ig)
 
         def floor(ids=ids, time=time):
             with torch.enable_grad():
@@ -126,7 +126,7 @@ def main() -> None:
                 captum_rnn.explain(flat, ids, method=method, target=target, output="logits")
 
             def every(ids=ids, method=method):
-                captum_rnn.explain(tagger, ids, method=method, outputs="all")
+                captum_rnn.explain(tagger, ids, method=method, outputs="all", output="logits")
 
             medians = interleaved({"one": one, "all": every}, device, args.repeats)
             print(
