@@ -734,10 +734,20 @@ def leave_one_out(
     return drops
 
 
+def _signs(values: Tensor, mask: Tensor) -> Tensor:
+    """``(batch, n, n)`` sign of ``values[i] - values[j]``, 0 within rounding noise."""
+    diff = values[:, :, None] - values[:, None, :]
+    scale = values.abs().masked_fill(~mask, 0.0).amax(dim=1).clamp_min(1e-30)
+    return torch.sign(diff) * (diff.abs() > 1e-6 * scale[:, None, None])
+
+
 def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
     """Kendall's tau-b between rows of ``a`` and ``b`` over the positions in ``mask``.
 
-    Ties count as in tau-b; a row with fewer than two positions, or constant in ``a``
+    Ties count as in tau-b, and values within float32 rounding of each other (1e-6 of the
+    row's largest magnitude) are ties: equal in exact arithmetic (two deletions that leave
+    the same sequence), they must not be ranked by rounding noise, which differs between a
+    batch and a sequence alone. A row with fewer than two positions, or constant in ``a``
     or ``b``, gives NaN.
 
     Args:
@@ -769,8 +779,8 @@ def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
     for s in range(0, a.shape[0], step):
         ca, cb, cm = a[s : s + step], b[s : s + step], mask[s : s + step]
         pairs = cm[:, :, None] & cm[:, None, :] & upper
-        da = torch.sign(ca[:, :, None] - ca[:, None, :]) * pairs
-        db = torch.sign(cb[:, :, None] - cb[:, None, :]) * pairs
+        da = _signs(ca, cm) * pairs
+        db = _signs(cb, cm) * pairs
         concord = (da * db).sum(dim=(1, 2))
         untied_a = (da != 0).sum(dim=(1, 2)).double()
         untied_b = (db != 0).sum(dim=(1, 2)).double()

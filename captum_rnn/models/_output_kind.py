@@ -135,3 +135,38 @@ def kind_for_width(evidence: LossEvidence, width: int) -> str | None:
     if evidence.kind == "binary_probs":
         return "probs" if width == 1 else None
     return evidence.kind
+
+
+_SOFTMAX_CALL = re.compile(r"\b(log_softmax|softmax)\s*\(")
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+
+
+def normalises(*owners: nn.Module | None) -> bool:
+    """Whether the model's own forward normalises its outputs: it calls ``softmax`` /
+    ``log_softmax`` or holds an ``nn.Softmax`` / ``nn.LogSoftmax``.
+
+    Args:
+        owners: the model, and for a wrapper whose forward passes ``*args, **kwargs`` on,
+            the network it wraps (``None`` entries are skipped).
+
+    Rows that sum to 1 are read as probabilities only with this evidence: class logits of
+    an untrained model can sum to 1 on one row by chance, and did.
+
+    Example:
+        >>> normalises(nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=-1)))
+        True
+    """
+    for owner in owners:
+        if owner is None:
+            continue
+        if any(isinstance(child, _SOFTMAX_MODULES) for child in owner.children()):
+            return True
+        if type(owner).__module__.split(".")[0] in _LIBRARY_PREFIXES:
+            continue
+        try:
+            source = inspect.getsource(type(owner).forward)
+        except (OSError, TypeError):
+            continue
+        if _SOFTMAX_CALL.search(source):
+            return True
+    return False

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_rnn.models._output_kind import kind_for_width, loss_evidence
+from captum_rnn.models._output_kind import kind_for_width, loss_evidence, normalises
 
 __all__ = [
     "HINT_NAMES",
@@ -109,18 +109,31 @@ def _forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
     except (TypeError, ValueError):
         return []
     named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if named:
+        return named
+    delegate = _delegate(module)
+    return _forward_parameters(delegate) if delegate is not None else []
+
+
+def _delegate(module: nn.Module) -> nn.Module | None:
+    """For a wrapper whose forward only passes ``*args, **kwargs`` on, the one child that
+    holds the sequence layers (the network it wraps); else ``None``."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
     passes_on = {p.kind for p in params} == {
         inspect.Parameter.VAR_POSITIONAL,
         inspect.Parameter.VAR_KEYWORD,
     }
-    if named or not passes_on:
-        return named
+    if not passes_on:
+        return None
     holders = [
         child
         for child in module.children()
         if any(isinstance(m, _SEQUENCE_LAYERS) for m in child.modules())
     ]
-    return _forward_parameters(holders[0]) if len(holders) == 1 else []
+    return holders[0] if len(holders) == 1 else None
 
 
 def _takes_any_keyword(module: nn.Module) -> bool:
@@ -616,16 +629,12 @@ class SequenceModel(nn.Module):
         finite = bool(torch.isfinite(values).all())
         sums = values.sum(dim=-1)
         ones = torch.ones_like(sums)
-        if (
-            width >= 2
-            and finite
-            and bool((values >= 0).all())
-            and torch.allclose(sums, ones, atol=1e-4)
-        ):
+        # rows summing to 1 count only where the forward normalises (see normalises())
+        normalised = width >= 2 and finite and normalises(self.module, _delegate(self.module))
+        if normalised and bool((values >= 0).all()) and torch.allclose(sums, ones, atol=1e-4):
             by_values = "probs"
         elif (
-            width >= 2
-            and finite
+            normalised
             and bool((values <= 0).all())
             and torch.allclose(values.exp().sum(-1), ones, atol=1e-4)
         ):

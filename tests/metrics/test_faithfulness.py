@@ -369,3 +369,17 @@ def test_metrics_on_cuda_match_cpu():
     torch.testing.assert_close(cpu[:5], gpu[:5].cpu(), atol=1e-4, rtol=0, equal_nan=True)
     result = captum_rnn.benchmark(model, ids.cuda(), methods=["saliency"], progress=False)
     assert result.recommendation == "saliency" or result.recommendation is None
+
+
+def test_kendall_tau_reads_values_equal_up_to_rounding_as_ties():
+    """Two deletions leaving the same sequence have the same drop in exact arithmetic; a
+    batch and a sequence alone round it differently (7e-9 apart here), which must not
+    rank them."""
+    scores = torch.tensor([[0.1, 0.3, 0.2, 0.4]], dtype=torch.float64)
+    tied = torch.tensor([[0.5, 0.0036054710511905785, 0.0036054710511905785, 0.2]])
+    noisy = tied.clone()
+    noisy[0, 2] += 7e-9
+    assert torch.equal(kendall_tau(scores, noisy), kendall_tau(scores, tied))
+    apart = tied.clone()
+    apart[0, 2] += 1e-3  # a real difference still counts
+    assert not torch.equal(kendall_tau(scores, apart), kendall_tau(scores, tied))
