@@ -462,7 +462,8 @@ class RecurrentDecomposition:
         if not isinstance(args[0], PackedSequence) and lengths is not None:
             given = lengths.to(ran.device).clamp(max=source.shape[1])
             if not torch.equal(given, ran):
-                candidates.append(given)
+                # a model told its lengths mostly uses them: try them first (one pass)
+                candidates.insert(0 if self.model.takes_lengths else 1, given)
         for attempt, ran in enumerate(candidates):
             x = source
             if rnn.num_layers > 1:

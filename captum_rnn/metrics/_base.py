@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -301,11 +302,18 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
     return scores.masked_fill(~batch.mask, 0.0)
 
 
+#: Whether a model ignores trailing padding, by module and the way it is called (the
+#: answer is structural: a forward that packs, or masks a one-way RNN, does).
+_TRAILING_PADDING: weakref.WeakKeyDictionary[nn.Module, dict[tuple, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = None) -> Tensor:
     """``seq(x, lengths, ids)``; trailing padding beyond the longest row is cut off (it
     saves time on perturbed, shorter rows) for a model told the lengths once it is seen
-    not to read that padding: checked on the first batch that has some, since a forward
-    that runs a bidirectional RNN over the padded batch under a mask does read it."""
+    not to read that padding: checked once per model on one row, since a forward that runs
+    a bidirectional RNN over the padded batch under a mask does read it."""
     if seq.takes_lengths and x.shape[1] > 1 and seq.ignores_trailing_padding is not False:
         if seq.is_token_model:
             real = (ids if ids is not None else x) != seq.pad_id
@@ -314,19 +322,29 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
             width = max(int(last), int(lengths.max()), 1)
         else:
             width = int(lengths.max())
-        if width < x.shape[1]:
-            cut_ids = None if ids is None else ids[:, :width]
-            if seq.ignores_trailing_padding is None:
-                full = seq(x, lengths, ids)
-                cut = seq(x[:, :width], lengths, cut_ids)
-                # per-step outputs lose the cut steps' columns (step-major): compare the rest
-                kept = full[:, : cut.shape[1]]
-                seq.ignores_trailing_padding = cut.shape[1] <= full.shape[1] and bool(
-                    torch.allclose(kept, cut, rtol=1e-4, atol=1e-5)
-                )
-                return full
-            x, ids = x[:, :width], cut_ids
+        if width < x.shape[1] and _ignores_trailing_padding(seq, x, lengths, ids, width):
+            x, ids = x[:, :width], None if ids is None else ids[:, :width]
     return seq(x, lengths, ids)
+
+
+def _ignores_trailing_padding(
+    seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None, width: int
+) -> bool:
+    """Whether cutting ``x`` to ``width`` steps leaves the outputs as they are: asked of the
+    first row (two one-row forwards) once per model and way of calling it."""
+    if seq.ignores_trailing_padding is None:
+        key = (seq.lengths_arg, seq.mask_arg, seq.batch_first, seq.output_steps)
+        known = _TRAILING_PADDING.setdefault(seq.module, {})
+        if key not in known:
+            row = None if ids is None else ids[:1]
+            full = seq(x[:1], lengths[:1], row)
+            cut = seq(x[:1, :width], lengths[:1], None if row is None else row[:, :width])
+            # per-step outputs lose the cut steps' columns (step-major): compare the rest
+            known[key] = cut.shape[1] <= full.shape[1] and bool(
+                torch.allclose(full[:, : cut.shape[1]], cut, rtol=1e-4, atol=1e-5)
+            )
+        seq.ignores_trailing_padding = known[key]
+    return seq.ignores_trailing_padding
 
 
 def _model_outputs(model: Any, batch: _Batch, batch_size: int) -> Tensor:
