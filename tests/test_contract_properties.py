@@ -515,3 +515,33 @@ def test_each_training_sequence_is_its_own_nearest_example(spec, lengths):
     assert same_state(before, state(model))
     assert scores.shape == (len(lengths), 1)
     assert torch.allclose(scores[:, 0], torch.ones(len(lengths)), atol=1e-4), scores
+
+
+@pytest.mark.parametrize(
+    "spec, lengths, metric",
+    [
+        # insertion starts from rows of padding only, which a masked model ignores
+        # whatever their length: the padding check must ask a row with tokens
+        (
+            Spec("gru", 1, True, True, 0, False, "mask", 1, False, 0),
+            [2, 3],
+            "insertion_auc",
+        ),
+        # left padding: cutting behind the lengths would cut the tokens
+        (
+            Spec("gru", 1, False, True, 0, False, "mask", 1, True, 0, head="tagger"),
+            [1, 2],
+            "comprehensiveness",
+        ),
+        # two deletions leaving the same sequence: rounding must not rank them
+        (
+            Spec("gru", 1, True, True, 0, False, "mask", 1, False, 0),
+            [6, 1],
+            "loo_kendall",
+        ),
+    ],
+)
+def test_cases_the_properties_found(spec, lengths, metric):
+    test_faithfulness_metrics_read_any_tutorial_model_through_the_same_contract.hypothesis.inner_test(
+        spec, lengths, metric
+    )

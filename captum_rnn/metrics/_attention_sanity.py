@@ -53,7 +53,7 @@ from captum_rnn.metrics._base import (
     _resolve_explainer,
     _resolve_target,
 )
-from captum_rnn.metrics._faithfulness import kendall_tau, leave_one_out
+from captum_rnn.metrics._faithfulness import DROP_TIE, kendall_tau, leave_one_out
 from captum_rnn.metrics._sanity import RandomizationResult, model_randomization_test
 from captum_rnn.models.protocol import SequenceModel
 
@@ -562,7 +562,7 @@ def attention_sanity(
             batch_size=batch_size,
             cells=False,  # attention weighs steps
         )
-        tau_loo = kendall_tau(scores, drops, batch.mask)
+        tau_loo = kendall_tau(scores, drops, batch.mask, b_atol=DROP_TIE)
 
         # permutation test
         tv_sum = torch.zeros(batch.size, dtype=torch.float64, device=outputs.device)

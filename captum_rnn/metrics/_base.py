@@ -314,7 +314,14 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
     saves time on perturbed, shorter rows) for a model told the lengths once it is seen
     not to read that padding: checked once per model on one row, since a forward that runs
     a bidirectional RNN over the padded batch under a mask does read it."""
-    if seq.takes_lengths and x.shape[1] > 1 and seq.ignores_trailing_padding is not False:
+    # Never for per-step outputs: their columns are the input's steps, which a cut drops
+    # (with padding in front, even steps the explained outputs sit on).
+    if (
+        seq.takes_lengths
+        and seq.step_shape is None
+        and x.shape[1] > 1
+        and seq.ignores_trailing_padding is not False
+    ):
         if seq.is_token_model:
             real = (ids if ids is not None else x) != seq.pad_id
             last = (real * torch.arange(1, x.shape[1] + 1, device=x.device)).amax()
@@ -330,18 +337,30 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
 def _ignores_trailing_padding(
     seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None, width: int
 ) -> bool:
-    """Whether cutting ``x`` to ``width`` steps leaves the outputs as they are: asked of the
-    first row (two one-row forwards) once per model and way of calling it."""
+    """Whether cutting trailing padding leaves the outputs as they are: asked once per
+    model and way of calling it, of the row with the most trailing padding, cut to its
+    own real steps (two one-row forwards; the most padding shows the most effect)."""
     if seq.ignores_trailing_padding is None:
         key = (seq.lengths_arg, seq.mask_arg, seq.batch_first, seq.output_steps)
         known = _TRAILING_PADDING.setdefault(seq.module, {})
         if key not in known:
-            row = None if ids is None else ids[:1]
-            full = seq(x[:1], lengths[:1], row)
-            cut = seq(x[:1, :width], lengths[:1], None if row is None else row[:, :width])
-            # per-step outputs lose the cut steps' columns (step-major): compare the rest
-            known[key] = cut.shape[1] <= full.shape[1] and bool(
-                torch.allclose(full[:, : cut.shape[1]], cut, rtol=1e-4, atol=1e-5)
+            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
+            if seq.is_token_model:
+                real = (ids if ids is not None else x) != seq.pad_id
+                extent = torch.maximum((real * steps).amax(dim=1), lengths.to(x.device))
+                # a row of padding only says nothing (a masked model ignores all of it)
+                extent = extent.masked_fill(~real.any(dim=1), x.shape[1] + 1)
+                if not bool(real.any()):
+                    return False  # no cut this time; ask again on a row with tokens
+            else:
+                extent = lengths.to(x.device)
+            r = int(extent.argmin())
+            n = max(int(extent[r]), 1)
+            row = None if ids is None else ids[r : r + 1]
+            full = seq(x[r : r + 1], lengths[r : r + 1], row)
+            cut = seq(x[r : r + 1, :n], lengths[r : r + 1], None if row is None else row[:, :n])
+            known[key] = cut.shape == full.shape and bool(
+                torch.allclose(full, cut, rtol=1e-5, atol=1e-6)
             )
         seq.ignores_trailing_padding = known[key]
     return seq.ignores_trailing_padding

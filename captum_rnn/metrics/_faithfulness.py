@@ -734,14 +734,21 @@ def leave_one_out(
     return drops
 
 
-def _signs(values: Tensor, mask: Tensor) -> Tensor:
-    """``(batch, n, n)`` sign of ``values[i] - values[j]``, 0 within rounding noise."""
+def _signs(values: Tensor, mask: Tensor, atol: float = 0.0) -> Tensor:
+    """``(batch, n, n)`` sign of ``values[i] - values[j]``, 0 within rounding noise: 1e-6
+    of the row's largest magnitude, or ``atol``."""
     diff = values[:, :, None] - values[:, None, :]
     scale = values.abs().masked_fill(~mask, 0.0).amax(dim=1).clamp_min(1e-30)
-    return torch.sign(diff) * (diff.abs() > 1e-6 * scale[:, None, None])
+    tolerance = torch.clamp(1e-6 * scale, min=atol)[:, None, None]
+    return torch.sign(diff) * (diff.abs() > tolerance)
 
 
-def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+#: Leave-one-out drops are differences of float32 probabilities (or outputs): drops
+#: closer than this are ties (the same sequence left by two deletions, rounded apart).
+DROP_TIE = 1e-6
+
+
+def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None, *, b_atol: float = 0.0) -> Tensor:
     """Kendall's tau-b between rows of ``a`` and ``b`` over the positions in ``mask``.
 
     Ties count as in tau-b, and values within float32 rounding of each other (1e-6 of the
@@ -753,6 +760,8 @@ def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
     Args:
         a, b: ``(batch, n)`` tensors (or 1-D for one row).
         mask: boolean ``(batch, n)``; all positions when ``None``.
+        b_atol: values of ``b`` closer than this are ties too (for leave-one-out drops,
+            whose rounding noise is absolute).
 
     Returns:
         float64 ``(batch,)`` (a 0-d tensor for 1-D input).
@@ -780,7 +789,7 @@ def kendall_tau(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
         ca, cb, cm = a[s : s + step], b[s : s + step], mask[s : s + step]
         pairs = cm[:, :, None] & cm[:, None, :] & upper
         da = _signs(ca, cm) * pairs
-        db = _signs(cb, cm) * pairs
+        db = _signs(cb, cm, b_atol) * pairs
         concord = (da * db).sum(dim=(1, 2))
         untied_a = (da != 0).sum(dim=(1, 2)).double()
         untied_b = (db != 0).sum(dim=(1, 2)).double()
@@ -859,7 +868,7 @@ def loo_kendall(
             f"{tuple(drops.shape)}: compute them with leave_one_out(..., "
             f"cells={found is not None}) or pass the matching cells="
         )
-    return kendall_tau(scores.flatten(1), drops.flatten(1), real.flatten(1))
+    return kendall_tau(scores.flatten(1), drops.flatten(1), real.flatten(1), b_atol=DROP_TIE)
 
 
 # ---------------------------------------------------------------------- Captum metrics
