@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -302,13 +301,6 @@ def _as_scores(attributions: Any, batch: _Batch, name: str = "attributions") -> 
     return scores.masked_fill(~batch.mask, 0.0)
 
 
-#: Whether a model ignores trailing padding, by module and the way it is called (the
-#: answer is structural: a forward that packs, or masks a one-way RNN, does).
-_TRAILING_PADDING: weakref.WeakKeyDictionary[nn.Module, dict[tuple, bool]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = None) -> Tensor:
     """``seq(x, lengths, ids)``; trailing padding beyond the longest row is cut off (it
     saves time on perturbed, shorter rows) for a model told the lengths once it is seen
@@ -329,41 +321,31 @@ def _run(seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None = No
             width = max(int(last), int(lengths.max()), 1)
         else:
             width = int(lengths.max())
-        if width < x.shape[1] and _ignores_trailing_padding(seq, x, lengths, ids, width):
+        if width < x.shape[1] and _ignores_trailing_padding(seq, x, lengths, ids):
             x, ids = x[:, :width], None if ids is None else ids[:, :width]
     return seq(x, lengths, ids)
 
 
 def _ignores_trailing_padding(
-    seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None, width: int
+    seq: SequenceModel, x: Tensor, lengths: Tensor, ids: Tensor | None
 ) -> bool:
-    """Whether cutting trailing padding leaves the outputs as they are: asked once per
-    model and way of calling it, of the row with the most trailing padding, cut to its
-    own real steps (two one-row forwards; the most padding shows the most effect)."""
-    if seq.ignores_trailing_padding is None:
-        key = (seq.lengths_arg, seq.mask_arg, seq.batch_first, seq.output_steps)
-        known = _TRAILING_PADDING.setdefault(seq.module, {})
-        if key not in known:
-            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
-            if seq.is_token_model:
-                real = (ids if ids is not None else x) != seq.pad_id
-                extent = torch.maximum((real * steps).amax(dim=1), lengths.to(x.device))
-                # a row of padding only says nothing (a masked model ignores all of it)
-                extent = extent.masked_fill(~real.any(dim=1), x.shape[1] + 1)
-                if not bool(real.any()):
-                    return False  # no cut this time; ask again on a row with tokens
-            else:
-                extent = lengths.to(x.device)
-            r = int(extent.argmin())
-            n = max(int(extent[r]), 1)
-            row = None if ids is None else ids[r : r + 1]
-            full = seq(x[r : r + 1], lengths[r : r + 1], row)
-            cut = seq(x[r : r + 1, :n], lengths[r : r + 1], None if row is None else row[:, :n])
-            known[key] = cut.shape == full.shape and bool(
-                torch.allclose(full, cut, rtol=1e-5, atol=1e-6)
-            )
-        seq.ignores_trailing_padding = known[key]
-    return seq.ignores_trailing_padding
+    """:meth:`SequenceModel.check_trailing_padding`, asked of the row with the most
+    trailing padding (the most padding shows the most effect) that has tokens (a row of
+    padding only says nothing: a masked model ignores all of it)."""
+    if seq.ignores_trailing_padding is not None:
+        return seq.ignores_trailing_padding
+    steps = torch.arange(1, x.shape[1] + 1, device=x.device)
+    if seq.is_token_model:
+        real = (ids if ids is not None else x) != seq.pad_id
+        if not bool(real.any()):
+            return False  # no cut this time; ask again on a row with tokens
+        extent = torch.maximum((real * steps).amax(dim=1), lengths.to(x.device))
+        extent = extent.masked_fill(~real.any(dim=1), x.shape[1] + 1)
+    else:
+        extent = lengths.to(x.device)
+    r = int(extent.argmin())
+    row = None if ids is None else ids[r : r + 1]
+    return seq.check_trailing_padding(x[r : r + 1], lengths[r : r + 1], max(int(extent[r]), 1), row)
 
 
 def _model_outputs(model: Any, batch: _Batch, batch_size: int) -> Tensor:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -98,6 +99,11 @@ _TARGET_NAMES = (
 _FORCING_NAMES = ("teacher_forcing_ratio", "teacher_forcing", "tf_ratio")
 #: Layers that mark the module holding a sequence network (for wrappers passing *args on).
 _SEQUENCE_LAYERS = (nn.RNNBase, nn.Embedding, nn.MultiheadAttention, nn.Conv1d)
+#: Whether a model ignores padding after its sequences, by module and way of calling it
+#: (see SequenceModel.check_trailing_padding).
+_TRAILING_PADDING: weakref.WeakKeyDictionary[nn.Module, dict[tuple, bool]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _forward_parameters(module: nn.Module) -> list[inspect.Parameter]:
@@ -161,7 +167,7 @@ class SequenceModel(nn.Module):
         step_shape: ``(steps, classes)`` of the last per-step output seen, else ``None``.
         provenance: for each property, ``"given"`` or how it was inferred.
         ignores_trailing_padding: whether the outputs stay the same with trailing padding
-            cut off (``None`` until the perturbation metrics have seen it).
+            cut off (``None`` until :meth:`check_trailing_padding` has asked).
     """
 
     def __init__(self, module: nn.Module, **hints: Any) -> None:
@@ -194,8 +200,8 @@ class SequenceModel(nn.Module):
         self.pad_id = self._find_pad(merged, source)
         self.batch_first = self._find_batch_first(merged, source)
         self._lengths_on_cpu = False  # set when the forward packs with CPU lengths only
-        # whether outputs stay the same with trailing padding cut off (None: not yet seen);
-        # set by the perturbation metrics, which then cut it from shortened rows
+        # whether outputs stay the same with trailing padding cut (None: not yet asked);
+        # see check_trailing_padding
         self.ignores_trailing_padding: bool | None = None
         # checked on the first call when read off a recurrent layer (see _call_module)
         self._layout_checked = "batch_first" in merged or self._target_arg_given(merged)
@@ -601,6 +607,39 @@ class SequenceModel(nn.Module):
         return f"SequenceModel({body}\n)"
 
     # ------------------------------------------------------------------ outputs
+    def check_trailing_padding(
+        self, row: Tensor, lengths: Tensor, n: int, ids: Tensor | None = None
+    ) -> bool:
+        """Whether the outputs of one batch-first ``row`` ``(1, time, ...)``, whose real
+        steps are its first ``n``, stay the same with the padding after them cut off.
+
+        A forward that packs, or masks a one-way RNN, ignores that padding; one told no
+        lengths, or running a bidirectional RNN over the padded batch under a mask, reads
+        it. The answer is structural, so it is asked once per module and way of calling it
+        (two one-row forwards) and kept in :attr:`ignores_trailing_padding`. Whoever batches
+        sequences of different lengths (perturbation metrics, the rules oracle) asks it.
+
+        Args:
+            row: batch-first input ``(1, time, ...)`` with padding after step ``n``.
+            lengths: ``(1,)`` its length, as the model is told it.
+            n: its real steps.
+            ids: its token ids when ``row`` is embedded.
+
+        Returns:
+            ``True`` when cutting the padding changes no output.
+        """
+        key = (self.lengths_arg, self.mask_arg, self.batch_first, self.output_steps)
+        known = _TRAILING_PADDING.setdefault(self.module, {})
+        if key not in known:
+            with torch.no_grad():
+                full = self(row, lengths, ids)
+                cut = self(row[:, :n], lengths, None if ids is None else ids[:, :n])
+            known[key] = cut.shape == full.shape and bool(
+                torch.allclose(full, cut, rtol=1e-5, atol=1e-6, equal_nan=True)
+            )
+        self.ignores_trailing_padding = known[key]
+        return known[key]
+
     def observe(self, outputs: Tensor) -> None:
         """Infer ``output`` and ``num_classes`` from outputs ``(batch, width)`` once.
 

@@ -395,19 +395,12 @@ class TokenModelOracle(MembershipOracle):
         super().__init__(alphabet, bool(empty) if isinstance(empty, bool) else False)
         # one probe forward checks that the model is a binary classifier
         self._score([(0,)])
-        if model.ignores_trailing_padding is None:
-            model.ignores_trailing_padding = self._padding_changes_nothing()
-
-    def _padding_changes_nothing(self) -> bool:
-        """Whether the model answers a word the same with trailing padding after it: not
-        when it is told no lengths, nor when a bidirectional RNN runs over the padded
-        batch under a mask."""
-        word = self._ids_cpu[[0, len(self._ids_cpu) - 1]][None, :]
-        padded = torch.cat([word, torch.full((1, 3), self.pad, dtype=torch.long)], dim=1)
-        with torch.no_grad():
-            alone = self.model(word.to(self.device))
-            beside = self.model(padded.to(self.device))
-        return bool(torch.allclose(alone, beside, rtol=1e-4, atol=1e-5, equal_nan=True))
+        if model.ignores_trailing_padding is None:  # a two-symbol word, padded by 3
+            word = self._ids_cpu[[0, len(self._ids_cpu) - 1]][None, :]
+            padded = torch.cat([word, torch.full((1, 3), self.pad, dtype=torch.long)], dim=1)
+            model.check_trailing_padding(
+                padded.to(self.device), torch.tensor([2], device=self.device), 2
+            )
 
     def _chunks(self, words: list[Indices]) -> Iterator[list[int]]:
         """Indices of ``words`` in batches of at most ``batch_size``, shortest first; words
